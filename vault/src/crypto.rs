@@ -1,0 +1,627 @@
+//! Streaming envelope encryption of document content.
+//!
+//! The on-disk format is specified in `FORMAT.md` at the repository root; this
+//! module is its only implementation. In short: a 32-byte header, then the
+//! content in segments of 64 KiB plaintext, each sealed with AES-256-GCM under
+//! the document's own data key. The nonce of segment `i` is
+//! `nonce_prefix (7) || i as u32 big-endian (4) || last flag (1)` (the STREAM
+//! construction), and every segment authenticates the whole header as
+//! associated data, so the document id and the format version are bound to
+//! every byte of ciphertext.
+//!
+//! Invariants:
+//! - plaintext is only ever released segment by segment, after that segment's
+//!   tag verified; a stream that ends early, has segments swapped, dropped,
+//!   appended or taken from another document fails with [`CryptoError`];
+//! - memory is bounded by one segment plus one input chunk, whatever the size;
+//! - a [`DataKey`] is never reused across documents (a fresh random key per
+//!   call to [`DataKey::generate`]) and is zeroed when dropped.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+
+use aes_gcm::aead::{AeadInOut, Nonce, Tag};
+use aes_gcm::{Aes256Gcm, KeyInit};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// First bytes of every encrypted object.
+pub const MAGIC: [u8; 5] = *b"KLUIS";
+/// The version of the object format this module writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// Algorithm id 1: AES-256-GCM, STREAM with a 32-bit big-endian counter.
+pub const ALG_AES256GCM_STREAM_BE32: u8 = 1;
+/// log2 of the plaintext segment size written by this implementation.
+pub const SEGMENT_SIZE_LOG2: u8 = 16;
+/// Plaintext bytes per segment (all segments but the last are full).
+pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SIZE_LOG2;
+/// GCM authentication tag length.
+pub const TAG_LEN: usize = 16;
+/// Length of the object header.
+pub const HEADER_LEN: usize = 32;
+/// Length of the random per-object nonce prefix.
+pub const NONCE_PREFIX_LEN: usize = 7;
+/// A segment counter is 32 bits: at most this many segments per object.
+pub const MAX_SEGMENTS: u64 = 1 << 32;
+
+/// Everything that can go wrong while encrypting or decrypting an object.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("object is truncated: {0}")]
+    Truncated(&'static str),
+    #[error("not a Kluis object (bad magic bytes)")]
+    BadMagic,
+    #[error("unsupported object format version {0}")]
+    UnsupportedVersion(u8),
+    #[error("unsupported algorithm id {0}")]
+    UnsupportedAlgorithm(u8),
+    #[error("unsupported segment size 2^{0}")]
+    UnsupportedSegmentSize(u8),
+    #[error("reserved header byte is not zero")]
+    ReservedByte,
+    #[error("object belongs to document {found}, expected {expected}")]
+    WrongDocument { expected: Uuid, found: Uuid },
+    #[error("segment {segment} failed authentication (tampered, reordered, spliced or wrong key)")]
+    Authentication { segment: u64 },
+    #[error("object too long: more than 2^32 segments")]
+    TooLong,
+    #[error("reading the input failed: {0}")]
+    Source(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A 256-bit data-encryption key, one per document version. Zeroed on drop.
+#[derive(Clone)]
+pub struct DataKey(Zeroizing<[u8; 32]>);
+
+impl DataKey {
+    /// A fresh key from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        fill_random(k.as_mut());
+        DataKey(k)
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        DataKey(Zeroizing::new(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(&(*self.0).into())
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(<redacted>)")
+    }
+}
+
+/// Fill `buf` from the operating system's CSPRNG.
+///
+/// Panics only if the OS has no working random source, in which case no key
+/// could ever be made safely.
+pub fn fill_random(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the operating system's random source failed");
+}
+
+/// The parsed 32-byte object header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub document_id: Uuid,
+    pub nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    pub segment_size_log2: u8,
+}
+
+impl Header {
+    /// A header for a new object of `document_id`, with a random nonce prefix.
+    pub fn new(document_id: Uuid) -> Self {
+        let mut nonce_prefix = [0u8; NONCE_PREFIX_LEN];
+        fill_random(&mut nonce_prefix);
+        Header { document_id, nonce_prefix, segment_size_log2: SEGMENT_SIZE_LOG2 }
+    }
+
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..5].copy_from_slice(&MAGIC);
+        h[5] = FORMAT_VERSION;
+        h[6] = ALG_AES256GCM_STREAM_BE32;
+        h[7] = self.segment_size_log2;
+        h[8..24].copy_from_slice(self.document_id.as_bytes());
+        h[24..31].copy_from_slice(&self.nonce_prefix);
+        h[31] = 0; // reserved
+        h
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self, CryptoError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(CryptoError::Truncated("header incomplete"));
+        }
+        if bytes[0..5] != MAGIC {
+            return Err(CryptoError::BadMagic);
+        }
+        if bytes[5] != FORMAT_VERSION {
+            return Err(CryptoError::UnsupportedVersion(bytes[5]));
+        }
+        if bytes[6] != ALG_AES256GCM_STREAM_BE32 {
+            return Err(CryptoError::UnsupportedAlgorithm(bytes[6]));
+        }
+        // Only 64 KiB is written today; readers accept 4 KiB ..= 16 MiB so the
+        // size can change without a new format version.
+        if !(12..=24).contains(&bytes[7]) {
+            return Err(CryptoError::UnsupportedSegmentSize(bytes[7]));
+        }
+        if bytes[31] != 0 {
+            return Err(CryptoError::ReservedByte);
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&bytes[8..24]);
+        let mut nonce_prefix = [0u8; NONCE_PREFIX_LEN];
+        nonce_prefix.copy_from_slice(&bytes[24..31]);
+        Ok(Header { document_id: Uuid::from_bytes(id), nonce_prefix, segment_size_log2: bytes[7] })
+    }
+
+    pub fn segment_size(&self) -> usize {
+        1 << self.segment_size_log2
+    }
+}
+
+/// Size of the encrypted object for `plaintext_len` bytes of content.
+pub fn ciphertext_len(plaintext_len: u64) -> u64 {
+    let seg = SEGMENT_SIZE as u64;
+    // An empty document still has one (empty, last) segment.
+    let segments = plaintext_len.div_ceil(seg).max(1);
+    HEADER_LEN as u64 + plaintext_len + segments * TAG_LEN as u64
+}
+
+/// Seals and opens single segments: the primitive under the streams, also
+/// used for random access (Range requests) by segment index.
+pub struct SegmentCipher {
+    cipher: Aes256Gcm,
+    header: Header,
+    aad: [u8; HEADER_LEN],
+}
+
+impl SegmentCipher {
+    pub fn new(key: &DataKey, header: Header) -> Self {
+        SegmentCipher { cipher: key.cipher(), header, aad: header.encode() }
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn nonce(&self, index: u64, last: bool) -> Result<Nonce<Aes256Gcm>, CryptoError> {
+        let counter = u32::try_from(index).map_err(|_| CryptoError::TooLong)?;
+        let mut n = [0u8; 12];
+        n[..NONCE_PREFIX_LEN].copy_from_slice(&self.header.nonce_prefix);
+        n[7..11].copy_from_slice(&counter.to_be_bytes());
+        n[11] = u8::from(last);
+        Ok(n.into())
+    }
+
+    /// Encrypt `buf` (one segment of plaintext) in place and append its tag.
+    pub fn seal(&self, index: u64, last: bool, buf: &mut BytesMut) -> Result<(), CryptoError> {
+        debug_assert!(buf.len() <= self.header.segment_size());
+        let nonce = self.nonce(index, last)?;
+        let tag = self
+            .cipher
+            .encrypt_inout_detached(&nonce, &self.aad, buf.as_mut().into())
+            .map_err(|_| CryptoError::TooLong)?;
+        buf.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Decrypt one sealed segment (ciphertext followed by its tag) in place;
+    /// on success `buf` holds exactly the plaintext.
+    pub fn open(&self, index: u64, last: bool, buf: &mut BytesMut) -> Result<(), CryptoError> {
+        if buf.len() < TAG_LEN {
+            return Err(CryptoError::Truncated("segment shorter than its tag"));
+        }
+        let nonce = self.nonce(index, last)?;
+        let body_len = buf.len() - TAG_LEN;
+        let tag = Tag::<Aes256Gcm>::try_from(&buf[body_len..])
+            .map_err(|_| CryptoError::Truncated("segment tag"))?;
+        let res = self.cipher.decrypt_inout_detached(
+            &nonce,
+            &self.aad,
+            buf[..body_len].as_mut().into(),
+            &tag,
+        );
+        if res.is_err() {
+            // Never leave unauthenticated plaintext behind in the buffer.
+            buf.clear();
+            return Err(CryptoError::Authentication { segment: index });
+        }
+        buf.truncate(body_len);
+        Ok(())
+    }
+}
+
+type BoxedInput<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send>>;
+
+struct EncryptState<E> {
+    input: BoxedInput<E>,
+    cipher: SegmentCipher,
+    pending: BytesMut,
+    index: u64,
+    out: VecDeque<Bytes>,
+    header_sent: bool,
+    finished: bool,
+}
+
+/// Encrypt a stream of plaintext into a stream of object bytes: first the
+/// header, then one item per sealed segment (64 KiB + 16 bytes).
+pub fn encrypt_stream<S, E>(
+    key: &DataKey,
+    document_id: Uuid,
+    input: S,
+) -> impl Stream<Item = Result<Bytes, CryptoError>> + Send + use<S, E>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let header = Header::new(document_id);
+    let seg = header.segment_size();
+    let state = EncryptState {
+        input: Box::pin(input),
+        cipher: SegmentCipher::new(key, header),
+        pending: BytesMut::with_capacity(seg + TAG_LEN),
+        index: 0,
+        out: VecDeque::new(),
+        header_sent: false,
+        finished: false,
+    };
+    futures::stream::try_unfold(state, move |mut st| async move {
+        if !st.header_sent {
+            st.header_sent = true;
+            let h = Bytes::copy_from_slice(&st.cipher.header().encode());
+            return Ok(Some((h, st)));
+        }
+        loop {
+            if let Some(b) = st.out.pop_front() {
+                return Ok(Some((b, st)));
+            }
+            if st.finished {
+                return Ok(None);
+            }
+            match st.input.next().await {
+                Some(Ok(mut chunk)) => {
+                    while !chunk.is_empty() {
+                        if st.pending.len() == seg {
+                            // More data follows, so this full segment is not the last.
+                            let mut full = std::mem::replace(
+                                &mut st.pending,
+                                BytesMut::with_capacity(seg + TAG_LEN),
+                            );
+                            st.cipher.seal(st.index, false, &mut full)?;
+                            st.index += 1;
+                            st.out.push_back(full.freeze());
+                        }
+                        let take = (seg - st.pending.len()).min(chunk.len());
+                        st.pending.extend_from_slice(&chunk.split_to(take));
+                    }
+                }
+                Some(Err(e)) => return Err(CryptoError::Source(e.into())),
+                None => {
+                    let mut last = std::mem::take(&mut st.pending);
+                    st.cipher.seal(st.index, true, &mut last)?;
+                    st.out.push_back(last.freeze());
+                    st.finished = true;
+                }
+            }
+        }
+    })
+}
+
+struct DecryptState<E> {
+    input: BoxedInput<E>,
+    expected: Uuid,
+    cipher: Option<SegmentCipher>,
+    buf: BytesMut,
+    index: u64,
+    eof: bool,
+    done: bool,
+}
+
+/// Decrypt a stream of object bytes into plaintext, one item per segment.
+/// Every item is authenticated; a failure ends the stream with an error and
+/// no further items.
+pub fn decrypt_stream<S, E>(
+    key: &DataKey,
+    document_id: Uuid,
+    input: S,
+) -> impl Stream<Item = Result<Bytes, CryptoError>> + Send + use<S, E>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let key = key.clone();
+    let state = DecryptState {
+        input: Box::pin(input),
+        expected: document_id,
+        cipher: None,
+        buf: BytesMut::new(),
+        index: 0,
+        eof: false,
+        done: false,
+    };
+    futures::stream::try_unfold(state, move |mut st| {
+        let key = key.clone();
+        async move {
+            if st.done {
+                return Ok(None);
+            }
+            loop {
+                // Header first.
+                if st.cipher.is_none() {
+                    if st.buf.len() >= HEADER_LEN {
+                        let header = Header::parse(&st.buf[..HEADER_LEN])?;
+                        if header.document_id != st.expected {
+                            return Err(CryptoError::WrongDocument {
+                                expected: st.expected,
+                                found: header.document_id,
+                            });
+                        }
+                        let _ = st.buf.split_to(HEADER_LEN);
+                        st.cipher = Some(SegmentCipher::new(&key, header));
+                        continue;
+                    } else if st.eof {
+                        return Err(CryptoError::Truncated("header incomplete"));
+                    }
+                } else if let Some(cipher) = &st.cipher {
+                    let sealed = cipher.header().segment_size() + TAG_LEN;
+                    // A segment is the last one exactly when nothing follows it.
+                    if st.buf.len() > sealed {
+                        let mut seg = st.buf.split_to(sealed);
+                        cipher.open(st.index, false, &mut seg)?;
+                        st.index += 1;
+                        return Ok(Some((seg.freeze(), st)));
+                    }
+                    if st.eof {
+                        if st.buf.is_empty() {
+                            return Err(CryptoError::Truncated("last segment missing"));
+                        }
+                        let mut seg = std::mem::take(&mut st.buf);
+                        cipher.open(st.index, true, &mut seg)?;
+                        st.done = true;
+                        return Ok(Some((seg.freeze(), st)));
+                    }
+                }
+                match st.input.next().await {
+                    Some(Ok(chunk)) => {
+                        if st.buf.is_empty() && st.buf.capacity() < chunk.len() {
+                            st.buf.reserve(chunk.len().max(SEGMENT_SIZE + TAG_LEN + 1));
+                        }
+                        st.buf.extend_from_slice(&chunk);
+                    }
+                    Some(Err(e)) => return Err(CryptoError::Source(e.into())),
+                    None => st.eof = true,
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Infallible = std::convert::Infallible;
+
+    fn chunks(data: &[u8], chunk: usize) -> Vec<Result<Bytes, Infallible>> {
+        data.chunks(chunk.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect()
+    }
+
+    fn encrypt(key: &DataKey, id: Uuid, data: &[u8], chunk: usize) -> Vec<u8> {
+        let s = encrypt_stream(key, id, futures::stream::iter(chunks(data, chunk)));
+        let parts: Vec<Bytes> =
+            futures::executor::block_on(s.map(|r| r.unwrap()).collect::<Vec<_>>());
+        parts.concat()
+    }
+
+    /// Returns the plaintext released before the first error, and that error.
+    fn decrypt(key: &DataKey, id: Uuid, obj: &[u8], chunk: usize) -> (Vec<u8>, Option<CryptoError>) {
+        let s = decrypt_stream(key, id, futures::stream::iter(chunks(obj, chunk)));
+        let items = futures::executor::block_on(s.collect::<Vec<_>>());
+        let mut out = Vec::new();
+        for it in items {
+            match it {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    fn data(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    const SEG: usize = SEGMENT_SIZE;
+
+    #[test]
+    fn round_trips_at_segment_boundaries() {
+        let key = DataKey::generate();
+        let id = Uuid::new_v4();
+        for len in [0, 1, SEG - 1, SEG, SEG + 1, 2 * SEG, 2 * SEG + 1, 3 * SEG - 7] {
+            let plain = data(len, 7);
+            let obj = encrypt(&key, id, &plain, 8192);
+            assert_eq!(obj.len() as u64, ciphertext_len(len as u64), "len {len}");
+            let (out, err) = decrypt(&key, id, &obj, 5000);
+            assert!(err.is_none(), "len {len}: {err:?}");
+            assert_eq!(out, plain, "len {len}");
+        }
+    }
+
+    #[test]
+    fn several_mebibytes_round_trip_with_odd_chunking() {
+        let key = DataKey::generate();
+        let id = Uuid::new_v4();
+        let plain = data(5 * 1024 * 1024 + 12345, 3);
+        let obj = encrypt(&key, id, &plain, 100_003);
+        let (out, err) = decrypt(&key, id, &obj, 77_777);
+        assert!(err.is_none());
+        assert_eq!(out, plain);
+    }
+
+    #[test]
+    fn header_layout_is_as_documented() {
+        let id = Uuid::new_v4();
+        let h = Header::new(id);
+        let b = h.encode();
+        assert_eq!(&b[0..5], b"KLUIS");
+        assert_eq!(b[5], 1);
+        assert_eq!(b[6], 1);
+        assert_eq!(b[7], 16);
+        assert_eq!(&b[8..24], id.as_bytes());
+        assert_eq!(b[31], 0);
+        assert_eq!(Header::parse(&b).unwrap(), h);
+    }
+
+    #[test]
+    fn wrong_key_fails_on_first_segment() {
+        let id = Uuid::new_v4();
+        let obj = encrypt(&DataKey::generate(), id, &data(1000, 1), 1000);
+        let (out, err) = decrypt(&DataKey::generate(), id, &obj, 4096);
+        assert!(out.is_empty());
+        assert!(matches!(err, Some(CryptoError::Authentication { segment: 0 })), "{err:?}");
+    }
+
+    #[test]
+    fn object_of_another_document_is_refused() {
+        let key = DataKey::generate();
+        let obj = encrypt(&key, Uuid::new_v4(), &data(10, 1), 10);
+        let (out, err) = decrypt(&key, Uuid::new_v4(), &obj, 4096);
+        assert!(out.is_empty());
+        assert!(matches!(err, Some(CryptoError::WrongDocument { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn header_errors_are_typed() {
+        let key = DataKey::generate();
+        let id = Uuid::new_v4();
+        let obj = encrypt(&key, id, &data(10, 1), 10);
+        let mut bad = obj.clone();
+        bad[0] = b'X';
+        assert!(matches!(decrypt(&key, id, &bad, 64).1, Some(CryptoError::BadMagic)));
+        let mut bad = obj.clone();
+        bad[5] = 9;
+        assert!(matches!(decrypt(&key, id, &bad, 64).1, Some(CryptoError::UnsupportedVersion(9))));
+        let mut bad = obj.clone();
+        bad[6] = 2;
+        assert!(matches!(decrypt(&key, id, &bad, 64).1, Some(CryptoError::UnsupportedAlgorithm(2))));
+        let mut bad = obj.clone();
+        bad[31] = 1;
+        assert!(matches!(decrypt(&key, id, &bad, 64).1, Some(CryptoError::ReservedByte)));
+        let mut bad = obj.clone();
+        bad[26] ^= 1; // the nonce prefix is authenticated as part of the header
+        assert!(matches!(decrypt(&key, id, &bad, 64).1, Some(CryptoError::Authentication { segment: 0 })));
+        assert!(matches!(decrypt(&key, id, &obj[..20], 64).1, Some(CryptoError::Truncated(_))));
+        assert!(matches!(decrypt(&key, id, &obj[..HEADER_LEN], 64).1, Some(CryptoError::Truncated(_))));
+        assert!(matches!(decrypt(&key, id, &[], 64).1, Some(CryptoError::Truncated(_))));
+    }
+
+    /// Splits an object into its header and sealed segments.
+    fn segments(obj: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let (h, rest) = obj.split_at(HEADER_LEN);
+        (h.to_vec(), rest.chunks(SEG + TAG_LEN).map(|c| c.to_vec()).collect())
+    }
+
+    /// The plaintext a failed decryption released must be a prefix of whole,
+    /// authenticated segments of the original, never altered bytes.
+    fn assert_prefix(out: &[u8], plain: &[u8]) {
+        assert!(out.len() % SEG == 0 && plain.starts_with(out), "released non-authentic bytes");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+        #[test]
+        fn round_trip_any_size(len in prop_oneof![0usize..300, (SEG-3)..(SEG+3), 0usize..(4*SEG+100)],
+                               in_chunk in 1usize..200_000, out_chunk in 1usize..200_000) {
+            let key = DataKey::generate();
+            let id = Uuid::new_v4();
+            let plain = data(len, len as u8);
+            let obj = encrypt(&key, id, &plain, in_chunk);
+            let (out, err) = decrypt(&key, id, &obj, out_chunk);
+            prop_assert!(err.is_none());
+            prop_assert_eq!(out, plain);
+        }
+
+        #[test]
+        fn any_bit_flip_is_detected(len in 0usize..(3*SEG), pos in any::<proptest::sample::Index>(), bit in 0u8..8) {
+            let key = DataKey::generate();
+            let id = Uuid::new_v4();
+            let plain = data(len, 9);
+            let mut obj = encrypt(&key, id, &plain, 4096);
+            let i = pos.index(obj.len());
+            obj[i] ^= 1 << bit;
+            let (out, err) = decrypt(&key, id, &obj, 3000);
+            prop_assert!(err.is_some(), "flip at {} not detected", i);
+            assert_prefix(&out, &plain);
+        }
+
+        #[test]
+        fn truncation_is_detected(len in 0usize..(3*SEG+10), cut in any::<proptest::sample::Index>()) {
+            let key = DataKey::generate();
+            let id = Uuid::new_v4();
+            let plain = data(len, 5);
+            let obj = encrypt(&key, id, &plain, 4096);
+            let keep = cut.index(obj.len()); // strictly shorter than the object
+            let (out, err) = decrypt(&key, id, &obj[..keep], 3000);
+            prop_assert!(err.is_some(), "cut to {} of {} not detected", keep, obj.len());
+            assert_prefix(&out, &plain);
+        }
+
+        #[test]
+        fn appended_bytes_are_detected(len in 0usize..(2*SEG+10), extra in proptest::collection::vec(any::<u8>(), 1..100)) {
+            let key = DataKey::generate();
+            let id = Uuid::new_v4();
+            let plain = data(len, 5);
+            let mut obj = encrypt(&key, id, &plain, 4096);
+            obj.extend_from_slice(&extra);
+            let (out, err) = decrypt(&key, id, &obj, 3000);
+            prop_assert!(err.is_some());
+            assert_prefix(&out, &plain);
+        }
+
+        #[test]
+        fn reordered_or_dropped_segments_are_detected(len in (2*SEG+1)..(5*SEG), a in 0usize..5, b in 0usize..5, drop in any::<bool>()) {
+            let key = DataKey::generate();
+            let id = Uuid::new_v4();
+            let plain = data(len, 11);
+            let (h, mut segs) = segments(&encrypt(&key, id, &plain, 65536));
+            let (a, b) = (a % segs.len(), b % segs.len());
+            if drop { segs.remove(a); } else { prop_assume!(a != b); segs.swap(a, b); }
+            let obj = [h, segs.concat()].concat();
+            let (out, err) = decrypt(&key, id, &obj, 3000);
+            prop_assert!(err.is_some());
+            assert_prefix(&out, &plain);
+        }
+
+        #[test]
+        fn spliced_segments_from_another_document_are_detected(len in (SEG+1)..(3*SEG), which in 0usize..3, same_key in any::<bool>()) {
+            // Even with the same data key (which Kluis never reuses), a segment
+            // from another object fails: its nonce prefix and header differ.
+            let key = DataKey::generate();
+            let other_key = if same_key { key.clone() } else { DataKey::generate() };
+            let id = Uuid::new_v4();
+            let plain = data(len, 1);
+            let (h, mut segs) = segments(&encrypt(&key, id, &plain, 65536));
+            let (_, other) = segments(&encrypt(&other_key, Uuid::new_v4(), &data(len, 2), 65536));
+            let i = which % segs.len().min(other.len());
+            segs[i] = other[i].clone();
+            let obj = [h, segs.concat()].concat();
+            let (out, err) = decrypt(&key, id, &obj, 3000);
+            prop_assert!(matches!(err, Some(CryptoError::Authentication { .. })), "{:?}", err);
+            assert_prefix(&out, &plain);
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The blob store: encrypted objects over `object_store`.
+//!
+//! Backends by URL: `file://PATH` (the default, under the data directory),
+//! `s3://BUCKET[/PREFIX]` (endpoint from `KLUIS_S3_ENDPOINT`, path-style,
+//! plain http allowed when the endpoint says `http://`) and `memory://`
+//! (unit tests only).
+//!
+//! Invariants:
+//! - the store only ever sees ciphertext; object names are random
+//!   ([`ObjectName::random`]) and say nothing about client or document;
+//! - uploads stream in parts with bounded memory (`PART_SIZE` x `PARTS_IN_FLIGHT`)
+//!   and an object becomes visible only when complete; a failed upload is
+//!   aborted;
+//! - on `file://` a completed object is fsynced (file and directory) before
+//!   `put_stream` returns, so a committed catalog row never points at bytes
+//!   still in the page cache;
+//! - requests to a dead endpoint fail within seconds, not minutes (short
+//!   connect timeout, few retries), with an error naming the operation.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
+
+/// Bytes per multipart part (S3 needs at least 5 MiB for all but the last).
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts uploaded concurrently before the writer waits.
+pub const PARTS_IN_FLIGHT: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported storage URL {0:?} (expected file://, s3:// or memory://)")]
+    UnsupportedUrl(String),
+    #[error("s3:// storage needs KLUIS_S3_ENDPOINT or AWS credentials: {0}")]
+    Config(String),
+    #[error("cannot create the storage directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("object store {op} of {name} failed: {source}")]
+    Backend { op: &'static str, name: String, source: object_store::Error },
+    #[error("object {0} not found")]
+    NotFound(String),
+    #[error("fsync of {name} failed: {source}")]
+    Sync { name: String, source: std::io::Error },
+    #[error("upload source failed: {0}")]
+    Source(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A random object name: 128 bits, hex, fanned out by its first byte.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectName(String);
+
+impl ObjectName {
+    pub fn random() -> Self {
+        let mut b = [0u8; 16];
+        crate::crypto::fill_random(&mut b);
+        let h = hex::encode(b);
+        ObjectName(format!("{}/{}", &h[..2], h))
+    }
+
+    /// An existing name from the catalog.
+    pub fn from_catalog(s: String) -> Self {
+        ObjectName(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn path(&self) -> Path {
+        Path::from(self.0.as_str())
+    }
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// S3 settings besides the bucket (normally from the environment).
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl S3Settings {
+    pub fn from_env() -> Self {
+        let get = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        S3Settings {
+            endpoint: get("KLUIS_S3_ENDPOINT"),
+            region: get("AWS_REGION"),
+            access_key_id: get("AWS_ACCESS_KEY_ID"),
+            secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    File(PathBuf),
+    S3,
+    Memory,
+}
+
+#[derive(Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+    kind: Kind,
+    description: String,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl BlobStore {
+    /// Open the store a storage URL names.
+    pub fn open(url: &str, s3: &S3Settings) -> Result<Self, StoreError> {
+        if let Some(path) = url.strip_prefix("file://") {
+            let root = PathBuf::from(path);
+            std::fs::create_dir_all(&root).map_err(|source| CreateDirErr(root.clone(), source).into_err())?;
+            let root = root.canonicalize().map_err(|source| CreateDirErr(root.clone(), source).into_err())?;
+            let fs = LocalFileSystem::new_with_prefix(&root)
+                .map_err(|source| StoreError::Backend { op: "open", name: root.display().to_string(), source })?;
+            return Ok(BlobStore {
+                inner: Arc::new(fs),
+                description: format!("file://{}", root.display()),
+                kind: Kind::File(root),
+            });
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = match rest.split_once('/') {
+                Some((b, p)) => (b, p.trim_matches('/')),
+                None => (rest, ""),
+            };
+            if bucket.is_empty() {
+                return Err(StoreError::UnsupportedUrl(url.into()));
+            }
+            let mut b = AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".into()))
+                .with_virtual_hosted_style_request(false)
+                .with_retry(RetryConfig {
+                    backoff: BackoffConfig {
+                        init_backoff: Duration::from_millis(100),
+                        max_backoff: Duration::from_secs(2),
+                        base: 2.0,
+                    },
+                    max_retries: 3,
+                    retry_timeout: Duration::from_secs(20),
+                })
+                .with_client_options(
+                    ClientOptions::new()
+                        .with_connect_timeout(Duration::from_secs(3))
+                        .with_timeout(Duration::from_secs(120))
+                        .with_allow_http(s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"))),
+                );
+            if let Some(e) = &s3.endpoint {
+                b = b.with_endpoint(e);
+            }
+            match (&s3.access_key_id, &s3.secret_access_key) {
+                (Some(k), Some(s)) => b = b.with_access_key_id(k).with_secret_access_key(s),
+                (None, None) => {}
+                _ => return Err(StoreError::Config("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into())),
+            }
+            let s3store = b.build().map_err(|e| StoreError::Config(e.to_string()))?;
+            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                Arc::new(s3store)
+            } else {
+                Arc::new(PrefixStore::new(s3store, prefix))
+            };
+            let endpoint = s3.endpoint.clone().unwrap_or_else(|| "AWS".into());
+            return Ok(BlobStore { inner, kind: Kind::S3, description: format!("{url} at {endpoint}") });
+        }
+        if url == "memory://" || url == "memory:" {
+            return Ok(BlobStore { inner: Arc::new(InMemory::new()), kind: Kind::Memory, description: "memory://".into() });
+        }
+        Err(StoreError::UnsupportedUrl(url.into()))
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    fn err<'a>(op: &'static str, name: &'a ObjectName) -> impl FnOnce(object_store::Error) -> StoreError + 'a {
+        move |source| match source {
+            object_store::Error::NotFound { .. } => StoreError::NotFound(name.to_string()),
+            source => StoreError::Backend { op, name: name.to_string(), source },
+        }
+    }
+
+    /// Stream `body` into a new object. Memory stays bounded by
+    /// `PART_SIZE * (PARTS_IN_FLIGHT + 1)`; on any error the upload is
+    /// aborted and nothing becomes visible. Returns the bytes written.
+    pub async fn put_stream<S, E>(&self, name: &ObjectName, body: S) -> Result<u64, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = name.path();
+        let upload = self.inner.put_multipart(&path).await.map_err(Self::err("multipart start", name))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut body = std::pin::pin!(body);
+        let mut written = 0u64;
+        let result: Result<(), StoreError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| StoreError::Source(e.into()))?;
+                writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(Self::err("part upload", name))?;
+                written += chunk.len() as u64;
+                writer.put(chunk);
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        writer.finish().await.map_err(Self::err("multipart complete", name))?;
+        self.sync(name).await?;
+        Ok(written)
+    }
+
+    /// Durability on the local file system: fsync the file and its directory.
+    async fn sync(&self, name: &ObjectName) -> Result<(), StoreError> {
+        let Kind::File(root) = &self.kind else { return Ok(()) };
+        let file = root.join(name.as_str());
+        let n = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&file)?.sync_all()?;
+            if let Some(dir) = file.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(|e| StoreError::Sync { name: n.clone(), source: std::io::Error::other(e) })?
+        .map_err(|source| StoreError::Sync { name: n, source })
+    }
+
+    /// Stream an object's bytes.
+    pub async fn get_stream(&self, name: &ObjectName) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        let res = self.inner.get(&name.path()).await.map_err(Self::err("get", name))?;
+        let n = name.to_string();
+        Ok(res
+            .into_stream()
+            .map_err(move |source| StoreError::Backend { op: "get (streaming)", name: n.clone(), source })
+            .boxed())
+    }
+
+    /// Bytes `start..end` of an object (for segment-aligned range reads).
+    pub async fn get_range(&self, name: &ObjectName, range: std::ops::Range<u64>) -> Result<Bytes, StoreError> {
+        self.inner.get_range(&name.path(), range).await.map_err(Self::err("get_range", name))
+    }
+
+    /// The stored size of an object.
+    pub async fn size(&self, name: &ObjectName) -> Result<u64, StoreError> {
+        Ok(self.inner.head(&name.path()).await.map_err(Self::err("head", name))?.size)
+    }
+
+    /// Small whole-object write (tests, tools).
+    pub async fn put_bytes(&self, name: &ObjectName, data: Bytes) -> Result<(), StoreError> {
+        self.inner.put(&name.path(), data.into()).await.map_err(Self::err("put", name))?;
+        self.sync(name).await
+    }
+
+    /// Delete an object; deleting a missing object is not an error.
+    pub async fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
+        match self.inner.delete(&name.path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(StoreError::Backend { op: "delete", name: name.to_string(), source }),
+        }
+    }
+
+    /// Is the store reachable? A HEAD of a name that never exists must
+    /// answer "not found" (any answer from the store proves it is up).
+    pub async fn check(&self) -> Result<(), StoreError> {
+        let probe = ObjectName("readyz/probe".into());
+        match self.inner.head(&probe.path()).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(StoreError::Backend { op: "readiness probe", name: probe.0, source }),
+        }
+    }
+}
+
+struct CreateDirErr(PathBuf, std::io::Error);
+impl CreateDirErr {
+    fn into_err(self) -> StoreError {
+        StoreError::CreateDir { path: self.0, source: self.1 }
+    }
+}
