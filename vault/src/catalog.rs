@@ -225,6 +225,15 @@ pub enum SealedKind {
 impl SealedKind {
     pub const ALL: [SealedKind; 3] = [SealedKind::DocumentKey, SealedKind::ClientBsn, SealedKind::UserTotp];
 
+    /// A stable machine name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SealedKind::DocumentKey => "document_keys",
+            SealedKind::ClientBsn => "client_bsns",
+            SealedKind::UserTotp => "user_totp_secrets",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             SealedKind::DocumentKey => "document data keys",
