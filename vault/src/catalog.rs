@@ -7,7 +7,8 @@
 //! Portable schema (see `migrations/`): ids are UUID strings, times BIGINT
 //! microseconds since the Unix epoch (UTC), secrets BLOB/BYTEA sealed by the
 //! keyring. The same query text runs on both databases (`$n` placeholders,
-//! the `Any` driver).
+//! the `Any` driver). The `Any` driver cannot decode SQLite booleans, so
+//! boolean columns are read as `CAST(col AS INTEGER)`.
 //!
 //! Invariants:
 //! - migrations run on connect, for the backend the URL names;
@@ -137,7 +138,7 @@ pub struct DocumentRow {
 
 const DOCUMENT_COLUMNS: &str = "id, client_id, doc_type, title, filename, content_type, size, sha256, \
      object_name, wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, \
-     legal_hold, destroyed_at, destroyed_by";
+     CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by";
 
 fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
     let wrapped: Option<Vec<u8>> = row.try_get("wrapped_key").map_err(q("decode"))?;
@@ -165,7 +166,7 @@ fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
         uploaded_by: opt_uuid_col(row, "uploaded_by")?,
         uploaded_at: row.try_get("uploaded_at").map_err(q("decode"))?,
         retention_until: row.try_get("retention_until").map_err(q("decode"))?,
-        legal_hold: row.try_get("legal_hold").map_err(q("decode"))?,
+        legal_hold: row.try_get::<i64, _>("legal_hold").map_err(q("decode"))? != 0,
         destroyed_at: row.try_get("destroyed_at").map_err(q("decode"))?,
         destroyed_by: row.try_get("destroyed_by").map_err(q("decode"))?,
     })
@@ -577,7 +578,7 @@ impl Catalog {
     pub async fn pending_documents_before(&self, before: i64) -> Result<Vec<DocumentRow>, CatalogError> {
         let sql = "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, \
              object_name, wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, \
-             legal_hold, destroyed_at, destroyed_by FROM documents WHERE state = 'pending' AND uploaded_at < $1";
+             CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by FROM documents WHERE state = 'pending' AND uploaded_at < $1";
         debug_assert!(sql.contains(DOCUMENT_COLUMNS));
         let rows = sqlx::query(sql).bind(before).fetch_all(&self.pool).await.map_err(q("pending_documents_before"))?;
         rows.iter().map(document_from_row).collect()
@@ -586,7 +587,7 @@ impl Catalog {
     pub async fn get_document(&self, id: Uuid) -> Result<DocumentRow, CatalogError> {
         let sql = "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, \
              object_name, wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, \
-             legal_hold, destroyed_at, destroyed_by FROM documents WHERE id = $1";
+             CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by FROM documents WHERE id = $1";
         let row = sqlx::query(sql)
             .bind(id.to_string())
             .fetch_optional(&self.pool)

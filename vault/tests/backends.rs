@@ -1,0 +1,405 @@
+//! The vault API against real backends: SQLite + local files, and
+//! PostgreSQL + SeaweedFS (S3). Every test runs on both.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use support::Backend;
+use uuid::Uuid;
+use vault::audit::{ChainBreak, NewEvent};
+use vault::catalog::{DocumentState, NewClientRow, SealedKind};
+use vault::crypto::{self, CryptoError};
+use vault::rekey::{RekeyOptions, Silent};
+use vault::store::{ObjectName, S3Settings, StoreError};
+use vault::{MasterKeySource, NewDocument, Vault, VaultConfig, VaultError};
+
+fn config(b: &Backend) -> VaultConfig {
+    VaultConfig {
+        database_url: b.database_url.clone(),
+        storage_url: b.storage_url.clone(),
+        s3: s3_settings(b),
+        master_key: MasterKeySource::File { path: b.dir.path().join("master.key"), create_if_missing: true },
+    }
+}
+
+fn s3_settings(b: &Backend) -> S3Settings {
+    S3Settings { endpoint: b.s3_endpoint.clone(), ..S3Settings::from_env() }
+}
+
+async fn open(b: &Backend) -> Vault {
+    Vault::open(&config(b)).await.unwrap_or_else(|e| panic!("open vault on {}: {e}", b.name))
+}
+
+async fn new_client(v: &Vault, bsn: Option<&str>) -> Uuid {
+    let id = Uuid::new_v4();
+    let bsn_sealed = bsn.map(|b| v.seal_field("bsn", id, b.as_bytes()).unwrap());
+    v.catalog
+        .insert_client(&NewClientRow {
+            id,
+            first_name: "Jan".into(),
+            initials: "J.".into(),
+            last_name: "Jansen".into(),
+            birth_date: "1980-01-01".into(),
+            bsn_sealed,
+            email: None,
+            phone: None,
+            address: None,
+            postcode: None,
+            city: None,
+            commissioner: "uwv".into(),
+            coach_id: None,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn doc(client_id: Uuid) -> NewDocument {
+    NewDocument {
+        client_id,
+        doc_type: "fml".into(),
+        title: Some("Functionele mogelijkhedenlijst".into()),
+        filename: "fml.pdf".into(),
+        content_type: "application/pdf".into(),
+        uploaded_by: None,
+        retention_until: None,
+    }
+}
+
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn body(data: &[u8], chunk: usize) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let parts: Vec<Result<Bytes, std::io::Error>> =
+        data.chunks(chunk.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    futures::stream::iter(parts)
+}
+
+async fn read_all(v: &Vault, id: Uuid) -> Result<Vec<u8>, VaultError> {
+    let (_, mut s) = v.read_document(id).await?;
+    let mut out = Vec::new();
+    while let Some(item) = s.next().await {
+        out.extend_from_slice(&item?);
+    }
+    Ok(out)
+}
+
+async fn stored_object(v: &Vault, id: Uuid) -> Vec<u8> {
+    let row = v.catalog.get_document(id).await.unwrap();
+    let mut s = v.store.get_stream(&ObjectName::from_catalog(row.object_name)).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(c) = s.next().await {
+        out.extend_from_slice(&c.unwrap());
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+
+async fn round_trip(b: Backend) {
+    let v = open(&b).await;
+    let client = new_client(&v, None).await;
+    let seg = crypto::SEGMENT_SIZE;
+    // Sizes around segment boundaries, and one that spans S3 multipart parts.
+    for len in [0, 1, seg - 1, seg, seg + 1, 3 * seg, 9 * 1024 * 1024 + 17] {
+        let data = content(len, len as u64 + 1);
+        let row = v.put_document(doc(client), body(&data, 50_000)).await.unwrap();
+        assert_eq!(row.state, DocumentState::Active);
+        assert_eq!(row.size, Some(len as i64));
+        assert_eq!(row.sha256.as_deref(), Some(hex::encode(Sha256::digest(&data)).as_str()));
+        // The object name is random, the object is ciphertext of the documented size.
+        assert!(!row.object_name.contains(&row.id.to_string()) && !row.object_name.contains(&client.to_string()));
+        let obj = stored_object(&v, row.id).await;
+        assert_eq!(obj.len() as u64, crypto::ciphertext_len(len as u64), "{} len {len}", b.name);
+        if len >= 16 {
+            assert!(!obj.windows(16).any(|w| w == &data[..16]), "plaintext visible in the object");
+        }
+        assert_eq!(read_all(&v, row.id).await.unwrap(), data, "{} len {len}", b.name);
+    }
+}
+on_both_backends!(documents_round_trip_byte_for_byte, round_trip);
+
+async fn tampered_objects_fail_to_decrypt(b: Backend) {
+    let v = open(&b).await;
+    let client = new_client(&v, None).await;
+    let data = content(3 * crypto::SEGMENT_SIZE + 100, 7);
+
+    // A flipped bit in the third segment: two segments come out, then an error.
+    let row = v.put_document(doc(client), body(&data, 65536)).await.unwrap();
+    let name = ObjectName::from_catalog(row.object_name.clone());
+    let mut obj = stored_object(&v, row.id).await;
+    let pos = crypto::HEADER_LEN + 2 * (crypto::SEGMENT_SIZE + crypto::TAG_LEN) + 10;
+    obj[pos] ^= 0x40;
+    v.store.put_bytes(&name, Bytes::from(obj.clone())).await.unwrap();
+    let (_, mut s) = v.read_document(row.id).await.unwrap();
+    let mut released = Vec::new();
+    let err = loop {
+        match s.next().await {
+            Some(Ok(c)) => released.extend_from_slice(&c),
+            Some(Err(e)) => break e,
+            None => panic!("tampered object decrypted without error"),
+        }
+    };
+    assert!(matches!(err, VaultError::Crypto(CryptoError::Authentication { segment: 2 })), "{err:?}");
+    assert_eq!(released, data[..2 * crypto::SEGMENT_SIZE], "only authenticated segments are released");
+
+    // Truncated to a segment boundary: the missing last segment is noticed.
+    obj[pos] ^= 0x40;
+    let cut = crypto::HEADER_LEN + 2 * (crypto::SEGMENT_SIZE + crypto::TAG_LEN);
+    v.store.put_bytes(&name, Bytes::from(obj[..cut].to_vec())).await.unwrap();
+    let err = read_all(&v, row.id).await.unwrap_err();
+    assert!(matches!(err, VaultError::Crypto(CryptoError::Authentication { .. } | CryptoError::Truncated(_))), "{err:?}");
+
+    // Another document's object spliced in under this document's row.
+    let other = v.put_document(doc(client), body(&data, 65536)).await.unwrap();
+    let other_obj = stored_object(&v, other.id).await;
+    v.store.put_bytes(&name, Bytes::from(other_obj)).await.unwrap();
+    let err = read_all(&v, row.id).await.unwrap_err();
+    assert!(matches!(err, VaultError::Crypto(CryptoError::WrongDocument { .. })), "{err:?}");
+
+    // A wrapped key moved from another document's row fails to unwrap.
+    assert_eq!(read_all(&v, other.id).await.unwrap(), data);
+}
+on_both_backends!(tampered_truncated_or_spliced_objects_fail, tampered_objects_fail_to_decrypt);
+
+async fn wrong_master_key_is_refused(b: Backend) {
+    let v = open(&b).await;
+    let client = new_client(&v, Some("111222333")).await;
+    let row = v.put_document(doc(client), body(b"geheim", 3)).await.unwrap();
+    v.catalog.close().await;
+    drop(v);
+
+    let mut cfg = config(&b);
+    use base64::Engine;
+    cfg.master_key = MasterKeySource::Env(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
+    let err = Vault::open(&cfg).await.unwrap_err();
+    assert!(matches!(err, VaultError::WrongMasterKey { version: 1 }), "{err}");
+    assert!(err.to_string().contains("wrong master key"));
+
+    // A missing key file on a catalog that has keys is refused, never replaced.
+    let key_file = b.dir.path().join("master.key");
+    let saved = std::fs::read(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let err = Vault::open(&config(&b)).await.unwrap_err();
+    assert!(matches!(err, VaultError::MissingKeyFile { .. }), "{err}");
+    assert!(!key_file.exists(), "a new key must not be created over existing data");
+
+    // With the right key everything is still there.
+    std::fs::write(&key_file, saved).unwrap();
+    let v = open(&b).await;
+    assert_eq!(read_all(&v, row.id).await.unwrap(), b"geheim");
+    let bsn = v.catalog.client_bsn_sealed(client).await.unwrap().unwrap();
+    assert_eq!(v.open_field("bsn", client, &bsn).unwrap().as_slice(), b"111222333");
+}
+on_both_backends!(wrong_or_missing_master_key_is_refused, wrong_master_key_is_refused);
+
+async fn failed_uploads_leave_nothing(b: Backend) {
+    let v = open(&b).await;
+    let client = new_client(&v, None).await;
+    // The body fails after 3 MiB (a client disconnecting mid-upload).
+    let mut parts: Vec<Result<Bytes, std::io::Error>> =
+        (0..3).map(|i| Ok(Bytes::from(content(1 << 20, i)))).collect();
+    parts.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")));
+    let err = v.put_document(doc(client), futures::stream::iter(parts)).await.unwrap_err();
+    assert!(matches!(err, VaultError::Store(StoreError::Source(_))), "{err:?}");
+    assert!(v.catalog.pending_documents_before(i64::MAX).await.unwrap().is_empty(), "row left behind");
+
+    // A crash after the row and object were written but before activation:
+    // the sweeper removes both.
+    let row = v.put_document(doc(client), body(b"partial", 7)).await.unwrap();
+    v.catalog
+        .execute_raw_for_tests(&format!("UPDATE documents SET state = 'pending' WHERE id = '{}'", row.id))
+        .await
+        .unwrap();
+    assert!(matches!(v.read_document(row.id).await, Err(VaultError::NotFound(_))));
+    assert_eq!(v.sweep_pending(Duration::from_secs(3600)).await.unwrap(), 0, "recent uploads are left alone");
+    assert_eq!(v.sweep_pending(Duration::ZERO).await.unwrap(), 1);
+    let name = ObjectName::from_catalog(row.object_name);
+    assert!(matches!(v.store.size(&name).await, Err(StoreError::NotFound(_))), "object left behind");
+    assert!(matches!(v.catalog.get_document(row.id).await, Err(vault::catalog::CatalogError::NotFound(_))));
+}
+on_both_backends!(failed_or_crashed_uploads_leave_nothing, failed_uploads_leave_nothing);
+
+async fn destroy_shreds_key_then_object(b: Backend) {
+    let v = open(&b).await;
+    let client = new_client(&v, None).await;
+    let row = v.put_document(doc(client), body(b"te vernietigen", 5)).await.unwrap();
+    v.destroy_document(row.id, "retention").await.unwrap();
+    let tomb = v.catalog.get_document(row.id).await.unwrap();
+    assert_eq!(tomb.state, DocumentState::Destroyed);
+    assert!(tomb.wrapped_key.is_none(), "data key must be gone");
+    assert_eq!(tomb.destroyed_by.as_deref(), Some("retention"));
+    assert!(matches!(read_all(&v, row.id).await, Err(VaultError::Gone(_))));
+    let name = ObjectName::from_catalog(row.object_name);
+    assert!(matches!(v.store.size(&name).await, Err(StoreError::NotFound(_))));
+    // Idempotent: a purge resumed after a crash may call it again.
+    v.destroy_document(row.id, "retention").await.unwrap();
+}
+on_both_backends!(destroy_shreds_the_key_then_the_object, destroy_shreds_key_then_object);
+
+async fn rekey_resumes_after_a_crash(b: Backend) {
+    let mut v = open(&b).await;
+    let client = new_client(&v, Some("111222333")).await;
+    let client2 = new_client(&v, Some("123456782")).await;
+    let mut docs = Vec::new();
+    for i in 0..6 {
+        let data = content(1000 + i * 70_000, i as u64);
+        let row = v.put_document(doc(client), body(&data, 4096)).await.unwrap();
+        docs.push((row.id, data));
+    }
+    let objects_before: Vec<Vec<u8>> = futures::future::join_all(docs.iter().map(|(id, _)| stored_object(&v, *id))).await;
+    assert_eq!(v.keyring().current_version(), 1);
+
+    // Crash after 4 of 8 values.
+    let err = v.rekey(&Silent, &RekeyOptions { batch_size: 3, interrupt_after: Some(4) }).await.unwrap_err();
+    assert!(matches!(err, VaultError::Interrupted));
+    assert_eq!(v.keyring().current_version(), 2);
+    assert_eq!(v.count_below(2).await.unwrap(), 4);
+    drop(v);
+
+    // Everything is readable in the mixed state, after a restart.
+    let mut v = open(&b).await;
+    for (id, data) in &docs {
+        assert_eq!(&read_all(&v, *id).await.unwrap(), data);
+    }
+    // Retiring the old version is refused while it is in use.
+    assert!(matches!(v.retire_key_version(1).await, Err(VaultError::CannotRetire { .. })));
+
+    let report = v.rekey(&Silent, &RekeyOptions::default()).await.unwrap();
+    assert!(report.resumed && !report.added_version);
+    assert_eq!(report.target_version, 2);
+    assert_eq!(report.rewrapped, 4);
+    assert_eq!(v.count_below(2).await.unwrap(), 0);
+    for kind in SealedKind::ALL {
+        assert_eq!(v.catalog.count_sealed_with(kind, 1).await.unwrap(), 0);
+    }
+    // Objects were not rewritten.
+    let objects_after: Vec<Vec<u8>> = futures::future::join_all(docs.iter().map(|(id, _)| stored_object(&v, *id))).await;
+    assert!(objects_before == objects_after, "rekey must not touch objects");
+
+    assert!(matches!(v.retire_key_version(2).await, Err(VaultError::CannotRetire { .. })));
+    v.retire_key_version(1).await.unwrap();
+    let key_file = std::fs::read_to_string(b.dir.path().join("master.key")).unwrap();
+    assert!(!key_file.lines().any(|l| l.starts_with("1:")) && key_file.lines().any(|l| l.starts_with("2:")));
+    drop(v);
+
+    let mut v = open(&b).await;
+    for (id, data) in &docs {
+        assert_eq!(&read_all(&v, *id).await.unwrap(), data);
+    }
+    for (c, bsn) in [(client, "111222333"), (client2, "123456782")] {
+        let sealed = v.catalog.client_bsn_sealed(c).await.unwrap().unwrap();
+        assert_eq!(sealed.version, 2);
+        assert_eq!(v.open_field("bsn", c, &sealed).unwrap().as_slice(), bsn.as_bytes());
+    }
+    // A fresh rotation adds version 3.
+    let report = v.rekey(&Silent, &RekeyOptions::default()).await.unwrap();
+    assert!(report.added_version && !report.resumed);
+    assert_eq!((report.target_version, report.rewrapped), (3, 8));
+    assert!(v.catalog.verify_audit_chain().await.unwrap().is_ok());
+}
+on_both_backends!(rekey_rewraps_everything_and_resumes_after_a_crash, rekey_resumes_after_a_crash);
+
+async fn audit_chain(b: Backend) {
+    let v = std::sync::Arc::new(open(&b).await);
+    // Concurrent appends stay one unbroken chain.
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let v = v.clone();
+            tokio::spawn(async move {
+                let mut e = NewEvent::new("document.download", if i % 2 == 0 { "allowed" } else { "denied" });
+                e.actor_id = Some(Uuid::new_v4());
+                e.purpose = Some("guidance".into());
+                e.details = serde_json::json!({ "i": i });
+                v.catalog.append_audit(&e).await.unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (events, head) = v.catalog.verify_audit_chain().await.unwrap().unwrap();
+    assert_eq!(events, 40);
+    assert_eq!(head.len(), 64);
+
+    // The database itself refuses changes to the log.
+    assert!(v.catalog.execute_raw_for_tests("UPDATE audit_events SET outcome = 'allowed' WHERE seq = 7").await.is_err());
+    assert!(v.catalog.execute_raw_for_tests("DELETE FROM audit_events WHERE seq = 7").await.is_err());
+
+    // An attacker who drops the guard and edits an event is caught, by number.
+    let drop_guard = if b.is_s3() {
+        "DROP TRIGGER audit_events_no_update ON audit_events"
+    } else {
+        "DROP TRIGGER audit_events_no_update"
+    };
+    v.catalog.execute_raw_for_tests(drop_guard).await.unwrap();
+    v.catalog
+        .execute_raw_for_tests("UPDATE audit_events SET outcome = 'tampered' WHERE seq = 7")
+        .await
+        .unwrap();
+    assert_eq!(v.catalog.verify_audit_chain().await.unwrap(), Err(ChainBreak::Altered { seq: 7 }));
+}
+on_both_backends!(audit_chain_is_append_only_and_verifiable, audit_chain);
+
+// ----- faults that only the real services can show --------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_s3_endpoint_fails_fast_and_loses_nothing() {
+    let b = support::services().await;
+    let v = open(&b).await;
+    let client = new_client(&v, None).await;
+    let kept = v.put_document(doc(client), body(b"bewaard", 7)).await.unwrap();
+    drop(v);
+
+    // The same catalog, but the store's endpoint is a closed port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut cfg = config(&b);
+    cfg.s3.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    let v = Vault::open(&cfg).await.unwrap();
+    let started = Instant::now();
+    let err = v.put_document(doc(client), body(&content(100_000, 1), 10_000)).await.unwrap_err();
+    assert!(matches!(err, VaultError::Store(StoreError::Backend { .. })), "{err:?}");
+    assert!(err.to_string().contains("object store"), "{err}");
+    assert!(v.store.check().await.is_err());
+    assert!(matches!(read_all(&v, kept.id).await, Err(VaultError::Store(_))));
+    assert!(started.elapsed() < Duration::from_secs(90), "dead endpoint must not hang for minutes");
+    assert!(v.catalog.pending_documents_before(i64::MAX).await.unwrap().is_empty(), "failed upload left a row");
+    drop(v);
+
+    // The endpoint comes back: nothing was lost.
+    let v = open(&b).await;
+    assert_eq!(read_all(&v, kept.id).await.unwrap(), b"bewaard");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_database_is_a_clear_error() {
+    let b = support::services().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut cfg = config(&b);
+    cfg.database_url = format!("postgres://kluis@127.0.0.1:{port}/postgres");
+    let err = Vault::open(&cfg).await.unwrap_err();
+    assert!(
+        matches!(err, VaultError::Catalog(vault::catalog::CatalogError::Connect { .. })),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("cannot connect to the PostgreSQL catalog"), "{err}");
+    assert!(!b.dir.path().join("master.key").exists(), "no key may be created without a catalog");
+}
