@@ -1,0 +1,326 @@
+//! End-to-end tests of the real `kluis` binary: `serve` over HTTP, `rekey`,
+//! `key`, `audit verify`, on SQLite + files and on PostgreSQL + SeaweedFS.
+
+mod support;
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use support::Backend;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+use vault::catalog::NewClientRow;
+use vault::store::S3Settings;
+use vault::{MasterKeySource, NewDocument, Vault, VaultConfig};
+
+const KLUIS: &str = env!("CARGO_BIN_EXE_kluis");
+
+/// A `kluis` command on a backend, with no configuration inherited from the
+/// developer's shell.
+fn kluis(b: &Backend) -> Command {
+    let mut c = Command::new(KLUIS);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KLUIS_") {
+            c.env_remove(k);
+        }
+    }
+    c.envs(b.env()).current_dir(b.dir.path()).kill_on_drop(true);
+    c
+}
+
+async fn run(mut c: Command) -> Output {
+    c.stdin(Stdio::null());
+    tokio::time::timeout(Duration::from_secs(120), c.output()).await.expect("kluis hung").expect("run kluis")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A running `kluis serve`; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    async fn start(mut c: Command, log: std::path::PathBuf) -> Result<Server, String> {
+        let log_file = std::fs::File::create(&log).unwrap();
+        c.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(log_file).stdin(Stdio::null());
+        let mut child = c.spawn().expect("spawn kluis serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
+        match line {
+            Ok(Ok(Some(l))) if l.starts_with("kluis listening on ") => {
+                let base = l.trim_start_matches("kluis listening on ").to_string();
+                // Keep draining stdout so the server never blocks on it.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                Ok(Server { child, base, log })
+            }
+            _ => {
+                let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+                Err(format!("kluis serve did not start ({status:?}): {}", std::fs::read_to_string(&log).unwrap_or_default()))
+            }
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = reqwest::get(format!("{}{path}", self.base)).await.expect("HTTP request");
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn vault_config(b: &Backend) -> VaultConfig {
+    VaultConfig {
+        database_url: b.database_url.clone(),
+        storage_url: b.storage_url.clone(),
+        s3: S3Settings { endpoint: b.s3_endpoint.clone(), ..S3Settings::from_env() },
+        master_key: MasterKeySource::File { path: b.dir.path().join("data/master.key"), create_if_missing: true },
+    }
+}
+
+/// Put `n` small documents (and a client with a BSN) through the library.
+async fn seed(b: &Backend, n: usize) -> Vec<(Uuid, Vec<u8>)> {
+    let v = Vault::open(&vault_config(b)).await.unwrap();
+    let client = Uuid::new_v4();
+    let bsn = v.seal_field("bsn", client, b"111222333").unwrap();
+    v.catalog
+        .insert_client(&NewClientRow {
+            id: client,
+            first_name: "Fatima".into(),
+            initials: "F.".into(),
+            last_name: "El Amrani".into(),
+            birth_date: "1990-05-17".into(),
+            bsn_sealed: Some(bsn),
+            email: None,
+            phone: None,
+            address: None,
+            postcode: None,
+            city: None,
+            commissioner: "municipality".into(),
+            coach_id: None,
+        })
+        .await
+        .unwrap();
+    let mut docs = Vec::new();
+    for i in 0..n {
+        let data = format!("werkplan {i} ").repeat(1000 + i * 500).into_bytes();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::from(data.clone()))];
+        let row = v
+            .put_document(
+                NewDocument {
+                    client_id: client,
+                    doc_type: "work_plan".into(),
+                    title: None,
+                    filename: "werkplan.txt".into(),
+                    content_type: "text/plain".into(),
+                    uploaded_by: None,
+                    retention_until: None,
+                },
+                futures::stream::iter(chunks),
+            )
+            .await
+            .unwrap();
+        docs.push((row.id, data));
+    }
+    v.catalog.close().await;
+    docs
+}
+
+async fn assert_readable(b: &Backend, docs: &[(Uuid, Vec<u8>)]) {
+    use futures::StreamExt;
+    let v = Vault::open(&vault_config(b)).await.unwrap();
+    for (id, data) in docs {
+        let (_, mut s) = v.read_document(*id).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(&out, data);
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn embedded_default_starts_with_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(KLUIS);
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).current_dir(dir.path()).kill_on_drop(true);
+    let s = Server::start(c, dir.path().join("serve.log")).await.unwrap();
+    assert_eq!(s.get("/healthz").await, (200, serde_json::json!({"status": "ok"})));
+    let (code, body) = s.get("/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["checks"], serde_json::json!({"database": "ok", "storage": "ok"}));
+
+    let data = dir.path().join("kluis-data");
+    assert!(data.join("kluis.db").is_file());
+    assert!(data.join("objects").is_dir());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data.join("master.key")), 0o600, "key file must be private");
+    assert_eq!(mode(&data), 0o700, "data directory must be private");
+    assert!(s.log().contains("created a new master key file"), "a warning about the key file: {}", s.log());
+}
+
+async fn serves_and_reports_ready(b: Backend) {
+    let s = Server::start(kluis(&b), b.dir.path().join("serve.log")).await.unwrap();
+    let (code, body) = s.get("/readyz").await;
+    assert_eq!(code, 200, "{body} {}", s.log());
+    assert_eq!(s.get("/healthz").await.0, 200);
+}
+on_both_backends!(serve_answers_health_and_readiness, serves_and_reports_ready);
+
+#[tokio::test]
+async fn readyz_is_503_while_the_store_is_down() {
+    let b = support::services().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut c = kluis(&b);
+    c.env("KLUIS_S3_ENDPOINT", format!("http://127.0.0.1:{port}"));
+    let s = Server::start(c, b.dir.path().join("serve.log")).await.unwrap();
+    let (code, body) = s.get("/readyz").await;
+    assert_eq!(code, 503);
+    assert_eq!(body["checks"], serde_json::json!({"database": "ok", "storage": "unavailable"}));
+    assert_eq!(s.get("/healthz").await.0, 200, "alive even when not ready");
+}
+
+#[tokio::test]
+async fn readyz_follows_the_database_going_away_and_coming_back() {
+    let b = support::services().await;
+    let s = Server::start(kluis(&b), b.dir.path().join("serve.log")).await.unwrap();
+    assert_eq!(s.get("/readyz").await.0, 200);
+    let db = b.database_url.rsplit('/').next().unwrap().to_string();
+    let admin = std::env::var("KLUIS_TEST_DATABASE_URL").unwrap();
+    let exec = |sql: String| {
+        let admin = admin.clone();
+        async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+        }
+    };
+    // Rename the database away (forcing its connections closed), as if the server vanished.
+    exec(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'")).await;
+    exec(format!("ALTER DATABASE {db} RENAME TO {db}_away")).await;
+    let (code, body) = s.get("/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["checks"]["database"], "unavailable");
+    exec(format!("ALTER DATABASE {db}_away RENAME TO {db}")).await;
+    let mut ready = false;
+    for _ in 0..50 {
+        if s.get("/readyz").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "ready again once the database is back: {}", s.log());
+}
+
+async fn wrong_master_key_stops_serve(b: Backend) {
+    seed(&b, 1).await;
+    let mut c = kluis(&b);
+    use base64::Engine;
+    c.env("KLUIS_MASTER_KEY", base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    let err = Server::start(c, b.dir.path().join("serve.log")).await.err().expect("must not start");
+    assert!(err.contains("wrong master key"), "{err}");
+    assert!(!err.contains(&base64::engine::general_purpose::STANDARD.encode([7u8; 32])), "key leaked into the log");
+}
+on_both_backends!(serve_refuses_a_wrong_master_key, wrong_master_key_stops_serve);
+
+async fn rekey_cli(b: Backend) {
+    let docs = seed(&b, 5).await;
+    // 5 data keys + 1 BSN under version 1; crash after 2 re-wraps.
+    let mut c = kluis(&b);
+    c.args(["rekey", "--batch-size", "1", "--crash-after", "2"]);
+    let out = run(c).await;
+    assert!(!out.status.success(), "the crash must show: {}", text(&out.stderr));
+
+    let mut c = kluis(&b);
+    c.args(["key", "list"]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["version"], 1);
+    assert_eq!(list[0]["uses"]["document_keys"], 3);
+    assert_eq!(list[0]["uses"]["client_bsns"], 1);
+    assert_eq!(list[1]["current"], true);
+    assert_readable(&b, &docs).await;
+
+    let mut c = kluis(&b);
+    c.args(["key", "retire", "1"]);
+    let out = run(c).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("still wrapped"), "{}", text(&out.stderr));
+
+    let mut c = kluis(&b);
+    c.arg("rekey");
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report, serde_json::json!({"target_version": 2, "added_version": false, "resumed": true, "rewrapped": 4}));
+
+    let mut c = kluis(&b);
+    c.args(["key", "retire", "1"]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key_file = std::fs::read_to_string(b.dir.path().join("data/master.key")).unwrap();
+    assert!(!key_file.lines().any(|l| l.starts_with("1:")));
+    assert_readable(&b, &docs).await;
+
+    let mut c = kluis(&b);
+    c.args(["audit", "verify"]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    // key.add, key.rekey (resumed), key.retire
+    assert_eq!(v["events"], 3);
+}
+on_both_backends!(rekey_cli_resumes_after_a_crash_and_retires_the_old_key, rekey_cli);
+
+async fn audit_verify_cli(b: Backend) {
+    seed(&b, 1).await;
+    for _ in 0..3 {
+        let mut c = kluis(&b);
+        c.arg("rekey");
+        assert!(run(c).await.status.success());
+    }
+    let mut c = kluis(&b);
+    c.args(["audit", "verify"]);
+    let out = run(c).await;
+    assert!(out.status.success());
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["events"], 6);
+
+    // Someone with database access rewrites event 4.
+    let v = Vault::open(&vault_config(&b)).await.unwrap();
+    let drop_guard =
+        if b.is_s3() { "DROP TRIGGER audit_events_no_update ON audit_events" } else { "DROP TRIGGER audit_events_no_update" };
+    v.catalog.execute_raw_for_tests(drop_guard).await.unwrap();
+    v.catalog.execute_raw_for_tests("UPDATE audit_events SET details = '{}' WHERE seq = 4").await.unwrap();
+    v.catalog.close().await;
+
+    let mut c = kluis(&b);
+    c.args(["audit", "verify"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("event 4"), "{}", text(&out.stderr));
+}
+on_both_backends!(audit_verify_exits_non_zero_naming_the_first_bad_event, audit_verify_cli);
