@@ -41,28 +41,8 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         tokio::time::timeout(LIMIT, st.vault.catalog.ping()),
         tokio::time::timeout(LIMIT, st.vault.store.check()),
     );
-    let db_ok = match db {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: database check failed");
-            false
-        }
-        Err(_) => {
-            tracing::warn!("readiness: database check timed out");
-            false
-        }
-    };
-    let store_ok = match store {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: storage check failed");
-            false
-        }
-        Err(_) => {
-            tracing::warn!("readiness: storage check timed out");
-            false
-        }
-    };
+    let db_ok = judge("database", db);
+    let store_ok = judge("storage", store);
     let word = |ok| if ok { "ok" } else { "unavailable" };
     let body = Json(json!({
         "status": if db_ok && store_ok { "ready" } else { "unavailable" },
@@ -70,6 +50,21 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     }));
     let code = if db_ok && store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body)
+}
+
+/// Log why a readiness check failed; true when it passed.
+fn judge<E: std::fmt::Display>(what: &str, outcome: Result<Result<(), E>, tokio::time::error::Elapsed>) -> bool {
+    match outcome {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(check = what, error = %e, "readiness check failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(check = what, "readiness check timed out");
+            false
+        }
+    }
 }
 
 /// Serve until SIGINT or SIGTERM, then finish in-flight requests.

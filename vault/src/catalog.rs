@@ -136,20 +136,33 @@ pub struct DocumentRow {
     pub destroyed_by: Option<String>,
 }
 
-const DOCUMENT_COLUMNS: &str = "id, client_id, doc_type, title, filename, content_type, size, sha256, \
-     object_name, wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, \
-     CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by";
+/// `SELECT <every document column> FROM documents ` followed by the rest.
+macro_rules! select_documents {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, object_name, \
+             wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, \
+             CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by FROM documents ",
+            $rest
+        )
+    };
+}
+
+/// A sealed value stored as two columns: the bytes and the key version.
+fn sealed_cols(row: &AnyRow, bytes_col: &str, version_col: &str) -> Result<Option<WrappedKey>, CatalogError> {
+    let bytes: Option<Vec<u8>> = row.try_get(bytes_col).map_err(q("decode"))?;
+    let version: Option<i64> = row.try_get(version_col).map_err(q("decode"))?;
+    match (bytes, version) {
+        (Some(bytes), Some(v)) => Ok(Some(WrappedKey {
+            version: u32::try_from(v).map_err(|_| CatalogError::Corrupt(format!("{version_col} out of range")))?,
+            bytes,
+        })),
+        _ => Ok(None),
+    }
+}
 
 fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
-    let wrapped: Option<Vec<u8>> = row.try_get("wrapped_key").map_err(q("decode"))?;
-    let version: Option<i64> = row.try_get("key_version").map_err(q("decode"))?;
-    let wrapped_key = match (wrapped, version) {
-        (Some(bytes), Some(v)) => Some(WrappedKey {
-            version: u32::try_from(v).map_err(|_| CatalogError::Corrupt("key_version".into()))?,
-            bytes,
-        }),
-        _ => None,
-    };
+    let wrapped_key = sealed_cols(row, "wrapped_key", "key_version")?;
     let state: String = row.try_get("state").map_err(q("decode"))?;
     Ok(DocumentRow {
         id: uuid_col(row, "id")?,
@@ -443,14 +456,8 @@ impl Catalog {
             .map_err(q("sealed_below"))?;
         rows.iter()
             .map(|r| {
-                let v: i64 = r.try_get("v").map_err(q("decode"))?;
-                Ok(SealedRow {
-                    id: uuid_col(r, "id")?,
-                    sealed: WrappedKey {
-                        version: u32::try_from(v).map_err(|_| CatalogError::Corrupt("version".into()))?,
-                        bytes: r.try_get("sealed").map_err(q("decode"))?,
-                    },
-                })
+                let sealed = sealed_cols(r, "sealed", "v")?.ok_or_else(|| CatalogError::Corrupt("sealed value is NULL".into()))?;
+                Ok(SealedRow { id: uuid_col(r, "id")?, sealed })
             })
             .collect()
     }
@@ -508,15 +515,7 @@ impl Catalog {
             .await
             .map_err(q("client_bsn_sealed"))?
             .ok_or(CatalogError::NotFound("client"))?;
-        let bytes: Option<Vec<u8>> = row.try_get("bsn_sealed").map_err(q("decode"))?;
-        let v: Option<i64> = row.try_get("bsn_key_version").map_err(q("decode"))?;
-        Ok(match (bytes, v) {
-            (Some(bytes), Some(v)) => Some(WrappedKey {
-                version: u32::try_from(v).map_err(|_| CatalogError::Corrupt("bsn_key_version".into()))?,
-                bytes,
-            }),
-            _ => None,
-        })
+        sealed_cols(&row, "bsn_sealed", "bsn_key_version")
     }
 
     // ----- documents ----------------------------------------------------
@@ -576,18 +575,13 @@ impl Catalog {
 
     /// Pending rows started before `before` (micros): interrupted uploads.
     pub async fn pending_documents_before(&self, before: i64) -> Result<Vec<DocumentRow>, CatalogError> {
-        let sql = "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, \
-             object_name, wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, \
-             CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by FROM documents WHERE state = 'pending' AND uploaded_at < $1";
-        debug_assert!(sql.contains(DOCUMENT_COLUMNS));
+        let sql = select_documents!("WHERE state = 'pending' AND uploaded_at < $1");
         let rows = sqlx::query(sql).bind(before).fetch_all(&self.pool).await.map_err(q("pending_documents_before"))?;
         rows.iter().map(document_from_row).collect()
     }
 
     pub async fn get_document(&self, id: Uuid) -> Result<DocumentRow, CatalogError> {
-        let sql = "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, \
-             object_name, wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, \
-             CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by FROM documents WHERE id = $1";
+        let sql = select_documents!("WHERE id = $1");
         let row = sqlx::query(sql)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
