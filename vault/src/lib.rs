@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod crypto;
+pub mod domain;
 pub mod keyring;
 pub mod rekey;
 pub mod store;
