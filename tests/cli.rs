@@ -63,7 +63,10 @@ impl Server {
             }
             _ => {
                 let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-                Err(format!("kluis serve did not start ({status:?}): {}", std::fs::read_to_string(&log).unwrap_or_default()))
+                Err(format!(
+                    "kluis serve did not start ({status:?}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ))
             }
         }
     }
@@ -275,7 +278,10 @@ async fn rekey_cli(b: Backend) {
     let out = run(c).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report, serde_json::json!({"target_version": 2, "added_version": false, "resumed": true, "rewrapped": 4}));
+    assert_eq!(
+        report,
+        serde_json::json!({"target_version": 2, "added_version": false, "resumed": true, "rewrapped": 4})
+    );
 
     let mut c = kluis(&b);
     c.args(["key", "retire", "1"]);
@@ -311,8 +317,11 @@ async fn audit_verify_cli(b: Backend) {
 
     // Someone with database access rewrites event 4.
     let v = Vault::open(&vault_config(&b)).await.unwrap();
-    let drop_guard =
-        if b.is_s3() { "DROP TRIGGER audit_events_no_update ON audit_events" } else { "DROP TRIGGER audit_events_no_update" };
+    let drop_guard = if b.is_s3() {
+        "DROP TRIGGER audit_events_no_update ON audit_events"
+    } else {
+        "DROP TRIGGER audit_events_no_update"
+    };
     v.catalog.execute_raw_for_tests(drop_guard).await.unwrap();
     v.catalog.execute_raw_for_tests("UPDATE audit_events SET details = '{}' WHERE seq = 4").await.unwrap();
     v.catalog.close().await;

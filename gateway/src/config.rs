@@ -32,9 +32,8 @@ impl Common {
             || self.storage_url.is_none()
             || (self.master_key_file.is_none() && std::env::var_os("KLUIS_MASTER_KEY").is_none());
         if uses_data_dir {
-            create_private_dir(&self.data_dir).map_err(|e| {
-                anyhow::anyhow!("cannot create the data directory {}: {e}", self.data_dir.display())
-            })?;
+            create_private_dir(&self.data_dir)
+                .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", self.data_dir.display()))?;
         }
         let database_url = match &self.database_url {
             Some(u) => u.clone(),

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use axum::Router;
 use serde_json::json;
 use vault::Vault;
 
@@ -21,10 +21,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(state)
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state)
 }
 
 /// Alive: the process answers.
@@ -69,9 +66,8 @@ fn judge<E: std::fmt::Display>(what: &str, outcome: Result<Result<(), E>, tokio:
 
 /// Serve until SIGINT or SIGTERM, then finish in-flight requests.
 pub async fn serve(listen: &str, state: AppState) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "kluis listening");
     // One line on stdout that scripts and tests can wait for.

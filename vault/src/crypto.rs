@@ -225,14 +225,8 @@ impl SegmentCipher {
         }
         let nonce = self.nonce(index, last)?;
         let body_len = buf.len() - TAG_LEN;
-        let tag = Tag::<Aes256Gcm>::try_from(&buf[body_len..])
-            .map_err(|_| CryptoError::Truncated("segment tag"))?;
-        let res = self.cipher.decrypt_inout_detached(
-            &nonce,
-            &self.aad,
-            buf[..body_len].as_mut().into(),
-            &tag,
-        );
+        let tag = Tag::<Aes256Gcm>::try_from(&buf[body_len..]).map_err(|_| CryptoError::Truncated("segment tag"))?;
+        let res = self.cipher.decrypt_inout_detached(&nonce, &self.aad, buf[..body_len].as_mut().into(), &tag);
         if res.is_err() {
             // Never leave unauthenticated plaintext behind in the buffer.
             buf.clear();
@@ -295,10 +289,7 @@ where
                     while !chunk.is_empty() {
                         if st.pending.len() == seg {
                             // More data follows, so this full segment is not the last.
-                            let mut full = std::mem::replace(
-                                &mut st.pending,
-                                BytesMut::with_capacity(seg + TAG_LEN),
-                            );
+                            let mut full = std::mem::replace(&mut st.pending, BytesMut::with_capacity(seg + TAG_LEN));
                             st.cipher.seal(st.index, false, &mut full)?;
                             st.index += 1;
                             st.out.push_back(full.freeze());
@@ -421,8 +412,7 @@ mod tests {
 
     fn encrypt(key: &DataKey, id: Uuid, data: &[u8], chunk: usize) -> Vec<u8> {
         let s = encrypt_stream(key, id, futures::stream::iter(chunks(data, chunk)));
-        let parts: Vec<Bytes> =
-            futures::executor::block_on(s.map(|r| r.unwrap()).collect::<Vec<_>>());
+        let parts: Vec<Bytes> = futures::executor::block_on(s.map(|r| r.unwrap()).collect::<Vec<_>>());
         parts.concat()
     }
 

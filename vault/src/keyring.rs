@@ -90,11 +90,8 @@ impl std::fmt::Debug for Keyring {
 fn parse_keys(text: &str, where_: &str, allow_bare: bool) -> Result<BTreeMap<u32, Zeroizing<[u8; 32]>>, KeyError> {
     let bad = |what| KeyError::Malformed { where_: where_.to_string(), what };
     let mut keys = BTreeMap::new();
-    let entries: Vec<&str> = text
-        .split(['\n', ','])
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
+    let entries: Vec<&str> =
+        text.split(['\n', ',']).map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     for entry in &entries {
         let (version, b64) = match entry.split_once(':') {
             Some((v, k)) => (v.trim().parse::<u32>().map_err(|_| bad("version is not a number"))?, k.trim()),
@@ -196,7 +193,13 @@ impl Keyring {
         Ok(out)
     }
 
-    fn open(&self, version: u32, aad: &[u8], sealed: &[u8], what: impl Fn() -> String) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    fn open(
+        &self,
+        version: u32,
+        aad: &[u8],
+        sealed: &[u8],
+        what: impl Fn() -> String,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let cipher = Aes256Gcm::new(&(**self.key(version)?).into());
         if sealed.len() < WRAP_NONCE_LEN + 16 {
             return Err(KeyError::Unwrap { what: what() });
@@ -247,12 +250,23 @@ impl Keyring {
         self.seal_field_with(self.current_version(), field, record_id, plaintext)
     }
 
-    pub fn seal_field_with(&self, version: u32, field: &str, record_id: Uuid, plaintext: &[u8]) -> Result<WrappedKey, KeyError> {
+    pub fn seal_field_with(
+        &self,
+        version: u32,
+        field: &str,
+        record_id: Uuid,
+        plaintext: &[u8],
+    ) -> Result<WrappedKey, KeyError> {
         let bytes = self.seal(version, &Self::field_aad(field, record_id, version), plaintext)?;
         Ok(WrappedKey { version, bytes })
     }
 
-    pub fn open_field(&self, field: &str, record_id: Uuid, sealed: &WrappedKey) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    pub fn open_field(
+        &self,
+        field: &str,
+        record_id: Uuid,
+        sealed: &WrappedKey,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let what = || format!("field {field} of record {record_id}");
         self.open(sealed.version, &Self::field_aad(field, record_id, sealed.version), &sealed.bytes, what)
     }
@@ -300,10 +314,7 @@ impl Keyring {
         let KeySource::File(path) = &self.source else { return Ok(()) };
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("master.key")
-        ));
+        let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("master.key")));
         let mut text = Zeroizing::new(String::from(
             "# Kluis master keys (VERSION:BASE64). Secret: whoever holds this file and\n\
              # the database can read every document. Back it up separately; keep it\n\
@@ -369,10 +380,7 @@ mod tests {
         // Another master key fails.
         let other = Keyring::ephemeral(&[1, 2]);
         assert!(matches!(other.unwrap_data_key(doc, &w), Err(KeyError::Unwrap { .. })));
-        assert!(matches!(
-            Keyring::ephemeral(&[1]).unwrap_data_key(doc, &w),
-            Err(KeyError::UnknownVersion(2))
-        ));
+        assert!(matches!(Keyring::ephemeral(&[1]).unwrap_data_key(doc, &w), Err(KeyError::UnknownVersion(2))));
     }
 
     #[test]

@@ -289,11 +289,21 @@ impl Vault {
     }
 
     /// Seal a BSN (or another small secret field) for storage.
-    pub fn seal_field(&self, field: &str, record_id: Uuid, plaintext: &[u8]) -> Result<keyring::WrappedKey, VaultError> {
+    pub fn seal_field(
+        &self,
+        field: &str,
+        record_id: Uuid,
+        plaintext: &[u8],
+    ) -> Result<keyring::WrappedKey, VaultError> {
         Ok(self.keyring.seal_field(field, record_id, plaintext)?)
     }
 
-    pub fn open_field(&self, field: &str, record_id: Uuid, sealed: &keyring::WrappedKey) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
+    pub fn open_field(
+        &self,
+        field: &str,
+        record_id: Uuid,
+        sealed: &keyring::WrappedKey,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
         Ok(self.keyring.open_field(field, record_id, sealed)?)
     }
 }

@@ -134,8 +134,11 @@ impl BlobStore {
             let root = PathBuf::from(path);
             std::fs::create_dir_all(&root).map_err(|source| CreateDirErr(root.clone(), source).into_err())?;
             let root = root.canonicalize().map_err(|source| CreateDirErr(root.clone(), source).into_err())?;
-            let fs = LocalFileSystem::new_with_prefix(&root)
-                .map_err(|source| StoreError::Backend { op: "open", name: root.display().to_string(), source })?;
+            let fs = LocalFileSystem::new_with_prefix(&root).map_err(|source| StoreError::Backend {
+                op: "open",
+                name: root.display().to_string(),
+                source,
+            })?;
             return Ok(BlobStore {
                 inner: Arc::new(fs),
                 description: format!("file://{}", root.display()),
@@ -178,16 +181,17 @@ impl BlobStore {
                 _ => return Err(StoreError::Config("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into())),
             }
             let s3store = b.build().map_err(|e| StoreError::Config(e.to_string()))?;
-            let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                Arc::new(s3store)
-            } else {
-                Arc::new(PrefixStore::new(s3store, prefix))
-            };
+            let inner: Arc<dyn ObjectStore> =
+                if prefix.is_empty() { Arc::new(s3store) } else { Arc::new(PrefixStore::new(s3store, prefix)) };
             let endpoint = s3.endpoint.clone().unwrap_or_else(|| "AWS".into());
             return Ok(BlobStore { inner, kind: Kind::S3, description: format!("{url} at {endpoint}") });
         }
         if url == "memory://" || url == "memory:" {
-            return Ok(BlobStore { inner: Arc::new(InMemory::new()), kind: Kind::Memory, description: "memory://".into() });
+            return Ok(BlobStore {
+                inner: Arc::new(InMemory::new()),
+                kind: Kind::Memory,
+                description: "memory://".into(),
+            });
         }
         Err(StoreError::UnsupportedUrl(url.into()))
     }
@@ -253,7 +257,10 @@ impl BlobStore {
     }
 
     /// Stream an object's bytes.
-    pub async fn get_stream(&self, name: &ObjectName) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+    pub async fn get_stream(
+        &self,
+        name: &ObjectName,
+    ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
         let res = self.inner.get(&name.path()).await.map_err(Self::err("get", name))?;
         let n = name.to_string();
         Ok(res

@@ -162,7 +162,10 @@ async fn tampered_objects_fail_to_decrypt(b: Backend) {
     let cut = crypto::HEADER_LEN + 2 * (crypto::SEGMENT_SIZE + crypto::TAG_LEN);
     v.store.put_bytes(&name, Bytes::from(obj[..cut].to_vec())).await.unwrap();
     let err = read_all(&v, row.id).await.unwrap_err();
-    assert!(matches!(err, VaultError::Crypto(CryptoError::Authentication { .. } | CryptoError::Truncated(_))), "{err:?}");
+    assert!(
+        matches!(err, VaultError::Crypto(CryptoError::Authentication { .. } | CryptoError::Truncated(_))),
+        "{err:?}"
+    );
 
     // Another document's object spliced in under this document's row.
     let other = v.put_document(doc(client), body(&data, 65536)).await.unwrap();
@@ -211,8 +214,7 @@ async fn failed_uploads_leave_nothing(b: Backend) {
     let v = open(&b).await;
     let client = new_client(&v, None).await;
     // The body fails after 3 MiB (a client disconnecting mid-upload).
-    let mut parts: Vec<Result<Bytes, std::io::Error>> =
-        (0..3).map(|i| Ok(Bytes::from(content(1 << 20, i)))).collect();
+    let mut parts: Vec<Result<Bytes, std::io::Error>> = (0..3).map(|i| Ok(Bytes::from(content(1 << 20, i)))).collect();
     parts.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")));
     let err = v.put_document(doc(client), futures::stream::iter(parts)).await.unwrap_err();
     assert!(matches!(err, VaultError::Store(StoreError::Source(_))), "{err:?}");
@@ -261,7 +263,8 @@ async fn rekey_resumes_after_a_crash(b: Backend) {
         let row = v.put_document(doc(client), body(&data, 4096)).await.unwrap();
         docs.push((row.id, data));
     }
-    let objects_before: Vec<Vec<u8>> = futures::future::join_all(docs.iter().map(|(id, _)| stored_object(&v, *id))).await;
+    let objects_before: Vec<Vec<u8>> =
+        futures::future::join_all(docs.iter().map(|(id, _)| stored_object(&v, *id))).await;
     assert_eq!(v.keyring().current_version(), 1);
 
     // Crash after 4 of 8 values.
@@ -288,7 +291,8 @@ async fn rekey_resumes_after_a_crash(b: Backend) {
         assert_eq!(v.catalog.count_sealed_with(kind, 1).await.unwrap(), 0);
     }
     // Objects were not rewritten.
-    let objects_after: Vec<Vec<u8>> = futures::future::join_all(docs.iter().map(|(id, _)| stored_object(&v, *id))).await;
+    let objects_after: Vec<Vec<u8>> =
+        futures::future::join_all(docs.iter().map(|(id, _)| stored_object(&v, *id))).await;
     assert!(objects_before == objects_after, "rekey must not touch objects");
 
     assert!(matches!(v.retire_key_version(2).await, Err(VaultError::CannotRetire { .. })));
@@ -337,7 +341,9 @@ async fn audit_chain(b: Backend) {
     assert_eq!(head.len(), 64);
 
     // The database itself refuses changes to the log.
-    assert!(v.catalog.execute_raw_for_tests("UPDATE audit_events SET outcome = 'allowed' WHERE seq = 7").await.is_err());
+    assert!(
+        v.catalog.execute_raw_for_tests("UPDATE audit_events SET outcome = 'allowed' WHERE seq = 7").await.is_err()
+    );
     assert!(v.catalog.execute_raw_for_tests("DELETE FROM audit_events WHERE seq = 7").await.is_err());
 
     // An attacker who drops the guard and edits an event is caught, by number.
@@ -347,10 +353,7 @@ async fn audit_chain(b: Backend) {
         "DROP TRIGGER audit_events_no_update"
     };
     v.catalog.execute_raw_for_tests(drop_guard).await.unwrap();
-    v.catalog
-        .execute_raw_for_tests("UPDATE audit_events SET outcome = 'tampered' WHERE seq = 7")
-        .await
-        .unwrap();
+    v.catalog.execute_raw_for_tests("UPDATE audit_events SET outcome = 'tampered' WHERE seq = 7").await.unwrap();
     assert_eq!(v.catalog.verify_audit_chain().await.unwrap(), Err(ChainBreak::Altered { seq: 7 }));
 }
 on_both_backends!(audit_chain_is_append_only_and_verifiable, audit_chain);
@@ -396,10 +399,7 @@ async fn dead_database_is_a_clear_error() {
     let mut cfg = config(&b);
     cfg.database_url = format!("postgres://kluis@127.0.0.1:{port}/postgres");
     let err = Vault::open(&cfg).await.unwrap_err();
-    assert!(
-        matches!(err, VaultError::Catalog(vault::catalog::CatalogError::Connect { .. })),
-        "{err:?}"
-    );
+    assert!(matches!(err, VaultError::Catalog(vault::catalog::CatalogError::Connect { .. })), "{err:?}");
     assert!(err.to_string().contains("cannot connect to the PostgreSQL catalog"), "{err}");
     assert!(!b.dir.path().join("master.key").exists(), "no key may be created without a catalog");
 }

@@ -1,0 +1,201 @@
+//! Documents: pending, active, destroyed (tombstones).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::{Catalog, CatalogError, now_micros, opt_uuid_col, q, sealed_cols, uuid_col};
+use crate::keyring::WrappedKey;
+
+/// The lifecycle of a document row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentState {
+    /// Upload in progress (or crashed): the object may be partial.
+    Pending,
+    Active,
+    /// Data key destroyed; the row is a tombstone.
+    Destroyed,
+}
+
+impl DocumentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentState::Pending => "pending",
+            DocumentState::Active => "active",
+            DocumentState::Destroyed => "destroyed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, CatalogError> {
+        Ok(match s {
+            "pending" => DocumentState::Pending,
+            "active" => DocumentState::Active,
+            "destroyed" => DocumentState::Destroyed,
+            _ => return Err(CatalogError::Corrupt(format!("unknown document state {s:?}"))),
+        })
+    }
+}
+
+/// A document as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub doc_type: String,
+    pub title: Option<String>,
+    pub filename: String,
+    pub content_type: String,
+    pub size: Option<i64>,
+    pub sha256: Option<String>,
+    pub object_name: String,
+    pub wrapped_key: Option<WrappedKey>,
+    pub state: DocumentState,
+    pub uploaded_by: Option<Uuid>,
+    pub uploaded_at: i64,
+    pub retention_until: Option<i64>,
+    pub legal_hold: bool,
+    pub destroyed_at: Option<i64>,
+    pub destroyed_by: Option<String>,
+}
+
+/// `SELECT <every document column> FROM documents ` followed by the rest.
+macro_rules! select_documents {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, object_name, \
+             wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, \
+             CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by FROM documents ",
+            $rest
+        )
+    };
+}
+
+fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
+    let wrapped_key = sealed_cols(row, "wrapped_key", "key_version")?;
+    let state: String = row.try_get("state").map_err(q("decode"))?;
+    Ok(DocumentRow {
+        id: uuid_col(row, "id")?,
+        client_id: uuid_col(row, "client_id")?,
+        doc_type: row.try_get("doc_type").map_err(q("decode"))?,
+        title: row.try_get("title").map_err(q("decode"))?,
+        filename: row.try_get("filename").map_err(q("decode"))?,
+        content_type: row.try_get("content_type").map_err(q("decode"))?,
+        size: row.try_get("size").map_err(q("decode"))?,
+        sha256: row.try_get("sha256").map_err(q("decode"))?,
+        object_name: row.try_get("object_name").map_err(q("decode"))?,
+        wrapped_key,
+        state: DocumentState::parse(&state)?,
+        uploaded_by: opt_uuid_col(row, "uploaded_by")?,
+        uploaded_at: row.try_get("uploaded_at").map_err(q("decode"))?,
+        retention_until: row.try_get("retention_until").map_err(q("decode"))?,
+        legal_hold: row.try_get::<i64, _>("legal_hold").map_err(q("decode"))? != 0,
+        destroyed_at: row.try_get("destroyed_at").map_err(q("decode"))?,
+        destroyed_by: row.try_get("destroyed_by").map_err(q("decode"))?,
+    })
+}
+
+/// What a new (pending) document row holds.
+#[derive(Debug, Clone)]
+pub struct NewDocumentRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub doc_type: String,
+    pub title: Option<String>,
+    pub filename: String,
+    pub content_type: String,
+    pub object_name: String,
+    pub wrapped_key: WrappedKey,
+    pub uploaded_by: Option<Uuid>,
+    pub retention_until: Option<i64>,
+}
+
+impl Catalog {
+    /// Record a document whose upload is starting. The row is `pending` until
+    /// [`Catalog::activate_document`]; pending rows older than an upload can
+    /// take are orphans to sweep.
+    pub async fn insert_pending_document(&self, d: &NewDocumentRow) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO documents (id, client_id, doc_type, title, filename, content_type, object_name, \
+             wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, legal_hold) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13)",
+        )
+        .bind(d.id.to_string())
+        .bind(d.client_id.to_string())
+        .bind(&d.doc_type)
+        .bind(d.title.clone())
+        .bind(&d.filename)
+        .bind(&d.content_type)
+        .bind(&d.object_name)
+        .bind(d.wrapped_key.bytes.clone())
+        .bind(i64::from(d.wrapped_key.version))
+        .bind(d.uploaded_by.map(|u| u.to_string()))
+        .bind(now_micros())
+        .bind(d.retention_until)
+        .bind(false)
+        .execute(&self.pool)
+        .await
+        .map_err(q("insert_pending_document"))?;
+        Ok(())
+    }
+
+    /// Mark a pending document complete with its plaintext size and hash.
+    pub async fn activate_document(&self, id: Uuid, size: i64, sha256: &str) -> Result<(), CatalogError> {
+        let r = sqlx::query(
+            "UPDATE documents SET state = 'active', size = $1, sha256 = $2 WHERE id = $3 AND state = 'pending'",
+        )
+        .bind(size)
+        .bind(sha256)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(q("activate_document"))?;
+        if r.rows_affected() != 1 {
+            return Err(CatalogError::NotFound("pending document"));
+        }
+        Ok(())
+    }
+
+    /// Remove the row of an upload that failed (only while pending).
+    pub async fn delete_pending_document(&self, id: Uuid) -> Result<bool, CatalogError> {
+        let r = sqlx::query("DELETE FROM documents WHERE id = $1 AND state = 'pending'")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(q("delete_pending_document"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Pending rows started before `before` (micros): interrupted uploads.
+    pub async fn pending_documents_before(&self, before: i64) -> Result<Vec<DocumentRow>, CatalogError> {
+        let sql = select_documents!("WHERE state = 'pending' AND uploaded_at < $1");
+        let rows = sqlx::query(sql).bind(before).fetch_all(&self.pool).await.map_err(q("pending_documents_before"))?;
+        rows.iter().map(document_from_row).collect()
+    }
+
+    pub async fn get_document(&self, id: Uuid) -> Result<DocumentRow, CatalogError> {
+        let sql = select_documents!("WHERE id = $1");
+        let row = sqlx::query(sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("get_document"))?
+            .ok_or(CatalogError::NotFound("document"))?;
+        document_from_row(&row)
+    }
+
+    /// Crypto-shred: drop the wrapped data key and mark the row destroyed,
+    /// in one statement. Returns false if it was already destroyed.
+    pub async fn destroy_document(&self, id: Uuid, by: &str) -> Result<bool, CatalogError> {
+        let r = sqlx::query(
+            "UPDATE documents SET state = 'destroyed', wrapped_key = NULL, key_version = NULL, \
+             destroyed_at = $1, destroyed_by = $2 WHERE id = $3 AND state <> 'destroyed'",
+        )
+        .bind(now_micros())
+        .bind(by)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(q("destroy_document"))?;
+        Ok(r.rows_affected() == 1)
+    }
+}

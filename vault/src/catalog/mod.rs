@@ -1,0 +1,189 @@
+//! The catalog: the source of truth for everything but the encrypted bytes.
+//!
+//! One repository API over SQLite (the embedded default, WAL) and PostgreSQL,
+//! chosen by the URL. All SQL of Kluis lives in this module; callers see
+//! typed rows and [`CatalogError`].
+//!
+//! Portable schema (see `migrations/`): ids are UUID strings, times BIGINT
+//! microseconds since the Unix epoch (UTC), secrets BLOB/BYTEA sealed by the
+//! keyring. The same query text runs on both databases (`$n` placeholders,
+//! the `Any` driver). The `Any` driver cannot decode SQLite booleans, so
+//! boolean columns are read as `CAST(col AS INTEGER)`.
+//!
+//! Invariants:
+//! - migrations run on connect, for the backend the URL names;
+//! - appends to the audit chain are serialised by locking the single
+//!   `audit_head` row first, on both databases;
+//! - no plaintext secret is ever written: BSNs, TOTP secrets and data keys
+//!   arrive sealed.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+use crate::keyring::WrappedKey;
+
+mod audit_log;
+mod clients;
+mod documents;
+mod keys;
+
+pub use clients::NewClientRow;
+pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
+pub use keys::{KeyVersionRow, SealedKind, SealedRow};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("cannot connect to the {backend} catalog: {source}")]
+    Connect { backend: Backend, source: sqlx::Error },
+    #[error("migrating the {backend} catalog failed: {source}")]
+    Migrate { backend: Backend, source: sqlx::migrate::MigrateError },
+    #[error("catalog query `{op}` failed: {source}")]
+    Query { op: &'static str, source: sqlx::Error },
+    #[error("catalog row is malformed: {0}")]
+    Corrupt(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+fn q(op: &'static str) -> impl FnOnce(sqlx::Error) -> CatalogError {
+    move |source| CatalogError::Query { op, source }
+}
+
+pub fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+pub fn micros_to_time(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn uuid_col(row: &AnyRow, col: &str) -> Result<Uuid, CatalogError> {
+    let s: String = row.try_get(col).map_err(q("decode"))?;
+    Uuid::from_str(&s).map_err(|_| CatalogError::Corrupt(format!("{col} is not a UUID")))
+}
+
+fn opt_uuid_col(row: &AnyRow, col: &str) -> Result<Option<Uuid>, CatalogError> {
+    let s: Option<String> = row.try_get(col).map_err(q("decode"))?;
+    s.map(|s| Uuid::from_str(&s).map_err(|_| CatalogError::Corrupt(format!("{col} is not a UUID")))).transpose()
+}
+
+/// A sealed value stored as two columns: the bytes and the key version.
+fn sealed_cols(row: &AnyRow, bytes_col: &str, version_col: &str) -> Result<Option<WrappedKey>, CatalogError> {
+    let bytes: Option<Vec<u8>> = row.try_get(bytes_col).map_err(q("decode"))?;
+    let version: Option<i64> = row.try_get(version_col).map_err(q("decode"))?;
+    match (bytes, version) {
+        (Some(bytes), Some(v)) => Ok(Some(WrappedKey {
+            version: u32::try_from(v).map_err(|_| CatalogError::Corrupt(format!("{version_col} out of range")))?,
+            bytes,
+        })),
+        _ => Ok(None),
+    }
+}
+
+#[derive(Clone)]
+pub struct Catalog {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").field("backend", &self.backend).finish()
+    }
+}
+
+impl Catalog {
+    /// Connect to `url` (`sqlite://PATH` or `postgres://...`), create the
+    /// SQLite file if needed, and run the migrations.
+    pub async fn connect(url: &str) -> Result<Self, CatalogError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let mut u = format!("sqlite:{rest}");
+            if !u.contains("mode=") && !rest.contains(":memory:") {
+                u.push(if u.contains('?') { '&' } else { '?' });
+                u.push_str("mode=rwc");
+            }
+            (Backend::Sqlite, u)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(CatalogError::UnsupportedUrl);
+        };
+        let opts = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL for concurrent readers, FULL sync so a committed
+                        // row survives power loss, and a wait instead of an
+                        // immediate SQLITE_BUSY under write contention.
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = opts.connect(&url).await.map_err(|source| CatalogError::Connect { backend, source })?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(|source| CatalogError::Migrate { backend, source })?;
+        Ok(Catalog { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Is the database reachable and answering?
+    pub async fn ping(&self) -> Result<(), CatalogError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(q("ping"))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// For tests and tools that must simulate an attacker with database
+    /// access: run raw SQL. Never used by the server.
+    #[doc(hidden)]
+    pub async fn execute_raw_for_tests(&self, sql: &str) -> Result<u64, CatalogError> {
+        let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&self.pool).await.map_err(q("raw"))?;
+        Ok(r.rows_affected())
+    }
+}
