@@ -115,7 +115,7 @@ async fn seed(b: &Backend, n: usize) -> Vec<(Uuid, Vec<u8>)> {
             address: None,
             postcode: None,
             city: None,
-            commissioner: "municipality".into(),
+            commissioner: vault::domain::Commissioner::Municipality,
             coach_id: None,
         })
         .await

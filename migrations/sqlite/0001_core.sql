@@ -92,7 +92,8 @@ CREATE TABLE download_tokens (
     purpose      TEXT   NOT NULL,
     created_at   BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL,
-    used_at      BIGINT
+    used_at      BIGINT,
+    voided_at    BIGINT                    -- set when the holder was deactivated
 );
 CREATE INDEX download_tokens_user ON download_tokens (user_id);
 

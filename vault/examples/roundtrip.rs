@@ -204,7 +204,7 @@ async fn run(args: Args) -> Result<(), AnyError> {
             address: None,
             postcode: None,
             city: None,
-            commissioner: "private".into(),
+            commissioner: vault::domain::Commissioner::Private,
             coach_id: None,
         })
         .await?;

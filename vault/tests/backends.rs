@@ -51,7 +51,7 @@ async fn new_client(v: &Vault, bsn: Option<&str>) -> Uuid {
             address: None,
             postcode: None,
             city: None,
-            commissioner: "uwv".into(),
+            commissioner: vault::domain::Commissioner::Uwv,
             coach_id: None,
         })
         .await
@@ -403,3 +403,142 @@ async fn dead_database_is_a_clear_error() {
     assert!(err.to_string().contains("cannot connect to the PostgreSQL catalog"), "{err}");
     assert!(!b.dir.path().join("master.key").exists(), "no key may be created without a catalog");
 }
+
+// ----- the repository API the gateway builds on ------------------------------
+
+async fn new_user(v: &Vault, username: &str, role: vault::domain::Role) -> Uuid {
+    let id = Uuid::new_v4();
+    let totp_secret = v.seal_field("totp", id, b"JBSWY3DPEHPK3PXP").unwrap();
+    v.catalog
+        .insert_user(&vault::catalog::NewUserRow {
+            id,
+            username: username.into(),
+            display_name: username.to_uppercase(),
+            role,
+            password_hash: "$argon2id$placeholder".into(),
+            totp_secret,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+async fn users_and_sessions(b: Backend) {
+    use vault::catalog::{CatalogError, SessionRow};
+    use vault::domain::Role;
+    let v = open(&b).await;
+    let anna = new_user(&v, "anna", Role::Coach).await;
+    let dup = v
+        .catalog
+        .insert_user(&vault::catalog::NewUserRow {
+            id: Uuid::new_v4(),
+            username: "anna".into(),
+            display_name: "Other".into(),
+            role: Role::Office,
+            password_hash: "x".into(),
+            totp_secret: v.seal_field("totp", Uuid::new_v4(), b"x").unwrap(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, CatalogError::Conflict("username")), "{dup:?}");
+    let u = v.catalog.user_by_username("anna").await.unwrap().unwrap();
+    assert_eq!((u.id, u.role, u.active, u.failed_attempts), (anna, Role::Coach, true, 0));
+    assert_eq!(v.open_field("totp", anna, &u.totp_secret).unwrap().as_slice(), b"JBSWY3DPEHPK3PXP");
+    assert!(v.catalog.user_by_username("nobody").await.unwrap().is_none());
+    assert_eq!(v.catalog.count_users().await.unwrap(), 1);
+
+    // Lock-out after the threshold.
+    for i in 1..=5 {
+        assert_eq!(v.catalog.record_login_failure(anna, 5, 1_000 + i).await.unwrap(), i);
+    }
+    let u = v.catalog.user(anna).await.unwrap();
+    assert_eq!(u.locked_until, Some(1_005));
+    // A TOTP step is accepted once, even by concurrent logins.
+    let results = futures::future::join_all((0..8).map(|_| v.catalog.record_login_success(anna, 42))).await;
+    assert_eq!(results.into_iter().filter(|r| *r.as_ref().unwrap()).count(), 1);
+    assert!(!v.catalog.record_login_success(anna, 41).await.unwrap(), "older steps are refused too");
+    let u = v.catalog.user(anna).await.unwrap();
+    assert_eq!((u.failed_attempts, u.locked_until, u.totp_last_step), (0, None, Some(42)));
+
+    v.catalog.set_user_role(anna, Role::FreelanceCoach).await.unwrap();
+    v.catalog.set_user_active(anna, false).await.unwrap();
+    let u = v.catalog.user(anna).await.unwrap();
+    assert_eq!((u.role, u.active), (Role::FreelanceCoach, false));
+    assert_eq!(v.catalog.list_users().await.unwrap().len(), 1);
+
+    let s = SessionRow { token_hash: "h1".into(), user_id: anna, created_at: 1, last_seen_at: 1, expires_at: 99 };
+    v.catalog.insert_session(&s).await.unwrap();
+    v.catalog.touch_session("h1", 5).await.unwrap();
+    assert_eq!(v.catalog.session("h1").await.unwrap().unwrap().last_seen_at, 5);
+    assert_eq!(v.catalog.delete_sessions_of(anna).await.unwrap(), 1);
+    assert!(v.catalog.session("h1").await.unwrap().is_none());
+}
+on_both_backends!(users_lockout_totp_replay_and_sessions, users_and_sessions);
+
+async fn download_tokens(b: Backend) {
+    use vault::catalog::{NewDownloadToken, Redemption};
+    use vault::domain::{Purpose, Role};
+    let v = std::sync::Arc::new(open(&b).await);
+    let user = new_user(&v, "olga", Role::Office).await;
+    let client = new_client(&v, None).await;
+    let d = v.put_document(doc(client), body(b"x", 1)).await.unwrap();
+    let token = |hash: &str, expires_at| NewDownloadToken {
+        token_hash: hash.into(),
+        document_id: d.id,
+        user_id: user,
+        role: Role::Office,
+        purpose: Purpose::Administration,
+        created_at: 0,
+        expires_at,
+    };
+    v.catalog.insert_download_token(&token("t1", 1_000)).await.unwrap();
+    // Many concurrent redemptions: exactly one wins.
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let v = v.clone();
+            tokio::spawn(async move { v.catalog.redeem_download_token("t1", 500).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Redemption::Redeemed(r) => {
+                won += 1;
+                assert_eq!((r.document_id, r.purpose), (d.id, Purpose::Administration));
+            }
+            Redemption::Used(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    v.catalog.insert_download_token(&token("t2", 1_000)).await.unwrap();
+    assert!(matches!(v.catalog.redeem_download_token("t2", 1_000).await.unwrap(), Redemption::Expired(_)));
+    assert!(matches!(v.catalog.redeem_download_token("nope", 1).await.unwrap(), Redemption::Unknown));
+    v.catalog.insert_download_token(&token("t3", 1_000)).await.unwrap();
+    assert_eq!(v.catalog.void_tokens_of(user, 10).await.unwrap(), 2, "t2 and t3 were unused");
+    assert!(matches!(v.catalog.redeem_download_token("t3", 11).await.unwrap(), Redemption::Voided(_)));
+}
+on_both_backends!(download_tokens_are_redeemed_once, download_tokens);
+
+async fn clients_caseload_and_closing(b: Backend) {
+    use vault::catalog::ClientStatus;
+    use vault::domain::Role;
+    let v = open(&b).await;
+    let coach = new_user(&v, "carla", Role::Coach).await;
+    let a = new_client(&v, Some("111222333")).await;
+    let c2 = new_client(&v, None).await;
+    v.catalog.set_client_coach(a, Some(coach)).await.unwrap();
+    let row = v.catalog.client(a).await.unwrap();
+    assert_eq!((row.coach_id, row.status, row.restricted), (Some(coach), ClientStatus::Active, false));
+    assert!(row.bsn_sealed.is_some());
+    assert_eq!(v.catalog.list_clients(None, None).await.unwrap().len(), 2);
+    let mine = v.catalog.list_clients(None, Some(coach)).await.unwrap();
+    assert_eq!(mine.iter().map(|c| c.id).collect::<Vec<_>>(), vec![a]);
+    assert!(v.catalog.close_client(c2, 77).await.unwrap());
+    assert!(!v.catalog.close_client(c2, 78).await.unwrap(), "closing twice is a no-op");
+    let closed = v.catalog.list_clients(Some(ClientStatus::Closed), None).await.unwrap();
+    assert_eq!((closed.len(), closed[0].id, closed[0].ended_at), (1, c2, Some(77)));
+    assert_eq!(v.catalog.list_clients(Some(ClientStatus::Active), None).await.unwrap().len(), 1);
+    assert!(matches!(v.catalog.client(Uuid::new_v4()).await, Err(vault::catalog::CatalogError::NotFound(_))));
+}
+on_both_backends!(clients_caseload_and_closing, clients_caseload_and_closing);

@@ -1,9 +1,93 @@
 //! Clients (the dossier owners).
 
+use sqlx::Row;
+use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Catalog, CatalogError, now_micros, q, sealed_cols};
+use super::{Catalog, CatalogError, bool_col, now_micros, opt_uuid_col, q, sealed_cols, uuid_col};
+use crate::domain::Commissioner;
 use crate::keyring::WrappedKey;
+
+/// Where a client's trajectory stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStatus {
+    Active,
+    /// The trajectory ended; the documents are in the archive.
+    Closed,
+}
+
+impl ClientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::Active => "active",
+            ClientStatus::Closed => "closed",
+        }
+    }
+}
+
+/// A client as stored. The BSN stays sealed here; only the audited reveal
+/// and the masking open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    pub id: Uuid,
+    pub first_name: String,
+    pub initials: String,
+    pub last_name: String,
+    pub birth_date: String,
+    pub bsn_sealed: Option<WrappedKey>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub postcode: Option<String>,
+    pub city: Option<String>,
+    pub commissioner: Commissioner,
+    pub coach_id: Option<Uuid>,
+    pub status: ClientStatus,
+    pub ended_at: Option<i64>,
+    pub restricted: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+macro_rules! select_clients {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, first_name, initials, last_name, birth_date, bsn_sealed, bsn_key_version, email, phone, \
+             address, postcode, city, commissioner, coach_id, status, ended_at, \
+             CAST(restricted AS INTEGER) AS restricted, created_at, updated_at FROM clients ",
+            $rest
+        )
+    };
+}
+
+fn client_from_row(r: &AnyRow) -> Result<ClientRow, CatalogError> {
+    let commissioner: String = r.try_get("commissioner").map_err(q("decode"))?;
+    let status: String = r.try_get("status").map_err(q("decode"))?;
+    Ok(ClientRow {
+        id: uuid_col(r, "id")?,
+        first_name: r.try_get("first_name").map_err(q("decode"))?,
+        initials: r.try_get("initials").map_err(q("decode"))?,
+        last_name: r.try_get("last_name").map_err(q("decode"))?,
+        birth_date: r.try_get("birth_date").map_err(q("decode"))?,
+        bsn_sealed: sealed_cols(r, "bsn_sealed", "bsn_key_version")?,
+        email: r.try_get("email").map_err(q("decode"))?,
+        phone: r.try_get("phone").map_err(q("decode"))?,
+        address: r.try_get("address").map_err(q("decode"))?,
+        postcode: r.try_get("postcode").map_err(q("decode"))?,
+        city: r.try_get("city").map_err(q("decode"))?,
+        commissioner: commissioner.parse().map_err(|_| CatalogError::Corrupt("commissioner".into()))?,
+        coach_id: opt_uuid_col(r, "coach_id")?,
+        status: match status.as_str() {
+            "active" => ClientStatus::Active,
+            "closed" => ClientStatus::Closed,
+            _ => return Err(CatalogError::Corrupt(format!("client status {status:?}"))),
+        },
+        ended_at: r.try_get("ended_at").map_err(q("decode"))?,
+        restricted: bool_col(r, "restricted")?,
+        created_at: r.try_get("created_at").map_err(q("decode"))?,
+        updated_at: r.try_get("updated_at").map_err(q("decode"))?,
+    })
+}
 
 /// The fields of a new client row. The BSN arrives sealed.
 #[derive(Debug, Clone)]
@@ -19,7 +103,7 @@ pub struct NewClientRow {
     pub address: Option<String>,
     pub postcode: Option<String>,
     pub city: Option<String>,
-    pub commissioner: String,
+    pub commissioner: Commissioner,
     pub coach_id: Option<Uuid>,
 }
 
@@ -43,7 +127,7 @@ impl Catalog {
         .bind(c.address.clone())
         .bind(c.postcode.clone())
         .bind(c.city.clone())
-        .bind(&c.commissioner)
+        .bind(c.commissioner.as_str())
         .bind(c.coach_id.map(|u| u.to_string()))
         .bind(false)
         .bind(now)
@@ -62,5 +146,62 @@ impl Catalog {
             .map_err(q("client_bsn_sealed"))?
             .ok_or(CatalogError::NotFound("client"))?;
         sealed_cols(&row, "bsn_sealed", "bsn_key_version")
+    }
+
+    pub async fn client(&self, id: Uuid) -> Result<ClientRow, CatalogError> {
+        let row = sqlx::query(select_clients!("WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("client"))?
+            .ok_or(CatalogError::NotFound("client"))?;
+        client_from_row(&row)
+    }
+
+    /// Clients, optionally only one status and/or one coach's caseload,
+    /// ordered by name.
+    pub async fn list_clients(
+        &self,
+        status: Option<ClientStatus>,
+        coach: Option<Uuid>,
+    ) -> Result<Vec<ClientRow>, CatalogError> {
+        let rows = sqlx::query(select_clients!(
+            "WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR coach_id = $2) ORDER BY last_name, first_name, id"
+        ))
+        .bind(status.map(|s| s.as_str()))
+        .bind(coach.map(|c| c.to_string()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list_clients"))?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    pub async fn set_client_coach(&self, id: Uuid, coach: Option<Uuid>) -> Result<(), CatalogError> {
+        let r = sqlx::query("UPDATE clients SET coach_id = $1, updated_at = $2 WHERE id = $3")
+            .bind(coach.map(|c| c.to_string()))
+            .bind(now_micros())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(q("set_client_coach"))?;
+        if r.rows_affected() == 0 {
+            return Err(CatalogError::NotFound("client"));
+        }
+        Ok(())
+    }
+
+    /// End the trajectory (only an active one). Returns false if it was
+    /// already closed.
+    pub async fn close_client(&self, id: Uuid, ended_at: i64) -> Result<bool, CatalogError> {
+        let r = sqlx::query(
+            "UPDATE clients SET status = 'closed', ended_at = $1, updated_at = $2 WHERE id = $3 AND status = 'active'",
+        )
+        .bind(ended_at)
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(q("close_client"))?;
+        Ok(r.rows_affected() == 1)
     }
 }

@@ -31,10 +31,14 @@ mod audit_log;
 mod clients;
 mod documents;
 mod keys;
+mod tokens;
+mod users;
 
-pub use clients::NewClientRow;
+pub use clients::{ClientRow, ClientStatus, NewClientRow};
 pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
+pub use tokens::{DownloadTokenRow, NewDownloadToken, Redemption, SessionRow};
+pub use users::{NewUserRow, UserRow};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -53,6 +57,8 @@ pub enum CatalogError {
     Corrupt(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("{0} already exists")]
+    Conflict(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +78,19 @@ impl std::fmt::Display for Backend {
 
 fn q(op: &'static str) -> impl FnOnce(sqlx::Error) -> CatalogError {
     move |source| CatalogError::Query { op, source }
+}
+
+/// Like [`q`], but a unique-constraint violation becomes `Conflict(what)`.
+fn q_unique(op: &'static str, what: &'static str) -> impl FnOnce(sqlx::Error) -> CatalogError {
+    move |source| match &source {
+        sqlx::Error::Database(e) if e.is_unique_violation() => CatalogError::Conflict(what),
+        _ => CatalogError::Query { op, source },
+    }
+}
+
+/// A boolean column read as `CAST(col AS INTEGER) AS col`.
+fn bool_col(row: &AnyRow, col: &str) -> Result<bool, CatalogError> {
+    Ok(row.try_get::<i64, _>(col).map_err(q("decode"))? != 0)
 }
 
 pub fn now_micros() -> i64 {
