@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod crypto;
 pub mod domain;
 pub mod keyring;
+pub mod policy;
 pub mod rekey;
 pub mod store;
 

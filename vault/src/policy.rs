@@ -1,0 +1,377 @@
+//! The access policy: the one place that decides "may this user do this
+//! action on this client, for this purpose, now?" (SPEC §3). Handlers ask
+//! [`decide`]; nothing else decides access. Every decision carries its reason
+//! for the error message and the audit log.
+//!
+//! Answers: `Allow` (possibly on behalf of an absent colleague, through a
+//! substitution); `Forbidden` (403: the role may never do this);
+//! `PurposeNotAllowed` (403: not for this purpose, for this role and client
+//! state); `Restricted` (403: GDPR art. 18 restriction); `ClientClosed` (409:
+//! the trajectory has ended); `NotFound` (404: outside the caller's scope,
+//! indistinguishable from an id that does not exist).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::catalog::ClientStatus;
+use crate::domain::{Purpose, Role};
+
+/// What the caller wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read basic client data (name, address, birth date, e-mail, masked BSN); list clients.
+    ReadClient,
+    RevealBsn,
+    CreateClient,
+    AssignCoach,
+    RegisterSubstitution,
+    CloseTrajectory,
+    SetRestriction,
+    ReadAccessLog,
+    /// List a client's documents, read a document's metadata.
+    ReadDocumentMetadata,
+    UploadDocument,
+    /// Open a document's content (issue or redeem a download token).
+    OpenDocument(Purpose),
+    ManageUsers,
+    SetRetention,
+    LegalHold,
+    DestroyDocument,
+    EraseClient,
+    ReadAuditLog,
+    BreachRegister,
+}
+
+/// Who asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+/// What the policy needs to know about the client concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientFacts {
+    pub coach_id: Option<Uuid>,
+    pub status: ClientStatus,
+    pub restricted: bool,
+}
+
+/// A registered substitution: `substitute` covers `absent`'s caseload from
+/// `from` until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Substitution {
+    pub absent: Uuid,
+    pub substitute: Uuid,
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow { on_behalf_of: Option<Uuid>, reason: &'static str },
+    Forbidden(&'static str),
+    PurposeNotAllowed(&'static str),
+    Restricted(&'static str),
+    ClientClosed(&'static str),
+    NotFound(&'static str),
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Decision::Allow { reason, .. }
+            | Decision::Forbidden(reason)
+            | Decision::PurposeNotAllowed(reason)
+            | Decision::Restricted(reason)
+            | Decision::ClientClosed(reason)
+            | Decision::NotFound(reason) => reason,
+        }
+    }
+
+    /// `allowed` or `denied`, for the audit log.
+    pub fn outcome(&self) -> &'static str {
+        if self.is_allowed() { "allowed" } else { "denied" }
+    }
+}
+
+const ALLOW: Decision = Decision::Allow { on_behalf_of: None, reason: "role permits" };
+
+/// Purposes for which a role may open documents of a client in this state
+/// (management and office; coaches are decided by caseload).
+fn staff_purposes(role: Role, status: ClientStatus) -> &'static [Purpose] {
+    use Purpose::*;
+    match (role, status) {
+        (Role::Management, ClientStatus::Active) => &[Assignment, Administration],
+        (Role::Office, ClientStatus::Active) => &[Assignment, Administration, Invoicing],
+        (Role::Management | Role::Office, ClientStatus::Closed) => &[SatisfactionSurvey, Availability],
+        _ => &[],
+    }
+}
+
+/// Is the client in the coach's reach now: own caseload, or an absent
+/// colleague's during an active substitution? `Some(on_behalf_of)` if so.
+fn coach_reach(actor: Actor, client: &ClientFacts, subs: &[Substitution], now: DateTime<Utc>) -> Option<Option<Uuid>> {
+    if client.status != ClientStatus::Active {
+        return None;
+    }
+    let coach = client.coach_id?;
+    if coach == actor.id {
+        return Some(None);
+    }
+    subs.iter()
+        .any(|s| s.substitute == actor.id && s.absent == coach && s.from <= now && now < s.until)
+        .then_some(Some(coach))
+}
+
+/// Decide an action. `client` is `None` for actions that concern no
+/// particular client (listing users, creating a client, the audit log).
+pub fn decide(
+    actor: Actor,
+    action: Action,
+    client: Option<&ClientFacts>,
+    subs: &[Substitution],
+    now: DateTime<Utc>,
+) -> Decision {
+    use Action::*;
+    use Role::*;
+    let staff = matches!(actor.role, Management | Office);
+    let reach = client.and_then(|c| if actor.role.is_coach() { coach_reach(actor, c, subs, now) } else { None });
+    let coach_allow = |reach: Option<Option<Uuid>>| match reach {
+        Some(on_behalf_of) => Decision::Allow {
+            on_behalf_of,
+            reason: if on_behalf_of.is_some() { "substitution" } else { "own caseload" },
+        },
+        None => Decision::NotFound("outside the coach's caseload"),
+    };
+    match action {
+        ManageUsers | CreateClient | RegisterSubstitution if staff => ALLOW,
+        ManageUsers | CreateClient | RegisterSubstitution => Decision::Forbidden("management and office only"),
+        LegalHold | DestroyDocument | EraseClient | ReadAuditLog | BreachRegister if actor.role == Management => ALLOW,
+        LegalHold | DestroyDocument | EraseClient | ReadAuditLog | BreachRegister => {
+            Decision::Forbidden("management only")
+        }
+        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention if staff => ALLOW,
+        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention => {
+            Decision::Forbidden("management and office only")
+        }
+        RevealBsn if staff || actor.role == Administration => ALLOW,
+        RevealBsn => Decision::Forbidden("coaches cannot reveal a BSN"),
+        ReadClient if staff || actor.role == Administration => ALLOW,
+        ReadClient if client.is_none() => ALLOW, // a coach's list is filtered to their reach
+        ReadClient => coach_allow(reach),
+        ReadDocumentMetadata if staff => ALLOW,
+        ReadDocumentMetadata if actor.role == Administration => {
+            Decision::Forbidden("administration never sees documents")
+        }
+        ReadDocumentMetadata => coach_allow(reach),
+        UploadDocument if actor.role == Administration => Decision::Forbidden("administration never sees documents"),
+        UploadDocument => match client {
+            Some(c) if c.status == ClientStatus::Closed && staff => {
+                Decision::ClientClosed("the trajectory has ended; uploads stopped")
+            }
+            _ if staff => ALLOW,
+            _ => coach_allow(reach),
+        },
+        OpenDocument(_) if actor.role == Administration => Decision::Forbidden("administration never sees documents"),
+        OpenDocument(purpose) => {
+            let Some(c) = client else { return Decision::NotFound("no client") };
+            let base = if staff {
+                if c.restricted && actor.role == Management && purpose == Purpose::Availability {
+                    return Decision::Allow { on_behalf_of: None, reason: "restricted: management for availability" };
+                }
+                if !staff_purposes(actor.role, c.status).contains(&purpose) {
+                    return Decision::PurposeNotAllowed(if c.status == ClientStatus::Closed {
+                        "the archive is open for satisfaction_survey and availability only"
+                    } else {
+                        "purpose not allowed for this role"
+                    });
+                }
+                ALLOW
+            } else {
+                let d = coach_allow(reach);
+                if !d.is_allowed() {
+                    return d;
+                }
+                if purpose != Purpose::Guidance {
+                    return Decision::PurposeNotAllowed("coaches open documents for guidance only");
+                }
+                d
+            };
+            if c.restricted {
+                return Decision::Restricted("processing of this client is restricted (GDPR art. 18)");
+            }
+            base
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    // Each row: role, client situation, action, expected answer. The table is
+    // the specification; read it against SPEC §3.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Situation {
+        OwnClient,
+        ColleagueClient,
+        DuringSubstitution,
+        AfterSubstitution,
+        Archived,
+        RestrictedClient,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Want {
+        Allow,
+        AllowOnBehalf,
+        Forbidden,
+        Purpose, // purpose_not_allowed
+        Restricted,
+        Closed,
+        NotFound,
+    }
+
+    fn judge(role: Role, sit: Situation, action: Action) -> Want {
+        let me = Uuid::from_u128(1);
+        let colleague = Uuid::from_u128(2);
+        let now = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+        let day = chrono::Duration::days(1);
+        let mut c = ClientFacts { coach_id: Some(colleague), status: ClientStatus::Active, restricted: false };
+        let mut subs = vec![];
+        match sit {
+            Situation::OwnClient => c.coach_id = Some(me),
+            Situation::ColleagueClient => {}
+            Situation::DuringSubstitution => {
+                subs.push(Substitution { absent: colleague, substitute: me, from: now - day, until: now + day })
+            }
+            Situation::AfterSubstitution => {
+                subs.push(Substitution { absent: colleague, substitute: me, from: now - day * 3, until: now - day })
+            }
+            Situation::Archived => {
+                c.coach_id = Some(me);
+                c.status = ClientStatus::Closed;
+            }
+            Situation::RestrictedClient => {
+                c.coach_id = Some(me);
+                c.restricted = true;
+            }
+        }
+        match decide(Actor { id: me, role }, action, Some(&c), &subs, now) {
+            Decision::Allow { on_behalf_of: None, .. } => Want::Allow,
+            Decision::Allow { on_behalf_of: Some(x), .. } => {
+                assert_eq!(x, colleague);
+                Want::AllowOnBehalf
+            }
+            Decision::Forbidden(_) => Want::Forbidden,
+            Decision::PurposeNotAllowed(_) => Want::Purpose,
+            Decision::Restricted(_) => Want::Restricted,
+            Decision::ClientClosed(_) => Want::Closed,
+            Decision::NotFound(_) => Want::NotFound,
+        }
+    }
+
+    #[test]
+    fn opening_documents_follows_the_matrix() {
+        use crate::domain::Purpose::*;
+        use Situation::*;
+        use Want::*;
+        // Situations: own/colleague/during/after/archived/restricted.
+        // For management and office "own" means nothing: they reach all clients.
+        let rows: &[(Role, crate::domain::Purpose, [Want; 6])] = &[
+            (Role::Management, Guidance, [Purpose, Purpose, Purpose, Purpose, Purpose, Purpose]),
+            (Role::Management, Assignment, [Allow, Allow, Allow, Allow, Purpose, Restricted]),
+            (Role::Management, Administration, [Allow, Allow, Allow, Allow, Purpose, Restricted]),
+            (Role::Management, Invoicing, [Purpose, Purpose, Purpose, Purpose, Purpose, Purpose]),
+            (Role::Management, SatisfactionSurvey, [Purpose, Purpose, Purpose, Purpose, Allow, Purpose]),
+            (Role::Management, Availability, [Purpose, Purpose, Purpose, Purpose, Allow, Allow]),
+            (Role::Office, Guidance, [Purpose, Purpose, Purpose, Purpose, Purpose, Purpose]),
+            (Role::Office, Assignment, [Allow, Allow, Allow, Allow, Purpose, Restricted]),
+            (Role::Office, Administration, [Allow, Allow, Allow, Allow, Purpose, Restricted]),
+            (Role::Office, Invoicing, [Allow, Allow, Allow, Allow, Purpose, Restricted]),
+            (Role::Office, SatisfactionSurvey, [Purpose, Purpose, Purpose, Purpose, Allow, Purpose]),
+            (Role::Office, Availability, [Purpose, Purpose, Purpose, Purpose, Allow, Purpose]),
+            (Role::Administration, Invoicing, [Forbidden; 6]),
+            (Role::Administration, Administration, [Forbidden; 6]),
+            (Role::Coach, Guidance, [Allow, NotFound, AllowOnBehalf, NotFound, NotFound, Restricted]),
+            (Role::Coach, Assignment, [Purpose, NotFound, Purpose, NotFound, NotFound, Purpose]),
+            (Role::Coach, Availability, [Purpose, NotFound, Purpose, NotFound, NotFound, Purpose]),
+            (Role::FreelanceCoach, Guidance, [Allow, NotFound, AllowOnBehalf, NotFound, NotFound, Restricted]),
+            (Role::FreelanceCoach, Invoicing, [Purpose, NotFound, Purpose, NotFound, NotFound, Purpose]),
+        ];
+        let sits = [OwnClient, ColleagueClient, DuringSubstitution, AfterSubstitution, Archived, RestrictedClient];
+        for (role, purpose, wants) in rows {
+            for (sit, want) in sits.iter().zip(wants) {
+                assert_eq!(judge(*role, *sit, Action::OpenDocument(*purpose)), *want, "{role} {purpose} {sit:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn other_actions_follow_the_matrix() {
+        use Action::*;
+        use Situation::*;
+        use Want::*;
+        let sits = [OwnClient, ColleagueClient, DuringSubstitution, AfterSubstitution, Archived, RestrictedClient];
+        let coach_scope = [Allow, NotFound, AllowOnBehalf, NotFound, NotFound, Allow];
+        let rows: &[(Action, [[Want; 6]; 5])] = &[
+            // management, office, administration, coach, freelance_coach
+            (ReadClient, [[Allow; 6], [Allow; 6], [Allow; 6], coach_scope, coach_scope]),
+            (RevealBsn, [[Allow; 6], [Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (ReadDocumentMetadata, [[Allow; 6], [Allow; 6], [Forbidden; 6], coach_scope, coach_scope]),
+            (
+                UploadDocument,
+                [
+                    [Allow, Allow, Allow, Allow, Closed, Allow],
+                    [Allow, Allow, Allow, Allow, Closed, Allow],
+                    [Forbidden; 6],
+                    coach_scope,
+                    coach_scope,
+                ],
+            ),
+            (AssignCoach, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (CloseTrajectory, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (SetRestriction, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (ReadAccessLog, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (SetRetention, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (LegalHold, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (DestroyDocument, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (EraseClient, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (ReadAuditLog, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (BreachRegister, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (ManageUsers, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (CreateClient, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (RegisterSubstitution, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+        ];
+        for (action, per_role) in rows {
+            for (role, wants) in Role::ALL.iter().zip(per_role) {
+                for (sit, want) in sits.iter().zip(wants) {
+                    assert_eq!(judge(*role, *sit, *action), *want, "{role} {action:?} {sit:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn substitution_window_is_half_open() {
+        let me = Uuid::from_u128(1);
+        let absent = Uuid::from_u128(2);
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let t1 = Utc.with_ymd_and_hms(2026, 1, 8, 9, 0, 0).unwrap();
+        let subs = [Substitution { absent, substitute: me, from: t0, until: t1 }];
+        let c = ClientFacts { coach_id: Some(absent), status: ClientStatus::Active, restricted: false };
+        let at = |t| {
+            decide(Actor { id: me, role: Role::Coach }, Action::OpenDocument(Purpose::Guidance), Some(&c), &subs, t)
+        };
+        assert!(!at(t0 - chrono::Duration::seconds(1)).is_allowed());
+        assert!(at(t0).is_allowed());
+        assert!(at(t1 - chrono::Duration::seconds(1)).is_allowed());
+        assert!(!at(t1).is_allowed());
+    }
+}
