@@ -1,7 +1,10 @@
 //! `kluis`: the Kluis document vault (server and command line).
 
+mod api;
+mod auth;
 mod config;
 mod server;
+mod sniff;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,7 +35,25 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "KLUIS_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        /// How long a download token stays valid (e.g. 30s, 5m).
+        #[arg(long, env = "KLUIS_TOKEN_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+        token_ttl: Duration,
+        /// Largest accepted document, in bytes.
+        #[arg(long, env = "KLUIS_MAX_UPLOAD_BYTES", default_value_t = 536_870_912)]
+        max_upload_bytes: u64,
+        /// Login attempts per client address per minute.
+        #[arg(long, env = "KLUIS_LOGIN_RATE_PER_MINUTE", default_value_t = 30)]
+        login_rate_per_minute: u32,
+        /// A session ends after this long without requests.
+        #[arg(long, env = "KLUIS_SESSION_IDLE", default_value = "30m", value_parser = humantime::parse_duration)]
+        session_idle: Duration,
+        /// A session ends this long after login, whatever happens.
+        #[arg(long, env = "KLUIS_SESSION_MAX", default_value = "12h", value_parser = humantime::parse_duration)]
+        session_max: Duration,
     },
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Add a master-key version and re-wrap every data key, BSN and TOTP
     /// secret under it (objects are not touched). Resumes an interrupted run.
     Rekey {
@@ -49,6 +70,21 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; reads the password from standard input and prints the
+    /// new user with its TOTP secret (for an authenticator app) as JSON.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// management | office | administration | coach | freelance_coach
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,8 +136,14 @@ async fn open(common: &Common) -> anyhow::Result<Vault> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, token_ttl, max_upload_bytes, login_rate_per_minute, session_idle, session_max } => {
             let vault = open(&cli.common).await?;
+            if vault.catalog.count_users().await? == 0 {
+                let msg = "there are no users yet; create the first one with:\n  \
+                           echo 'a long password' | kluis user add --username admin --role management";
+                tracing::warn!("{msg}");
+                eprintln!("kluis: {msg}");
+            }
             tracing::info!(
                 catalog = %vault.catalog.backend(),
                 storage = %vault.store.describe(),
@@ -113,7 +155,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(n) => tracing::info!(count = n, "removed uploads interrupted more than a day ago"),
                 Err(e) => tracing::warn!(error = %e, "could not sweep interrupted uploads"),
             }
-            server::serve(&listen, server::AppState { vault: Arc::new(vault) }).await?;
+            let settings =
+                api::ServeSettings { token_ttl, max_upload_bytes, session_idle, session_absolute: session_max };
+            let state = api::AppState {
+                vault: Arc::new(vault),
+                login_limiter: server::login_limiter(login_rate_per_minute),
+                settings: Arc::new(settings),
+            };
+            server::serve(&listen, state).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rekey { batch_size, crash_after } => {
@@ -139,6 +188,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => Err(e).context("rekey failed (run `kluis rekey` again to resume)"),
             }
+        }
+        Command::User(UserCommand::Add { username, role, display_name }) => {
+            use std::io::Read;
+            let mut password = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let vault = open(&cli.common).await?;
+            let created =
+                api::users::create_user(&vault, api::users::NewUser { username, display_name, role, password })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.code))?;
+            let mut e = vault::audit::NewEvent::new("user.create", "ok");
+            e.details = serde_json::json!({ "user_id": created.id, "role": created.role, "via": "cli" });
+            vault.catalog.append_audit(&e).await?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Key(KeyCommand::List) => {
             let vault = open(&cli.common).await?;

@@ -1,27 +1,95 @@
-//! `kluis serve`: the HTTP server.
+//! `kluis serve`: the router, the middleware, and the operational endpoints.
 //!
-//! Today it serves the operational endpoints; the API of SPEC §6 is added
-//! here route by route. Handlers stay thin: they parse, ask the vault, and
-//! shape the answer.
+//! Middleware, outermost first: request id (`x-request-id`, generated if
+//! absent, echoed back), a `tracing` span per request carrying that id,
+//! metrics by route and status, security headers on every response. The
+//! upload route has its own body limit (the configured maximum plus room for
+//! the multipart envelope); everything else keeps axum's 2 MB default.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post, put};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use vault::Vault;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 
-#[derive(Clone)]
-pub struct AppState {
-    pub vault: Arc<Vault>,
+use crate::api::{self, AppState};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState, metrics: Option<PrometheusHandle>) -> Router {
+    let upload_limit = state.settings.max_upload_bytes.saturating_add(1 << 20);
+    let upload = Router::new()
+        .route("/api/v1/clients/{id}/documents", post(api::documents::upload).get(api::documents::list))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(usize::try_from(upload_limit).unwrap_or(usize::MAX)));
+    let api = Router::new()
+        .route("/api/v1/session", post(api::session::login).delete(api::session::logout))
+        .route("/api/v1/me", get(api::session::me))
+        .route("/api/v1/users", post(api::users::create).get(api::users::list))
+        .route("/api/v1/users/{id}", axum::routing::patch(api::users::patch))
+        .route("/api/v1/clients", post(api::clients::create).get(api::clients::list))
+        .route("/api/v1/clients/{id}", get(api::clients::get))
+        .route("/api/v1/clients/{id}/bsn", get(api::clients::reveal_bsn))
+        .route("/api/v1/clients/{id}/coach", put(api::clients::assign_coach))
+        .route("/api/v1/clients/{id}/close", post(api::clients::close))
+        .route("/api/v1/documents/{id}", get(api::documents::get))
+        .route("/api/v1/documents/{id}/download-tokens", post(api::documents::issue_token))
+        .route("/api/v1/download/{token}", get(api::download::download))
+        .route("/api/v1/openapi.json", get(api::openapi::openapi_json))
+        .merge(upload)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state);
+    let api = match metrics {
+        Some(handle) => api.route("/metrics", get(move || async move { handle.render() })),
+        None => api,
+    };
+    api.fallback(|| async { api::ApiError::not_found() })
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(middleware::from_fn(track_metrics))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // Paths may hold a download token: log the route, never the path.
+            let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_default();
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+            tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state)
+/// Count requests by route and status, and time them.
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("kluis_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("kluis_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    resp
 }
 
 /// Alive: the process answers.
@@ -66,15 +134,27 @@ fn judge<E: std::fmt::Display>(what: &str, outcome: Result<Result<(), E>, tokio:
 
 /// Serve until SIGINT or SIGTERM, then finish in-flight requests.
 pub async fn serve(listen: &str, state: AppState) -> anyhow::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "kluis listening");
     // One line on stdout that scripts and tests can wait for.
     println!("kluis listening on http://{addr}");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let app = router(state, Some(metrics));
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("kluis stopped");
     Ok(())
+}
+
+/// A keyed per-address limiter of `per_minute` attempts.
+pub fn login_limiter(per_minute: u32) -> Arc<api::LoginLimiter> {
+    let n = std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))
 }
 
 async fn shutdown_signal() {

@@ -32,6 +32,7 @@
 //!   --storage-url URL     blob store (env KLUIS_STORAGE_URL; default file://DATA_DIR/objects),
 //!                         e.g. s3://kluis-test/bench-1234 with KLUIS_S3_ENDPOINT,
 //!                         AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY set
+//!   --chunk BYTES         read size of the input stream (default 65536)
 //!   --keep                keep the document (default: destroy it at the end, untimed)
 //!   --label TEXT          copied into the JSON lines
 //!
@@ -65,18 +66,19 @@ struct Args {
     storage_url: Option<String>,
     keep: bool,
     label: Option<String>,
+    chunk: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: roundtrip --input FILE [--output FILE|-] [--verify] [--data-dir DIR] \
-         [--database-url URL] [--storage-url URL] [--keep] [--label TEXT]"
+         [--database-url URL] [--storage-url URL] [--chunk BYTES] [--keep] [--label TEXT]"
     );
     std::process::exit(2)
 }
 
 fn parse_args() -> Args {
-    let mut a = Args::default();
+    let mut a = Args { chunk: CHUNK, ..Args::default() };
     let mut it = std::env::args().skip(1);
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     a.database_url = env("KLUIS_DATABASE_URL");
@@ -95,6 +97,7 @@ fn parse_args() -> Args {
             "--database-url" => a.database_url = Some(val()),
             "--storage-url" => a.storage_url = Some(val()),
             "--keep" => a.keep = true,
+            "--chunk" => a.chunk = val().parse().ok().filter(|&c| c > 0).unwrap_or_else(|| usage()),
             "--label" => a.label = Some(val()),
             "-h" | "--help" => usage(),
             other => {
@@ -220,7 +223,7 @@ async fn run(args: Args) -> Result<(), AnyError> {
     // ---- put ----------------------------------------------------------
     let mut hwm_reset = reset_hwm();
     let file = tokio::fs::File::open(&args.input).await?;
-    let body = ReaderStream::with_capacity(file, CHUNK);
+    let body = ReaderStream::with_capacity(file, args.chunk);
     let meta = NewDocument {
         client_id,
         doc_type: "other".into(),
@@ -316,6 +319,7 @@ async fn run(args: Args) -> Result<(), AnyError> {
             "document_id": row.id.to_string(),
             "object_name": row.object_name,
             "kept": args.keep,
+            "chunk": args.chunk,
         })
     );
     Ok(())

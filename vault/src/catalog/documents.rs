@@ -198,4 +198,16 @@ impl Catalog {
         .map_err(q("destroy_document"))?;
         Ok(r.rows_affected() == 1)
     }
+
+    /// The active documents of a client, newest first (pending uploads and
+    /// destroyed tombstones are not listed).
+    pub async fn list_documents(&self, client_id: Uuid) -> Result<Vec<DocumentRow>, CatalogError> {
+        let rows =
+            sqlx::query(select_documents!("WHERE client_id = $1 AND state = 'active' ORDER BY uploaded_at DESC, id"))
+                .bind(client_id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("list_documents"))?;
+        rows.iter().map(document_from_row).collect()
+    }
 }

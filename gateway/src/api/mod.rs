@@ -1,0 +1,262 @@
+//! The HTTP API of SPEC §6, under `/api/v1`.
+//!
+//! Handlers stay thin: parse the request into domain values, ask
+//! [`vault::policy::decide`], call the vault, audit, shape the answer.
+//! Errors are `{"error": {"code", "message"}}` ([`ApiError`]).
+
+pub mod clients;
+pub mod documents;
+pub mod download;
+pub mod openapi;
+pub mod session;
+pub mod users;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
+use vault::audit::NewEvent;
+use vault::catalog::{CatalogError, ClientRow, UserRow};
+use vault::domain::{Purpose, Role};
+use vault::policy::{self, Action, Actor, ClientFacts, Decision};
+use vault::{Vault, VaultError};
+
+use crate::auth;
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub token_ttl: Duration,
+    pub max_upload_bytes: u64,
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+}
+
+pub type LoginLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub vault: Arc<Vault>,
+    pub settings: Arc<ServeSettings>,
+    pub login_limiter: Arc<LoginLimiter>,
+}
+
+/// An API error: status, stable snake_case code, human message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid session token is required")
+    }
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    /// A server-side failure: the details go to the log, not to the caller.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": { "code": self.code, "message": self.message } }))).into_response()
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound(_) => ApiError::not_found(),
+            e => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::NotFound(_) => ApiError::not_found(),
+            VaultError::Gone(_) => ApiError::new(StatusCode::GONE, "gone", "the document has been destroyed"),
+            VaultError::Catalog(e) => e.into(),
+            e => ApiError::internal(e),
+        }
+    }
+}
+
+/// The answer to a denied policy decision.
+pub fn denied(d: &Decision) -> ApiError {
+    match d {
+        Decision::Allow { .. } => ApiError::internal("denied() called on an allowed decision"),
+        Decision::Forbidden(r) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", *r),
+        Decision::PurposeNotAllowed(r) => ApiError::new(StatusCode::FORBIDDEN, "purpose_not_allowed", *r),
+        Decision::Restricted(r) => ApiError::new(StatusCode::FORBIDDEN, "restricted", *r),
+        Decision::ClientClosed(r) => ApiError::new(StatusCode::CONFLICT, "client_closed", *r),
+        Decision::NotFound(_) => ApiError::not_found(),
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The request id set by the request-id layer (`x-request-id`).
+#[derive(Debug, Clone, Default)]
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string)))
+    }
+}
+
+/// An authenticated caller: a live session of an active user.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserRow,
+    pub session_hash: String,
+    pub request_id: Option<String>,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor { id: self.user.id, role: self.user.role }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        let hash = auth::token_hash(token);
+        let session = st.vault.catalog.session(&hash).await?.ok_or_else(ApiError::unauthorized)?;
+        let now = Utc::now().timestamp_micros();
+        let idle = st.settings.session_idle.as_micros() as i64;
+        if now >= session.expires_at || now >= session.last_seen_at + idle {
+            st.vault.catalog.delete_session(&hash).await?;
+            return Err(ApiError::unauthorized());
+        }
+        let user = st.vault.catalog.user(session.user_id).await?;
+        if !user.active {
+            st.vault.catalog.delete_session(&hash).await?;
+            return Err(ApiError::unauthorized());
+        }
+        // Sliding idle expiry; written at most every 30 s to spare the database.
+        if now - session.last_seen_at > 30_000_000 {
+            st.vault.catalog.touch_session(&hash, now).await?;
+        }
+        let request_id = RequestId::from_request_parts(parts, st).await.unwrap_or_default().0;
+        Ok(Caller { user, session_hash: hash, request_id })
+    }
+}
+
+/// Builder for an audit event with the caller filled in.
+pub fn event(caller: Option<&Caller>, action: &str, outcome: &str) -> NewEvent {
+    let mut e = NewEvent::new(action, outcome);
+    if let Some(c) = caller {
+        e.actor_id = Some(c.user.id);
+        e.actor_role = Some(c.user.role.as_str().to_string());
+        e.request_id = c.request_id.clone();
+    }
+    e
+}
+
+impl AppState {
+    /// Append an audit event; failing to audit fails the request.
+    pub async fn audit(&self, e: NewEvent) -> ApiResult<()> {
+        self.vault.catalog.append_audit(&e).await.map_err(ApiError::internal)?;
+        Ok(())
+    }
+
+    /// Decide, audit the decision, and turn a denial into its error.
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        action: Action,
+        client: Option<&ClientRow>,
+        document: Option<Uuid>,
+        audit_action: &str,
+    ) -> ApiResult<Decision> {
+        let facts = client.map(facts);
+        let d = policy::decide(caller.actor(), action, facts.as_ref(), &[], Utc::now());
+        let mut e = event(Some(caller), audit_action, d.outcome());
+        e.reason = Some(d.reason().to_string());
+        e.client_id = client.map(|c| c.id);
+        e.document_id = document;
+        if let Action::OpenDocument(p) = action {
+            e.purpose = Some(p.as_str().to_string());
+        }
+        if let Decision::Allow { on_behalf_of, .. } = d {
+            e.on_behalf_of = on_behalf_of;
+        }
+        // Allowed actions are audited by their handler once they happened;
+        // denials are audited here.
+        if !d.is_allowed() {
+            self.audit(e).await?;
+            return Err(denied(&d));
+        }
+        Ok(d)
+    }
+
+    /// Load a client, answering 404 for unknown ids.
+    pub async fn client(&self, id: Uuid) -> ApiResult<ClientRow> {
+        Ok(self.vault.catalog.client(id).await?)
+    }
+}
+
+pub fn facts(c: &ClientRow) -> ClientFacts {
+    ClientFacts { coach_id: c.coach_id, status: c.status, restricted: c.restricted }
+}
+
+pub fn rfc3339(us: i64) -> String {
+    vault::catalog::micros_to_time(us).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn opt_rfc3339(us: Option<i64>) -> Option<String> {
+    us.map(rfc3339)
+}
+
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// Parse a path id; malformed ids are simply not found.
+pub fn parse_id(s: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(s).map_err(|_| ApiError::not_found())
+}
+
+pub fn parse_role(s: &str) -> ApiResult<Role> {
+    s.parse().map_err(|e: vault::domain::ParseError| ApiError::unprocessable("invalid_role", e.to_string()))
+}
+
+pub fn parse_purpose(s: &str) -> ApiResult<Purpose> {
+    s.parse().map_err(|e: vault::domain::ParseError| ApiError::unprocessable("invalid_purpose", e.to_string()))
+}
