@@ -148,18 +148,10 @@ struct Env {
 
 async fn create_user_cli(b: &Backend, username: &str, role: &str) -> User {
     let mut c = kluis(b);
-    c.args(["user", "add", "--username", username, "--role", role]).stdin(std::process::Stdio::piped());
-    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("user add prints JSON");
-    assert_eq!(v["role"], role);
-    assert!(v["otpauth_url"].as_str().unwrap().starts_with("otpauth://totp/"));
-    user_from(&v)
+    c.args(["user", "add", "--username", username, "--role", role]);
+    let u = create_user_cli_with(c).await;
+    assert_eq!(u.username, username);
+    u
 }
 
 async fn start(b: Backend, env: &[(&str, &str)]) -> Env {
@@ -621,3 +613,135 @@ async fn users_api(b: Backend) {
     assert!(metrics.contains("kluis_http_requests_total{route=\"/api/v1/users\""), "{metrics}");
 }
 on_both_backends!(users_api_and_operations, users_api);
+
+/// A TCP proxy in front of a real service that the test can take down and
+/// bring back, to show what Kluis does when its database or store goes away.
+struct Flaky {
+    addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Flaky {
+    async fn start(target: String) -> Flaky {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns: std::sync::Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let (up2, conns2) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound); // refuse while down
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Flaky { addr, up, conns }
+    }
+
+    /// Cut every open connection and refuse new ones.
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `host:port` of a URL like `http://127.0.0.1:1234` or `postgres://u@127.0.0.1:1234/db`.
+fn host_port(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap();
+    let rest = rest.rsplit('@').next().unwrap();
+    rest.split('/').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn store_and_database_going_away_and_coming_back() {
+    let b = support::services().await;
+    let store = Flaky::start(host_port(b.s3_endpoint.as_deref().unwrap())).await;
+    let db = Flaky::start(host_port(&b.database_url)).await;
+    let db_name = b.database_url.rsplit('/').next().unwrap().to_string();
+    let db_url = format!("postgres://kluis@{}/{db_name}", db.addr);
+    let store_url = format!("http://{}", store.addr);
+    let admin_user = {
+        let mut c = kluis(&b);
+        c.env("KLUIS_DATABASE_URL", &db_url).env("KLUIS_S3_ENDPOINT", &store_url);
+        c.args(["user", "add", "--username", "beheer", "--role", "management"]);
+        create_user_cli_with(c).await
+    };
+    let mut c = kluis(&b);
+    c.env("KLUIS_DATABASE_URL", &db_url).env("KLUIS_S3_ENDPOINT", &store_url);
+    let server = Server::start(c, b.dir.path().join("serve.log")).await.unwrap();
+    let admin = Api::login(&server, &admin_user).await;
+    let env = Env { b, server, admin: admin_user };
+    let client = env.client(&admin).await;
+    let (data, _) = pdf(2 * 1024 * 1024);
+    let (s, before) = admin.upload(&client, "intake", "voor.pdf", data.clone()).await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // The store goes away: uploads fail cleanly, readiness says so.
+    store.down();
+    let (s, v) = admin.upload(&client, "intake", "tijdens.pdf", data.clone()).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("storage_unavailable")), "{v}");
+    let (s, r) = env.server.get("/readyz").await;
+    assert_eq!((s, &r["checks"]["storage"]), (503, &json!("unavailable")));
+    store.up();
+
+    // The database goes away.
+    db.down();
+    let (s, v) = admin.get(&format!("/api/v1/clients/{client}")).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("database_unavailable")),
+        "{v}"
+    );
+    assert_eq!(env.server.get("/readyz").await.0, 503);
+    db.up();
+
+    // Both back: everything that was there is still there, and work goes on.
+    let mut ready = false;
+    for _ in 0..50 {
+        if env.server.get("/readyz").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "{}", env.server.log());
+    let (s, t) = admin.token(before["id"].as_str().unwrap(), "assignment").await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let (s, _, body) = Api::anonymous(&env.server).download(t["url"].as_str().unwrap()).await;
+    assert_eq!((s, body.unwrap() == data), (StatusCode::OK, true));
+    let (_, list) = admin.get(&format!("/api/v1/clients/{client}/documents")).await;
+    assert_eq!(list["documents"].as_array().unwrap().len(), 1, "the failed upload left no document");
+    assert_eq!(admin.upload(&client, "intake", "na.pdf", data).await.0, StatusCode::CREATED);
+}
+
+/// Run a prepared `kluis user add ...` with the test password on stdin.
+async fn create_user_cli_with(mut c: tokio::process::Command) -> User {
+    c.stdin(std::process::Stdio::piped());
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("user add prints JSON");
+    assert!(v["otpauth_url"].as_str().unwrap().starts_with("otpauth://totp/"));
+    user_from(&v)
+}

@@ -150,11 +150,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 key_version = vault.keyring().current_version(),
                 "vault open"
             );
-            match vault.sweep_pending(Duration::from_secs(24 * 3600)).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(count = n, "removed uploads interrupted more than a day ago"),
-                Err(e) => tracing::warn!(error = %e, "could not sweep interrupted uploads"),
-            }
             let settings =
                 api::ServeSettings { token_ttl, max_upload_bytes, session_idle, session_absolute: session_max };
             let state = api::AppState {
@@ -162,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 login_limiter: server::login_limiter(login_rate_per_minute),
                 settings: Arc::new(settings),
             };
+            tokio::spawn(sweep_interrupted_uploads(state.vault.clone()));
             server::serve(&listen, state).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -249,6 +245,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+    }
+}
+
+/// Background worker: every hour, remove uploads that were interrupted (by a
+/// crash) more than a day ago, with their partial objects.
+async fn sweep_interrupted_uploads(vault: Arc<Vault>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match vault.sweep_pending(Duration::from_secs(24 * 3600)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "removed uploads interrupted more than a day ago"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep interrupted uploads"),
         }
     }
 }

@@ -90,6 +90,14 @@ impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::NotFound(_) => ApiError::not_found(),
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; try again later",
+                )
+            }
             e => ApiError::internal(e),
         }
     }
@@ -101,6 +109,14 @@ impl From<VaultError> for ApiError {
             VaultError::NotFound(_) => ApiError::not_found(),
             VaultError::Gone(_) => ApiError::new(StatusCode::GONE, "gone", "the document has been destroyed"),
             VaultError::Catalog(e) => e.into(),
+            VaultError::Store(vault::store::StoreError::Backend { .. }) => {
+                tracing::error!(error = %e, "object store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the document store is unavailable; try again later",
+                )
+            }
             e => ApiError::internal(e),
         }
     }

@@ -61,6 +61,21 @@ pub enum CatalogError {
     Conflict(&'static str),
 }
 
+impl CatalogError {
+    /// The database could not be reached (as opposed to a query it refused):
+    /// worth a 503 and a retry.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            CatalogError::Connect { .. }
+                | CatalogError::Query {
+                    source: sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+                    ..
+                }
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
