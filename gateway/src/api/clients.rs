@@ -168,9 +168,10 @@ pub async fn list(
     };
     let rows = st.vault.catalog.list_clients(status, None).await?;
     let now = Utc::now();
+    let subs = st.substitutions_for(caller.user.id, caller.user.role, now).await?;
     let mut out = Vec::new();
     for c in rows.iter().filter(|c| {
-        vault::policy::decide(caller.actor(), Action::ReadClient, Some(&super::facts(c)), &[], now).is_allowed()
+        vault::policy::decide(caller.actor(), Action::ReadClient, Some(&super::facts(c)), &subs, now).is_allowed()
     }) {
         out.push(st.client_view(c)?);
     }
@@ -227,7 +228,7 @@ pub async fn assign_coach(
         }
         Err(e) => return Err(e.into()),
     };
-    st.vault.catalog.set_client_coach(c.id, Some(coach.id)).await?;
+    st.vault.catalog.assign_coach(c.id, Some(coach.id), Some(caller.user.id)).await?;
     let mut e = event(Some(&caller), "client.assign", "ok");
     e.client_id = Some(c.id);
     e.details = json!({ "from": c.coach_id, "to": coach.id });

@@ -93,11 +93,12 @@ pub async fn download(
     let doc = st.vault.catalog.get_document(t.document_id).await?;
     let client = st.client(doc.client_id).await?;
     e.client_id = Some(client.id);
+    let subs = st.substitutions_for(user.id, user.role, now).await?;
     let decision = policy::decide(
         Actor { id: user.id, role: user.role },
         Action::OpenDocument(t.purpose),
         Some(&facts(&client)),
-        &[],
+        &subs,
         now,
     );
     let denial = if !user.active {

@@ -4,6 +4,7 @@
 //! [`vault::policy::decide`], call the vault, audit, shape the answer.
 //! Errors are `{"error": {"code", "message"}}` ([`ApiError`]).
 
+pub mod access;
 pub mod clients;
 pub mod documents;
 pub mod download;
@@ -222,7 +223,9 @@ impl AppState {
         audit_action: &str,
     ) -> ApiResult<Decision> {
         let facts = client.map(facts);
-        let d = policy::decide(caller.actor(), action, facts.as_ref(), &[], Utc::now());
+        let now = Utc::now();
+        let subs = self.substitutions_for(caller.user.id, caller.user.role, now).await?;
+        let d = policy::decide(caller.actor(), action, facts.as_ref(), &subs, now);
         let mut e = event(Some(caller), audit_action, d.outcome());
         e.reason = Some(d.reason().to_string());
         e.client_id = client.map(|c| c.id);
@@ -233,13 +236,38 @@ impl AppState {
         if let Decision::Allow { on_behalf_of, .. } = d {
             e.on_behalf_of = on_behalf_of;
         }
-        // Allowed actions are audited by their handler once they happened;
-        // denials are audited here.
-        if !d.is_allowed() {
+        // Denials, and reads of a particular client or document, are audited
+        // here; changes are audited by their handler once they happened.
+        let read = matches!(action, Action::ReadClient | Action::ReadDocumentMetadata) && client.is_some();
+        if !d.is_allowed() || read {
             self.audit(e).await?;
+        }
+        if !d.is_allowed() {
             return Err(denied(&d));
         }
         Ok(d)
+    }
+
+    /// The substitutions through which a coach reaches colleagues' clients now.
+    pub async fn substitutions_for(
+        &self,
+        user: Uuid,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Vec<policy::Substitution>> {
+        if !role.is_coach() {
+            return Ok(Vec::new());
+        }
+        let rows = self.vault.catalog.active_substitutions_of(user, now.timestamp_micros()).await?;
+        Ok(rows
+            .iter()
+            .map(|s| policy::Substitution {
+                absent: s.absent_coach_id,
+                substitute: s.substitute_id,
+                from: vault::catalog::micros_to_time(s.starts_at),
+                until: vault::catalog::micros_to_time(s.ends_at),
+            })
+            .collect())
     }
 
     /// Load a client, answering 404 for unknown ids.

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{clients, documents, download, session, users};
+use super::{access, clients, documents, download, session, users};
 
 struct BearerAuth;
 
@@ -27,12 +27,15 @@ impl Modify for BearerAuth {
         clients::create, clients::list, clients::get, clients::reveal_bsn, clients::assign_coach, clients::close,
         documents::upload, documents::list, documents::get, documents::issue_token,
         download::download,
+        access::create_substitution, access::list_substitutions, access::end_substitution,
+        access::set_restriction, access::audit_log, access::audit_verify, access::access_log,
     ),
     components(schemas(
         session::Login, session::NewSession, session::SessionUser,
         users::NewUser, users::CreatedUser, users::UserView, users::UserPatch,
         clients::NewClient, clients::ClientView, clients::AssignCoach, clients::CloseTrajectory,
         documents::DocumentView, documents::TokenRequest, documents::IssuedToken,
+        access::NewSubstitution, access::SubstitutionView, access::Restriction, access::AuditView, access::AccessEntry,
     )),
     modifiers(&BearerAuth),
 )]

@@ -2,6 +2,8 @@
 
 use sqlx::Row;
 
+use uuid::Uuid;
+
 use super::{Catalog, CatalogError, now_micros, opt_uuid_col, q};
 use crate::audit::{self, ChainBreak, ChainVerifier, Event, NewEvent};
 
@@ -59,6 +61,32 @@ impl Catalog {
         Ok(Event { seq, at, body: e.clone(), prev_hash: prev_hex, hash })
     }
 
+    /// Events matching every given filter, newest first, at most `limit`.
+    pub async fn audit_events_filtered(
+        &self,
+        client_id: Option<Uuid>,
+        document_id: Option<Uuid>,
+        actor_id: Option<Uuid>,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Event>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor_id, actor_role, action, outcome, reason, purpose, client_id, document_id, \
+             on_behalf_of, request_id, details, prev_hash, hash FROM audit_events \
+             WHERE ($1 IS NULL OR client_id = $1) AND ($2 IS NULL OR document_id = $2) \
+             AND ($3 IS NULL OR actor_id = $3) AND ($4 IS NULL OR action = $4) ORDER BY seq DESC LIMIT $5",
+        )
+        .bind(client_id.map(|u| u.to_string()))
+        .bind(document_id.map(|u| u.to_string()))
+        .bind(actor_id.map(|u| u.to_string()))
+        .bind(action)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("audit_events_filtered"))?;
+        rows.iter().map(event_from_row).collect()
+    }
+
     /// Events with `seq > after`, in order, at most `limit`.
     pub async fn audit_events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>, CatalogError> {
         let rows = sqlx::query(
@@ -71,32 +99,7 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await
         .map_err(q("audit_events_after"))?;
-        rows.iter()
-            .map(|r| {
-                let details: String = r.try_get("details").map_err(q("decode"))?;
-                Ok(Event {
-                    seq: r.try_get("seq").map_err(q("decode"))?,
-                    at: r.try_get("at").map_err(q("decode"))?,
-                    body: NewEvent {
-                        actor_id: opt_uuid_col(r, "actor_id")?,
-                        actor_role: r.try_get("actor_role").map_err(q("decode"))?,
-                        action: r.try_get("action").map_err(q("decode"))?,
-                        outcome: r.try_get("outcome").map_err(q("decode"))?,
-                        reason: r.try_get("reason").map_err(q("decode"))?,
-                        purpose: r.try_get("purpose").map_err(q("decode"))?,
-                        client_id: opt_uuid_col(r, "client_id")?,
-                        document_id: opt_uuid_col(r, "document_id")?,
-                        on_behalf_of: opt_uuid_col(r, "on_behalf_of")?,
-                        request_id: r.try_get("request_id").map_err(q("decode"))?,
-                        // Unparseable details cannot match the hash, which
-                        // verification then reports as an altered event.
-                        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
-                    },
-                    prev_hash: r.try_get("prev_hash").map_err(q("decode"))?,
-                    hash: r.try_get("hash").map_err(q("decode"))?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     /// Walk the whole chain; `Ok((events, head))` when intact.
@@ -124,4 +127,29 @@ impl Catalog {
         }
         Ok(Ok((v.count(), v.head())))
     }
+}
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> Result<Event, CatalogError> {
+    let details: String = r.try_get("details").map_err(q("decode"))?;
+    Ok(Event {
+        seq: r.try_get("seq").map_err(q("decode"))?,
+        at: r.try_get("at").map_err(q("decode"))?,
+        body: NewEvent {
+            actor_id: opt_uuid_col(r, "actor_id")?,
+            actor_role: r.try_get("actor_role").map_err(q("decode"))?,
+            action: r.try_get("action").map_err(q("decode"))?,
+            outcome: r.try_get("outcome").map_err(q("decode"))?,
+            reason: r.try_get("reason").map_err(q("decode"))?,
+            purpose: r.try_get("purpose").map_err(q("decode"))?,
+            client_id: opt_uuid_col(r, "client_id")?,
+            document_id: opt_uuid_col(r, "document_id")?,
+            on_behalf_of: opt_uuid_col(r, "on_behalf_of")?,
+            request_id: r.try_get("request_id").map_err(q("decode"))?,
+            // Unparseable details cannot match the hash, which
+            // verification then reports as an altered event.
+            details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
+        },
+        prev_hash: r.try_get("prev_hash").map_err(q("decode"))?,
+        hash: r.try_get("hash").map_err(q("decode"))?,
+    })
 }

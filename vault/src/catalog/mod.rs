@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::keyring::WrappedKey;
 
+mod access;
 mod audit_log;
 mod clients;
 mod documents;
@@ -34,6 +35,7 @@ mod keys;
 mod tokens;
 mod users;
 
+pub use access::{CaseloadPeriod, SubstitutionRow};
 pub use clients::{ClientRow, ClientStatus, NewClientRow};
 pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
