@@ -374,4 +374,86 @@ mod tests {
         assert!(at(t1 - chrono::Duration::seconds(1)).is_allowed());
         assert!(!at(t1).is_allowed());
     }
+
+    /// `ACCESS.md` at the repository root is this module's decisions written
+    /// out as tables, for readers of the SPEC rather than of Rust. The test
+    /// fails when the two differ; `KLUIS_BLESS=1 cargo test -p vault --lib policy`
+    /// rewrites the file.
+    #[test]
+    fn access_md_matches_the_policy() {
+        use std::fmt::Write;
+        let sits = [
+            (Situation::OwnClient, "own client"),
+            (Situation::ColleagueClient, "colleague's client"),
+            (Situation::DuringSubstitution, "colleague's client, substitution running"),
+            (Situation::AfterSubstitution, "colleague's client, substitution ended"),
+            (Situation::Archived, "own client, trajectory closed (archive)"),
+            (Situation::RestrictedClient, "own client, restricted (art. 18)"),
+        ];
+        let word = |w: Want| match w {
+            Want::Allow => "yes",
+            Want::AllowOnBehalf => "yes (on behalf)",
+            Want::Forbidden => "403",
+            Want::Purpose => "403 purpose",
+            Want::Restricted => "403 restricted",
+            Want::Closed => "409 closed",
+            Want::NotFound => "404",
+        };
+        let mut actions: Vec<(String, Action)> = vec![
+            ("read basic client data".into(), Action::ReadClient),
+            ("reveal BSN".into(), Action::RevealBsn),
+            ("list documents, read metadata".into(), Action::ReadDocumentMetadata),
+            ("upload".into(), Action::UploadDocument),
+        ];
+        for p in Purpose::ALL {
+            actions.push((format!("open document (issue/redeem token) for `{p}`"), Action::OpenDocument(*p)));
+        }
+        for (n, a) in [
+            ("create client", Action::CreateClient),
+            ("assign coach", Action::AssignCoach),
+            ("register substitution", Action::RegisterSubstitution),
+            ("close trajectory", Action::CloseTrajectory),
+            ("set restriction", Action::SetRestriction),
+            ("read access log", Action::ReadAccessLog),
+            ("set retention", Action::SetRetention),
+            ("manage users", Action::ManageUsers),
+            ("legal hold", Action::LegalHold),
+            ("destroy document", Action::DestroyDocument),
+            ("erase client", Action::EraseClient),
+            ("read audit log", Action::ReadAuditLog),
+            ("breach register", Action::BreachRegister),
+        ] {
+            actions.push((n.into(), a));
+        }
+        let mut md = String::from(
+            "# Access matrix (generated)\n\n\
+             Generated from `vault/src/policy.rs` by its test `access_md_matches_the_policy`; do not edit by hand.\n\
+             One table per role. Columns are the situations of the client concerned, seen from the caller \
+             (for management, office and administration \"own\" means nothing: they are not assigned clients). \
+             `yes (on behalf)`: allowed through a substitution, audited with the absent colleague. \
+             `404`: outside the caller's scope, answered exactly like an id that does not exist.\n",
+        );
+        for role in Role::ALL {
+            let _ = write!(md, "\n## {role}\n\n| action |");
+            for (_, name) in &sits {
+                let _ = write!(md, " {name} |");
+            }
+            md.push_str("\n|---|");
+            md.push_str(&"---|".repeat(sits.len()));
+            md.push('\n');
+            for (name, action) in &actions {
+                let _ = write!(md, "| {name} |");
+                for (sit, _) in &sits {
+                    let _ = write!(md, " {} |", word(judge(*role, *sit, *action)));
+                }
+                md.push('\n');
+            }
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ACCESS.md");
+        if std::env::var("KLUIS_BLESS").is_ok() {
+            std::fs::write(path, &md).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(committed == md, "ACCESS.md is out of date: run KLUIS_BLESS=1 cargo test -p vault --lib policy");
+    }
 }
