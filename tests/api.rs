@@ -567,9 +567,25 @@ async fn token_expiry_and_revocation(b: Backend) {
     let (s, _, _) = Api::anonymous(&env.server).download(t["url"].as_str().unwrap()).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
+    // Revoked: the holder's role changes (coach to freelance coach is still
+    // a coach, but any change means the token was issued under other rights).
+    admin.put(&format!("/api/v1/clients/{client}/coach"), json!({"coach_id": coach.id})).await;
+    let (s, t) = carla.token(&doc, "guidance").await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let (s, _) = admin.patch(&format!("/api/v1/users/{}", coach.id), json!({"role": "freelance_coach"})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(Api::anonymous(&env.server).download(t["url"].as_str().unwrap()).await.0, StatusCode::FORBIDDEN);
+    let carla = Api::login(&env.server, &coach).await;
+
+    // Revoked: the trajectory is closed after the token was issued.
+    let (s, t) = carla.token(&doc, "guidance").await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+
     // Closing the trajectory: the coach's access ends, uploads stop.
     let (s, c) = admin.post(&format!("/api/v1/clients/{client}/close"), json!({})).await;
     assert_eq!((s, c["status"].as_str()), (StatusCode::OK, Some("closed")));
+    assert_eq!(Api::anonymous(&env.server).download(t["url"].as_str().unwrap()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(carla.get(&format!("/api/v1/clients/{client}")).await.0, StatusCode::NOT_FOUND);
     let (s, v) = admin.upload(&client, "intake", "late.txt", b"te laat\n".to_vec()).await;
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("client_closed")));
     // The archive is for satisfaction_survey and availability.
