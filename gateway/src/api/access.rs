@@ -2,7 +2,7 @@
 //! access log.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use vault::catalog::SubstitutionRow;
 use vault::policy::Action;
 
 use super::clients::ClientView;
-use super::{ApiError, ApiResult, AppState, Caller, event, parse_id, parse_time, rfc3339};
+use super::{ApiError, ApiJson, ApiQuery, ApiResult, AppState, Caller, event, parse_id, parse_time, rfc3339};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewSubstitution {
@@ -73,7 +73,7 @@ async fn active_coach(st: &AppState, id: Uuid, what: &str) -> ApiResult<()> {
 pub async fn create_substitution(
     State(st): State<AppState>,
     caller: Caller,
-    Json(body): Json<NewSubstitution>,
+    ApiJson(body): ApiJson<NewSubstitution>,
 ) -> ApiResult<(StatusCode, Json<SubstitutionView>)> {
     st.authorize(&caller, Action::RegisterSubstitution, None, None, "substitution.create").await?;
     if !matches!(body.reason.as_str(), "vacation" | "sickness") {
@@ -121,7 +121,7 @@ pub struct SubstitutionQuery {
 pub async fn list_substitutions(
     State(st): State<AppState>,
     caller: Caller,
-    Query(q): Query<SubstitutionQuery>,
+    ApiQuery(q): ApiQuery<SubstitutionQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     st.authorize(&caller, Action::RegisterSubstitution, None, None, "substitution.list").await?;
     let current = (q.show.as_deref() != Some("all")).then(|| Utc::now().timestamp_micros());
@@ -162,7 +162,7 @@ pub async fn set_restriction(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<Restriction>,
+    ApiJson(body): ApiJson<Restriction>,
 ) -> ApiResult<Json<ClientView>> {
     let c = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::SetRestriction, Some(&c), None, "client.restriction").await?;
@@ -235,7 +235,7 @@ pub struct AuditQuery {
 pub async fn audit_log(
     State(st): State<AppState>,
     caller: Caller,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     st.authorize(&caller, Action::ReadAuditLog, None, None, "audit.read").await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);

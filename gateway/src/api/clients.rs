@@ -2,7 +2,7 @@
 //! assign a coach, close the trajectory.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,9 @@ use vault::catalog::{ClientRow, ClientStatus, NewClientRow};
 use vault::domain::{Bsn, Commissioner};
 use vault::policy::Action;
 
-use super::{ApiError, ApiResult, AppState, Caller, event, opt_rfc3339, parse_id, parse_time, rfc3339};
+use super::{
+    ApiError, ApiJson, ApiQuery, ApiResult, AppState, Caller, event, opt_rfc3339, parse_id, parse_time, rfc3339,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewClient {
@@ -108,7 +110,7 @@ fn optional(v: Option<String>) -> Option<String> {
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
-    Json(body): Json<NewClient>,
+    ApiJson(body): ApiJson<NewClient>,
 ) -> ApiResult<(StatusCode, Json<ClientView>)> {
     st.authorize(&caller, Action::CreateClient, None, None, "client.create").await?;
     let birth = NaiveDate::parse_from_str(body.birth_date.trim(), "%Y-%m-%d")
@@ -157,7 +159,7 @@ pub struct ListQuery {
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     st.authorize(&caller, Action::ReadClient, None, None, "client.list").await?;
     let status = match q.status.as_deref() {
@@ -217,7 +219,7 @@ pub async fn assign_coach(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<AssignCoach>,
+    ApiJson(body): ApiJson<AssignCoach>,
 ) -> ApiResult<Json<ClientView>> {
     let c = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::AssignCoach, Some(&c), None, "client.assign").await?;
@@ -248,11 +250,18 @@ pub async fn close(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<CloseTrajectory>>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<ClientView>> {
     let c = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::CloseTrajectory, Some(&c), None, "client.close").await?;
-    let ended_at = match body.and_then(|b| b.0.ended_at) {
+    // The body is optional: empty means "now".
+    let body: CloseTrajectory = if body.iter().all(u8::is_ascii_whitespace) {
+        CloseTrajectory::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?
+    };
+    let ended_at = match body.ended_at {
         Some(t) => parse_time(&t).ok_or_else(|| ApiError::unprocessable("invalid_field", "ended_at is RFC 3339"))?,
         None => Utc::now(),
     };

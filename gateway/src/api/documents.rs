@@ -22,7 +22,9 @@ use vault::catalog::{DocumentRow, DocumentState};
 use vault::domain::{DocumentType, Role};
 use vault::policy::Action;
 
-use super::{ApiError, ApiResult, AppState, Caller, event, opt_rfc3339, parse_id, parse_purpose, parse_time, rfc3339};
+use super::{
+    ApiError, ApiJson, ApiResult, AppState, Caller, event, opt_rfc3339, parse_id, parse_purpose, parse_time, rfc3339,
+};
 use crate::auth;
 use crate::sniff::{self, SNIFF_LEN, Sniffed};
 
@@ -113,8 +115,10 @@ pub async fn upload(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<DocumentView>)> {
+    let mut multipart = multipart
+        .map_err(|r| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", r.body_text()))?;
     let started = Instant::now();
     let client = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::UploadDocument, Some(&client), None, "document.upload").await?;
@@ -327,7 +331,7 @@ pub async fn issue_token(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<TokenRequest>,
+    ApiJson(body): ApiJson<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
     let purpose = parse_purpose(&body.purpose)?;
     let doc = st.vault.catalog.get_document(parse_id(&id)?).await?;

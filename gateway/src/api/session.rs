@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use vault::catalog::SessionRow;
 
 use super::users::UserView;
-use super::{ApiError, ApiResult, AppState, Caller, RequestId, event, rfc3339};
+use super::{ApiError, ApiJson, ApiResult, AppState, Caller, RequestId, event, rfc3339};
 use crate::auth;
 
 pub const LOCK_THRESHOLD: i64 = 5;
@@ -65,7 +65,7 @@ pub async fn login(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request_id: RequestId,
-    Json(body): Json<Login>,
+    ApiJson(body): ApiJson<Login>,
 ) -> ApiResult<Json<NewSession>> {
     let audit = |outcome: &str, reason: &str, user: Option<&vault::catalog::UserRow>| {
         let mut e = event(None, "session.login", outcome);

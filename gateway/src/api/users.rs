@@ -13,7 +13,7 @@ use vault::catalog::{CatalogError, NewUserRow, UserRow};
 use vault::domain::Role;
 use vault::policy::Action;
 
-use super::{ApiError, ApiResult, AppState, Caller, event, parse_id, parse_role, rfc3339};
+use super::{ApiError, ApiJson, ApiResult, AppState, Caller, event, parse_id, parse_role, rfc3339};
 use crate::auth;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -119,7 +119,7 @@ pub async fn create_user(vault: &Vault, new: NewUser) -> ApiResult<CreatedUser> 
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
-    Json(body): Json<NewUser>,
+    ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
     st.authorize(&caller, Action::ManageUsers, None, None, "user.create").await?;
     let created = create_user(&st.vault, body).await?;
@@ -143,7 +143,7 @@ pub async fn patch(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<UserPatch>,
+    ApiJson(body): ApiJson<UserPatch>,
 ) -> ApiResult<Json<UserView>> {
     st.authorize(&caller, Action::ManageUsers, None, None, "user.update").await?;
     let id = parse_id(&id)?;
