@@ -391,10 +391,11 @@ async fn refused_uploads(b: Backend) {
         (
             "blob.pdf",
             vec![0x00, 0x01, 0x02, 0xfe, 0xff, 0x10, 0x80, 0x00],
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_type",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
         ),
-        ("empty.pdf", vec![], StatusCode::UNPROCESSABLE_ENTITY, "unknown_type"),
+        ("anim.gif", b"GIF89a\x01\x00\x01\x00".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("empty.pdf", vec![], StatusCode::UNPROCESSABLE_ENTITY, "empty_file"),
     ];
     for (name, data, status, code) in cases {
         let (s, v) = admin.upload(&client, "intake", name, data).await;
@@ -545,6 +546,18 @@ async fn token_expiry_and_revocation(b: Backend) {
     let (s, v) = carla.token(&doc, "invoicing").await;
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("purpose_not_allowed")));
 
+    // What a role may never do is 403 whether or not the id exists.
+    let unknown = Uuid::new_v4();
+    assert_eq!(carla.get(&format!("/api/v1/clients/{unknown}/bsn")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(carla.post(&format!("/api/v1/clients/{unknown}/close"), json!({})).await.0, StatusCode::FORBIDDEN);
+
+    // HEAD does not use up a token.
+    let (_, t) = carla.token(&doc, "guidance").await;
+    let head =
+        reqwest::Client::new().head(format!("{}{}", env.server.base, t["url"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(Api::anonymous(&env.server).download(t["url"].as_str().unwrap()).await.0, StatusCode::OK);
+
     // Expired.
     let (_, t) = carla.token(&doc, "guidance").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -615,6 +628,20 @@ async fn users_api(b: Backend) {
         .await;
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_bsn")));
     assert!(!v.to_string().contains("111222334"), "the error must not echo the number");
+    // Office cannot hand out the management role, nor change its own role.
+    let (s, v) =
+        olga.post("/api/v1/users", json!({"username": "baas", "role": "management", "password": PASSWORD})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let (s, _) = olga.patch(&format!("/api/v1/users/{}", office.id), json!({"role": "management"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = olga.patch(&format!("/api/v1/users/{}", env.admin.id), json!({"active": false})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The last active manager stays.
+    let (s, v) = Api::login(&env.server, &env.admin)
+        .await
+        .patch(&format!("/api/v1/users/{}", env.admin.id), json!({"active": false}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "not on oneself: {v}");
     // Role change ends the sessions.
     let (s, v) = admin.patch(&format!("/api/v1/users/{}", office.id), json!({"role": "management"})).await;
     assert_eq!((s, v["role"].as_str()), (StatusCode::OK, Some("management")));

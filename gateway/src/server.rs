@@ -51,7 +51,13 @@ pub fn router(state: AppState, metrics: Option<PrometheusHandle>) -> Router {
         .route("/api/v1/audit/verify", get(api::access::audit_verify))
         .route("/api/v1/documents/{id}", get(api::documents::get))
         .route("/api/v1/documents/{id}/download-tokens", post(api::documents::issue_token))
-        .route("/api/v1/download/{token}", get(api::download::download))
+        // HEAD must not redeem a token (link previewers, scanners).
+        .route(
+            "/api/v1/download/{token}",
+            get(api::download::download).head(|| async {
+                api::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET to download")
+            }),
+        )
         .route("/api/v1/openapi.json", get(api::openapi::openapi_json))
         .merge(upload)
         .route("/healthz", get(healthz))
@@ -81,6 +87,18 @@ pub fn router(state: AppState, metrics: Option<PrometheusHandle>) -> Router {
             tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::map_request(drop_foreign_request_id))
+}
+
+/// A caller's own `x-request-id` is kept only if it is a UUID; anything else
+/// is replaced by a fresh one (ids go into logs and the audit log).
+async fn drop_foreign_request_id(mut req: Request) -> Request {
+    let ok =
+        req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).is_some_and(|v| uuid::Uuid::parse_str(v).is_ok());
+    if !ok {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
 }
 
 /// Count requests by route and status, and time them.

@@ -62,6 +62,8 @@ pub enum VaultError {
     NotFound(Uuid),
     #[error("document {0} has been destroyed")]
     Gone(Uuid),
+    #[error("document {0} is under a legal hold and cannot be destroyed")]
+    Held(Uuid),
     #[error("key version {version} cannot be retired: {why}")]
     CannotRetire { version: u32, why: String },
     #[error("interrupted on request (fault injection)")]
@@ -267,12 +269,15 @@ impl Vault {
 
     /// Destroy a document: data key first (crypto-shredding), then the
     /// object. Safe to call again after a crash between the two steps.
+    /// Refused with [`VaultError::Held`] while a legal hold is set.
     pub async fn destroy_document(&self, id: Uuid, by: &str) -> Result<(), VaultError> {
         let row = match self.catalog.get_document(id).await {
             Err(CatalogError::NotFound(_)) => return Err(VaultError::NotFound(id)),
             r => r?,
         };
-        self.catalog.destroy_document(id, by).await?;
+        if self.catalog.destroy_document(id, by).await? == catalog::Destroyed::Held {
+            return Err(VaultError::Held(id));
+        }
         self.store.delete(&ObjectName::from_catalog(row.object_name)).await?;
         Ok(())
     }

@@ -210,6 +210,43 @@ pub fn decide(
     }
 }
 
+/// The part of a decision that does not depend on any particular client:
+/// `Forbidden` when the role may never do this, else `Allow`. Asked before a
+/// client or document is looked up, so that a forbidden request answers 403
+/// whether or not the id exists.
+pub fn role_may(actor: Actor, action: Action) -> Decision {
+    let best_case = ClientFacts { coach_id: Some(actor.id), status: ClientStatus::Active, restricted: false };
+    match decide(actor, action, Some(&best_case), &[], DateTime::<Utc>::MIN_UTC) {
+        d @ Decision::Forbidden(_) => d,
+        _ => ALLOW,
+    }
+}
+
+/// May `actor` (who may manage users at all) give a user `target` (None for
+/// a new user) the role `new_role`, or deactivate them? Only management
+/// hands out or takes away the management role or deactivates management;
+/// nobody changes their own role or deactivates themselves.
+pub fn may_manage_user(
+    actor: Actor,
+    target: Option<(Uuid, Role)>,
+    new_role: Option<Role>,
+    deactivate: bool,
+) -> Decision {
+    if !matches!(actor.role, Role::Management | Role::Office) {
+        return Decision::Forbidden("management and office only");
+    }
+    if let Some((id, _)) = target {
+        if id == actor.id && (new_role.is_some() || deactivate) {
+            return Decision::Forbidden("nobody changes their own role or deactivates themselves");
+        }
+    }
+    let touches_management = new_role == Some(Role::Management) || target.is_some_and(|(_, r)| r == Role::Management);
+    if touches_management && actor.role != Role::Management {
+        return Decision::Forbidden("only management grants, revokes or deactivates the management role");
+    }
+    ALLOW
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +392,35 @@ mod tests {
                     assert_eq!(judge(*role, *sit, *action), *want, "{role} {action:?} {sit:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn managing_users() {
+        use Role::*;
+        let me = Uuid::from_u128(1);
+        let other = Uuid::from_u128(2);
+        let ok = |actor: Role, target: Option<(Uuid, Role)>, new: Option<Role>, deact: bool| {
+            may_manage_user(Actor { id: me, role: actor }, target, new, deact).is_allowed()
+        };
+        // (actor, target, new role, deactivate, allowed?)
+        let table = [
+            (Office, None, Some(Coach), false, true),
+            (Office, None, Some(Management), false, false),
+            (Management, None, Some(Management), false, true),
+            (Office, Some((other, Coach)), Some(Office), false, true),
+            (Office, Some((other, Coach)), Some(Management), false, false),
+            (Office, Some((other, Management)), Some(Office), false, false),
+            (Office, Some((other, Management)), None, true, false),
+            (Office, Some((other, Office)), None, true, true),
+            (Management, Some((other, Management)), None, true, true),
+            (Management, Some((me, Management)), None, true, false),
+            (Office, Some((me, Office)), Some(Management), false, false),
+            (Coach, Some((other, Coach)), None, true, false),
+            (Administration, None, Some(Coach), false, false),
+        ];
+        for (i, (actor, target, new, deact, want)) in table.into_iter().enumerate() {
+            assert_eq!(ok(actor, target, new, deact), want, "row {i}");
         }
     }
 

@@ -250,6 +250,15 @@ async fn destroy_shreds_key_then_object(b: Backend) {
     assert!(matches!(v.store.size(&name).await, Err(StoreError::NotFound(_))));
     // Idempotent: a purge resumed after a crash may call it again.
     v.destroy_document(row.id, "retention").await.unwrap();
+
+    // A legal hold blocks destruction, in the same statement.
+    let held = v.put_document(doc(client), body(b"bewaren", 7)).await.unwrap();
+    v.catalog
+        .execute_raw_for_tests(&format!("UPDATE documents SET legal_hold = TRUE WHERE id = '{}'", held.id))
+        .await
+        .unwrap();
+    assert!(matches!(v.destroy_document(held.id, "retention").await, Err(VaultError::Held(_))));
+    assert_eq!(read_all(&v, held.id).await.unwrap(), b"bewaren", "a held document stays readable");
 }
 on_both_backends!(destroy_shreds_the_key_then_the_object, destroy_shreds_key_then_object);
 
@@ -449,14 +458,19 @@ async fn users_and_sessions(b: Backend) {
 
     // Lock-out after the threshold.
     for i in 1..=5 {
-        assert_eq!(v.catalog.record_login_failure(anna, 5, 1_000 + i).await.unwrap(), i);
+        assert_eq!(v.catalog.record_login_failure(anna, 100 + i, 5, 1_000 + i).await.unwrap(), i);
     }
     let u = v.catalog.user(anna).await.unwrap();
     assert_eq!(u.locked_until, Some(1_005));
+    // While locked, even a right code is refused (a login racing the lock).
+    assert!(!v.catalog.record_login_success(anna, 500, 40).await.unwrap());
+    // After the lock ran out, the count starts over.
+    assert_eq!(v.catalog.record_login_failure(anna, 2_000, 5, 3_000).await.unwrap(), 1);
+    assert_eq!(v.catalog.user(anna).await.unwrap().locked_until, None);
     // A TOTP step is accepted once, even by concurrent logins.
-    let results = futures::future::join_all((0..8).map(|_| v.catalog.record_login_success(anna, 42))).await;
+    let results = futures::future::join_all((0..8).map(|_| v.catalog.record_login_success(anna, 2_001, 42))).await;
     assert_eq!(results.into_iter().filter(|r| *r.as_ref().unwrap()).count(), 1);
-    assert!(!v.catalog.record_login_success(anna, 41).await.unwrap(), "older steps are refused too");
+    assert!(!v.catalog.record_login_success(anna, 2_002, 41).await.unwrap(), "older steps are refused too");
     let u = v.catalog.user(anna).await.unwrap();
     assert_eq!((u.failed_attempts, u.locked_until, u.totp_last_step), (0, None, Some(42)));
 

@@ -164,6 +164,7 @@ pub async fn set_restriction(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Restriction>,
 ) -> ApiResult<Json<ClientView>> {
+    st.precheck(&caller, Action::SetRestriction, "client.restriction").await?;
     let c = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::SetRestriction, Some(&c), None, "client.restriction").await?;
     let reason = body.reason.trim();
@@ -283,6 +284,7 @@ pub async fn access_log(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    st.precheck(&caller, Action::ReadAccessLog, "client.access_log").await?;
     let c = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::ReadAccessLog, Some(&c), None, "client.access_log").await?;
     let mut events = st.vault.catalog.audit_events_filtered(Some(c.id), None, None, None, 10_000).await?;

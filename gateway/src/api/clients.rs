@@ -196,6 +196,7 @@ pub async fn reveal_bsn(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    st.precheck(&caller, Action::RevealBsn, "client.bsn.reveal").await?;
     let c = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::RevealBsn, Some(&c), None, "client.bsn.reveal").await?;
     let bsn = match &c.bsn_sealed {
@@ -221,6 +222,7 @@ pub async fn assign_coach(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AssignCoach>,
 ) -> ApiResult<Json<ClientView>> {
+    st.precheck(&caller, Action::AssignCoach, "client.assign").await?;
     let c = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::AssignCoach, Some(&c), None, "client.assign").await?;
     let coach = match st.vault.catalog.user(body.coach_id).await {
@@ -252,6 +254,7 @@ pub async fn close(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<ClientView>> {
+    st.precheck(&caller, Action::CloseTrajectory, "client.close").await?;
     let c = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::CloseTrajectory, Some(&c), None, "client.close").await?;
     // The body is optional: empty means "now".
@@ -265,6 +268,9 @@ pub async fn close(
         Some(t) => parse_time(&t).ok_or_else(|| ApiError::unprocessable("invalid_field", "ended_at is RFC 3339"))?,
         None => Utc::now(),
     };
+    if ended_at > Utc::now() + chrono::Duration::minutes(5) {
+        return Err(ApiError::unprocessable("invalid_field", "ended_at cannot lie in the future"));
+    }
     if !st.vault.catalog.close_client(c.id, ended_at.timestamp_micros()).await? {
         return Err(ApiError::new(StatusCode::CONFLICT, "already_closed", "the trajectory has already ended"));
     }

@@ -120,22 +120,29 @@ pub async fn upload(
     let mut multipart = multipart
         .map_err(|r| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", r.body_text()))?;
     let started = Instant::now();
+    st.precheck(&caller, Action::UploadDocument, "document.upload").await?;
     let client = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::UploadDocument, Some(&client), None, "document.upload").await?;
 
     let (mut doc_type, mut title, mut retention) = (None, None, None);
     let mut field = loop {
-        let Some(field) = multipart.next_field().await.map_err(multipart_error)? else {
+        let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? else {
             return Err(ApiError::unprocessable("missing_file", "the multipart body has no `file` part"));
         };
         let name = field.name().unwrap_or("").to_string();
         if name == "file" {
             break field;
         }
-        let value = field.text().await.map_err(multipart_error)?;
-        if value.len() > 1000 {
-            return Err(ApiError::unprocessable("invalid_field", format!("{name} is too long")));
+        // Read small fields chunk by chunk: never more than 1000 bytes held.
+        let mut raw = Vec::new();
+        while let Some(c) = field.chunk().await.map_err(multipart_error)? {
+            raw.extend_from_slice(&c);
+            if raw.len() > 1000 {
+                return Err(ApiError::unprocessable("invalid_field", format!("{name} is too long")));
+            }
         }
+        let value = String::from_utf8(raw)
+            .map_err(|_| ApiError::unprocessable("invalid_field", format!("{name} is not UTF-8 text")))?;
         match name.as_str() {
             "type" => doc_type = Some(value),
             "title" => title = Some(value.trim().to_string()).filter(|t| !t.is_empty()),
@@ -195,22 +202,31 @@ pub async fn upload(
                 format!("{} is not accepted; upload PDF, PNG, JPEG, TIFF, text, DOCX, XLSX or ODT", what.describe()),
             ));
         }
+        Sniffed::Unknown if head.is_empty() => {
+            return Err(ApiError::unprocessable("empty_file", "the file is empty"));
+        }
         Sniffed::Unknown => {
-            return Err(ApiError::unprocessable(
-                "unknown_type",
-                "the content is not a recognised type (PDF, PNG, JPEG, TIFF, text, DOCX, XLSX, ODT)",
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the content is not a recognised type; upload PDF, PNG, JPEG, TIFF, text, DOCX, XLSX or ODT",
             ));
         }
     };
 
-    // Producer: the rest of the part, counted; consumer: the vault.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    // Producer: the rest of the part, counted; consumer: the vault, in its
+    // own task so that a cancelled request cannot cut a store operation in
+    // half. The body ends with an explicit `Piece::End`: a channel that
+    // closes without it (the request was dropped) is an error, never the
+    // end of a shorter document.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
     let producer = async move {
         let mut total = head.len() as u64;
-        if tx.send(Ok(Bytes::from(head))).await.is_err() {
+        if tx.send(Piece::Data(Ok(Bytes::from(head)))).await.is_err() {
             return Ok(());
         }
         if ended {
+            let _ = tx.send(Piece::End).await;
             return Ok(());
         }
         loop {
@@ -218,17 +234,20 @@ pub async fn upload(
                 Ok(Some(c)) => {
                     total += c.len() as u64;
                     if total > max {
-                        let _ = tx.send(Err(std::io::Error::other("upload exceeds the size limit"))).await;
+                        let _ = tx.send(Piece::Data(Err(std::io::Error::other("upload exceeds the size limit")))).await;
                         return Err(BodyEnd::TooLarge);
                     }
-                    if tx.send(Ok(c)).await.is_err() {
+                    if tx.send(Piece::Data(Ok(c))).await.is_err() {
                         return Ok(()); // the vault stopped reading; its error tells why
                     }
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    let _ = tx.send(Piece::End).await;
+                    return Ok(());
+                }
                 Err(e) => {
                     let msg = e.body_text();
-                    let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
+                    let _ = tx.send(Piece::Data(Err(std::io::Error::other(msg.clone())))).await;
                     return Err(BodyEnd::Broken(msg));
                 }
             }
@@ -243,7 +262,10 @@ pub async fn upload(
         uploaded_by: Some(caller.user.id),
         retention_until,
     };
-    let (produced, stored) = tokio::join!(producer, st.vault.put_document(meta, receiver_stream(rx)));
+    let vault = st.vault.clone();
+    let store_task = tokio::spawn(async move { vault.put_document(meta, receiver_stream(rx)).await });
+    let (produced, stored) = tokio::join!(producer, store_task);
+    let stored = stored.map_err(ApiError::internal)?;
     let row = match (produced, stored) {
         (Err(BodyEnd::TooLarge), _) => return Err(too_large()),
         (Err(BodyEnd::Broken(m)), _) => return Err(ApiError::bad_request(format!("the upload was interrupted: {m}"))),
@@ -261,11 +283,26 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(DocumentView::from(&row))))
 }
 
-/// A `'static` stream over the receiving end of the upload channel.
+/// What the request side hands the store side of an upload.
+enum Piece {
+    Data(Result<Bytes, std::io::Error>),
+    /// The part ended normally.
+    End,
+}
+
+/// A `'static` stream over the receiving end of the upload channel. It ends
+/// only after `Piece::End`; a channel closed without it yields an error.
 fn receiver_stream(
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    rx: tokio::sync::mpsc::Receiver<Piece>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+    futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Piece::Data(item)) => Some((item, Some(rx))),
+            Some(Piece::End) => None,
+            None => Some((Err(std::io::Error::other("the upload was cut off")), None)),
+        }
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/clients/{id}/documents", tag = "documents",
@@ -275,6 +312,7 @@ pub async fn list(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    st.precheck(&caller, Action::ReadDocumentMetadata, "document.list").await?;
     let client = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::ReadDocumentMetadata, Some(&client), None, "document.list").await?;
     let docs: Vec<DocumentView> =
@@ -289,6 +327,7 @@ async fn visible_document(
     id: Uuid,
     audit_action: &str,
 ) -> ApiResult<(DocumentRow, vault::catalog::ClientRow)> {
+    st.precheck(caller, Action::ReadDocumentMetadata, audit_action).await?;
     let doc = st.vault.catalog.get_document(id).await?;
     if doc.state == DocumentState::Pending {
         return Err(ApiError::not_found());
@@ -334,6 +373,7 @@ pub async fn issue_token(
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
     let purpose = parse_purpose(&body.purpose)?;
+    st.precheck(&caller, Action::OpenDocument(purpose), "download_token.issue").await?;
     let doc = st.vault.catalog.get_document(parse_id(&id)?).await?;
     if doc.state == DocumentState::Pending {
         return Err(ApiError::not_found());

@@ -110,6 +110,9 @@ impl From<VaultError> for ApiError {
             VaultError::NotFound(_) => ApiError::not_found(),
             VaultError::Gone(_) => ApiError::new(StatusCode::GONE, "gone", "the document has been destroyed"),
             VaultError::Catalog(e) => e.into(),
+            VaultError::Held(_) => {
+                ApiError::new(StatusCode::CONFLICT, "legal_hold", "the document is under a legal hold")
+            }
             VaultError::Store(vault::store::StoreError::Backend { .. }) => {
                 tracing::error!(error = %e, "object store unavailable");
                 ApiError::new(
@@ -151,15 +154,21 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => {
-                let status = rejection.status();
-                let code = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-                    "unsupported_media_type"
-                } else {
-                    "invalid_body"
-                };
-                Err(ApiError::new(status, code, rejection.body_text()))
-            }
+            // The rejection's own text can quote the offending value (a BSN
+            // sent as a number, say): answer in general terms instead.
+            Err(rejection) => Err(match rejection {
+                axum::extract::rejection::JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send JSON with content-type: application/json",
+                ),
+                axum::extract::rejection::JsonRejection::JsonDataError(_) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    "the JSON body misses a required field or has a field of the wrong type",
+                ),
+                r => ApiError::new(r.status(), "invalid_body", "the body is not valid JSON"),
+            }),
         }
     }
 }
@@ -214,7 +223,7 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| &v[7..]))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
@@ -291,6 +300,22 @@ impl AppState {
             return Err(denied(&d));
         }
         Ok(d)
+    }
+
+    /// Refuse (403, audited) what the caller's role may never do, before any
+    /// client or document is looked up: existence is not revealed.
+    pub async fn precheck(&self, caller: &Caller, action: Action, audit_action: &str) -> ApiResult<()> {
+        let d = policy::role_may(caller.actor(), action);
+        if !d.is_allowed() {
+            let mut e = event(Some(caller), audit_action, "denied");
+            e.reason = Some(d.reason().to_string());
+            if let Action::OpenDocument(p) = action {
+                e.purpose = Some(p.as_str().to_string());
+            }
+            self.audit(e).await?;
+            return Err(denied(&d));
+        }
+        Ok(())
     }
 
     /// The substitutions through which a coach reaches colleagues' clients now.

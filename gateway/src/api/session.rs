@@ -79,7 +79,8 @@ pub async fn login(
         e
     };
     if st.login_limiter.check_key(&peer.ip()).is_err() {
-        st.audit(audit("denied", "address rate limit", None)).await?;
+        // Counted, not audited: a flood must not be able to flood the chain.
+        metrics::counter!("kluis_login_rate_limited_total").increment(1);
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
@@ -106,12 +107,23 @@ pub async fn login(
     let secret = st.vault.open_field("totp", user.id, &user.totp_secret)?;
     let step = auth::check_totp(&secret, &body.otp, now.timestamp().max(0) as u64);
     let accepted = match (password_ok, step) {
-        (true, Some(step)) => st.vault.catalog.record_login_success(user.id, step as i64).await?,
+        (true, Some(step)) => {
+            st.vault.catalog.record_login_success(user.id, Utc::now().timestamp_micros(), step as i64).await?
+        }
         _ => false,
     };
     if !accepted {
+        // A right password and code refused here lost a race with a lock.
+        if password_ok && step.is_some() {
+            let fresh = st.vault.catalog.user(user.id).await?;
+            if fresh.locked_until.is_some_and(|t| t > Utc::now().timestamp_micros()) {
+                st.audit(audit("denied", "account locked", Some(&user))).await?;
+                return Err(locked());
+            }
+        }
         let lock_until = (now + chrono::Duration::minutes(LOCK_MINUTES)).timestamp_micros();
-        let failures = st.vault.catalog.record_login_failure(user.id, LOCK_THRESHOLD, lock_until).await?;
+        let failures =
+            st.vault.catalog.record_login_failure(user.id, now.timestamp_micros(), LOCK_THRESHOLD, lock_until).await?;
         let reason = match (password_ok, step) {
             (false, _) => "wrong password",
             (true, None) => "wrong code",

@@ -122,6 +122,8 @@ pub async fn create(
     ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
     st.authorize(&caller, Action::ManageUsers, None, None, "user.create").await?;
+    let role = parse_role(&body.role)?;
+    st.check_user_change(&caller, None, Some(role), false, "user.create").await?;
     let created = create_user(&st.vault, body).await?;
     let mut e = event(Some(&caller), "user.create", "ok");
     e.details = json!({ "user_id": created.id, "role": created.role });
@@ -148,9 +150,23 @@ pub async fn patch(
     st.authorize(&caller, Action::ManageUsers, None, None, "user.update").await?;
     let id = parse_id(&id)?;
     let before = st.vault.catalog.user(id).await?;
-    let role: Option<Role> = body.role.as_deref().map(parse_role).transpose()?;
+    let role: Option<Role> = body.role.as_deref().map(parse_role).transpose()?.filter(|r| *r != before.role);
+    let deactivate = body.active == Some(false) && before.active;
+    st.check_user_change(&caller, Some((before.id, before.role)), role, deactivate, "user.update").await?;
+    // The last active manager stays: someone must hold the keys to the audit log.
+    if before.role == Role::Management && before.active && (deactivate || role.is_some()) {
+        let managers =
+            st.vault.catalog.list_users().await?.iter().filter(|u| u.role == Role::Management && u.active).count();
+        if managers <= 1 {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "last_manager",
+                "the last active management user cannot be demoted or deactivated",
+            ));
+        }
+    }
     let now = chrono::Utc::now().timestamp_micros();
-    if let Some(r) = role.filter(|r| *r != before.role) {
+    if let Some(r) = role {
         st.vault.catalog.set_user_role(id, r).await?;
         // A new role means new rights: start over with a fresh login.
         st.vault.catalog.delete_sessions_of(id).await?;
@@ -173,4 +189,26 @@ pub async fn patch(
     });
     st.audit(e).await?;
     Ok(Json(UserView::from(&after)))
+}
+
+impl AppState {
+    /// The policy's word on a user change; denials are audited.
+    async fn check_user_change(
+        &self,
+        caller: &Caller,
+        target: Option<(Uuid, Role)>,
+        new_role: Option<Role>,
+        deactivate: bool,
+        audit_action: &str,
+    ) -> ApiResult<()> {
+        let d = vault::policy::may_manage_user(caller.actor(), target, new_role, deactivate);
+        if !d.is_allowed() {
+            let mut e = event(Some(caller), audit_action, "denied");
+            e.reason = Some(d.reason().into());
+            e.details = json!({ "user_id": target.map(|t| t.0), "new_role": new_role.map(|r| r.as_str()) });
+            self.audit(e).await?;
+            return Err(super::denied(&d));
+        }
+        Ok(())
+    }
 }

@@ -94,6 +94,15 @@ fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
     })
 }
 
+/// The outcome of [`Catalog::destroy_document`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destroyed {
+    Now,
+    Already,
+    /// A legal hold blocks destruction; nothing changed.
+    Held,
+}
+
 /// What a new (pending) document row holds.
 #[derive(Debug, Clone)]
 pub struct NewDocumentRow {
@@ -184,19 +193,25 @@ impl Catalog {
     }
 
     /// Crypto-shred: drop the wrapped data key and mark the row destroyed,
-    /// in one statement. Returns false if it was already destroyed.
-    pub async fn destroy_document(&self, id: Uuid, by: &str) -> Result<bool, CatalogError> {
+    /// in one statement, and only if no legal hold is set (checked in the
+    /// same statement, so a hold set concurrently always wins).
+    pub async fn destroy_document(&self, id: Uuid, by: &str) -> Result<Destroyed, CatalogError> {
         let r = sqlx::query(
             "UPDATE documents SET state = 'destroyed', wrapped_key = NULL, key_version = NULL, \
-             destroyed_at = $1, destroyed_by = $2 WHERE id = $3 AND state <> 'destroyed'",
+             destroyed_at = $1, destroyed_by = $2 WHERE id = $3 AND state <> 'destroyed' AND legal_hold = $4",
         )
         .bind(now_micros())
         .bind(by)
         .bind(id.to_string())
+        .bind(false)
         .execute(&self.pool)
         .await
         .map_err(q("destroy_document"))?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() == 1 {
+            return Ok(Destroyed::Now);
+        }
+        let row = self.get_document(id).await?;
+        Ok(if row.state == DocumentState::Destroyed { Destroyed::Already } else { Destroyed::Held })
     }
 
     /// The active documents of a client, newest first (pending uploads and

@@ -37,7 +37,7 @@ mod users;
 
 pub use access::{CaseloadPeriod, SubstitutionRow};
 pub use clients::{ClientRow, ClientStatus, NewClientRow};
-pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
+pub use documents::{Destroyed, DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use tokens::{DownloadTokenRow, NewDownloadToken, Redemption, SessionRow};
 pub use users::{NewUserRow, UserRow};

@@ -148,14 +148,29 @@ impl Catalog {
         Ok(())
     }
 
-    /// Count a failed login; from the `threshold`-th failure in a row the
-    /// account is locked until `lock_until`. Returns the failures in a row.
-    pub async fn record_login_failure(&self, id: Uuid, threshold: i64, lock_until: i64) -> Result<i64, CatalogError> {
+    /// Count a failed login at `now`; from the `threshold`-th failure in a
+    /// row the account is locked until `lock_until`. A lock that has run out
+    /// starts the count over. Returns the failures in a row.
+    pub async fn record_login_failure(
+        &self,
+        id: Uuid,
+        now: i64,
+        threshold: i64,
+        lock_until: i64,
+    ) -> Result<i64, CatalogError> {
         let mut tx = self.pool.begin().await.map_err(q("login failure begin"))?;
         sqlx::query(
-            "UPDATE users SET failed_attempts = failed_attempts + 1, \
-             locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3",
+            "UPDATE users SET \
+             failed_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 \
+                               ELSE failed_attempts + 1 END, \
+             locked_until = CASE \
+                 WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_attempts + 1 END) >= $2 \
+                     THEN $3 \
+                 WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL \
+                 ELSE locked_until END \
+             WHERE id = $4",
         )
+        .bind(now)
         .bind(threshold)
         .bind(lock_until)
         .bind(id.to_string())
@@ -171,17 +186,20 @@ impl Catalog {
         row.try_get("failed_attempts").map_err(q("decode"))
     }
 
-    /// Accept a login whose TOTP code is for time step `step`: only if no
-    /// code of this or a later step was accepted before (one atomic UPDATE,
-    /// so two concurrent logins with the same code cannot both win). Resets
-    /// the failure counter and lock. Returns false for a replayed code.
-    pub async fn record_login_success(&self, id: Uuid, step: i64) -> Result<bool, CatalogError> {
+    /// Accept a login at `now` whose TOTP code is for time step `step`: only
+    /// if the account is not locked and no code of this or a later step was
+    /// accepted before (one atomic UPDATE, so concurrent logins can neither
+    /// both use one code nor slip past a lock set meanwhile). Resets the
+    /// failure counter. Returns false when refused.
+    pub async fn record_login_success(&self, id: Uuid, now: i64, step: i64) -> Result<bool, CatalogError> {
         let r = sqlx::query(
             "UPDATE users SET failed_attempts = 0, locked_until = NULL, totp_last_step = $1 \
-             WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+             WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1) \
+             AND (locked_until IS NULL OR locked_until <= $3)",
         )
         .bind(step)
         .bind(id.to_string())
+        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(q("record_login_success"))?;
