@@ -313,11 +313,74 @@ where
 struct DecryptState<E> {
     input: BoxedInput<E>,
     expected: Uuid,
+    key: DataKey,
+    /// Header bytes until the header is complete.
+    head: Vec<u8>,
     cipher: Option<SegmentCipher>,
-    buf: BytesMut,
+    /// A complete sealed segment, waiting to learn whether anything follows.
+    full: Option<BytesMut>,
+    /// The segment being filled, allocated at its exact sealed size.
+    cur: BytesMut,
     index: u64,
+    out: VecDeque<Bytes>,
+    /// An error found while segments opened before it still wait in `out`:
+    /// those go out first, then the error.
+    failed: Option<CryptoError>,
     eof: bool,
     done: bool,
+}
+
+impl<E> DecryptState<E> {
+    /// Take in one chunk of object bytes: one copy per byte, into a buffer of
+    /// exactly one sealed segment, which is then opened in place.
+    fn absorb(&mut self, mut chunk: Bytes) -> Result<(), CryptoError> {
+        if self.cipher.is_none() {
+            let need = HEADER_LEN - self.head.len();
+            let take = need.min(chunk.len());
+            self.head.extend_from_slice(&chunk.split_to(take));
+            if self.head.len() < HEADER_LEN {
+                return Ok(());
+            }
+            let header = Header::parse(&self.head)?;
+            if header.document_id != self.expected {
+                return Err(CryptoError::WrongDocument { expected: self.expected, found: header.document_id });
+            }
+            self.cipher = Some(SegmentCipher::new(&self.key, header));
+        }
+        let Some(cipher) = &self.cipher else { return Ok(()) };
+        let sealed = cipher.header().segment_size() + TAG_LEN;
+        while !chunk.is_empty() {
+            // More bytes follow the waiting segment: it is not the last one.
+            if let Some(mut seg) = self.full.take() {
+                cipher.open(self.index, false, &mut seg)?;
+                self.index += 1;
+                self.out.push_back(seg.freeze());
+            }
+            if self.cur.capacity() == 0 {
+                self.cur.reserve(sealed);
+            }
+            let take = (sealed - self.cur.len()).min(chunk.len());
+            self.cur.extend_from_slice(&chunk.split_to(take));
+            if self.cur.len() == sealed {
+                self.full = Some(std::mem::take(&mut self.cur));
+            }
+        }
+        Ok(())
+    }
+
+    /// The input ended: whatever is buffered is the last segment.
+    fn finish(&mut self) -> Result<(), CryptoError> {
+        let Some(cipher) = &self.cipher else { return Err(CryptoError::Truncated("header incomplete")) };
+        let mut last = match (self.full.take(), self.cur.is_empty()) {
+            (Some(full), true) => full,
+            (None, false) => std::mem::take(&mut self.cur),
+            (None, true) => return Err(CryptoError::Truncated("last segment missing")),
+            (Some(_), false) => unreachable!("a full segment is opened as soon as a byte follows it"),
+        };
+        cipher.open(self.index, true, &mut last)?;
+        self.out.push_back(last.freeze());
+        Ok(())
+    }
 }
 
 /// Decrypt a stream of object bytes into plaintext, one item per segment.
@@ -332,68 +395,40 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    let key = key.clone();
     let state = DecryptState {
         input: Box::pin(input),
         expected: document_id,
+        key: key.clone(),
+        head: Vec::with_capacity(HEADER_LEN),
         cipher: None,
-        buf: BytesMut::new(),
+        full: None,
+        cur: BytesMut::new(),
         index: 0,
+        out: VecDeque::new(),
+        failed: None,
         eof: false,
         done: false,
     };
-    futures::stream::try_unfold(state, move |mut st| {
-        let key = key.clone();
-        async move {
+    futures::stream::try_unfold(state, |mut st| async move {
+        loop {
+            if let Some(b) = st.out.pop_front() {
+                return Ok(Some((b, st)));
+            }
+            if let Some(e) = st.failed.take() {
+                return Err(e);
+            }
             if st.done {
                 return Ok(None);
             }
-            loop {
-                // Header first.
-                if st.cipher.is_none() {
-                    if st.buf.len() >= HEADER_LEN {
-                        let header = Header::parse(&st.buf[..HEADER_LEN])?;
-                        if header.document_id != st.expected {
-                            return Err(CryptoError::WrongDocument {
-                                expected: st.expected,
-                                found: header.document_id,
-                            });
-                        }
-                        let _ = st.buf.split_to(HEADER_LEN);
-                        st.cipher = Some(SegmentCipher::new(&key, header));
-                        continue;
-                    } else if st.eof {
-                        return Err(CryptoError::Truncated("header incomplete"));
-                    }
-                } else if let Some(cipher) = &st.cipher {
-                    let sealed = cipher.header().segment_size() + TAG_LEN;
-                    // A segment is the last one exactly when nothing follows it.
-                    if st.buf.len() > sealed {
-                        let mut seg = st.buf.split_to(sealed);
-                        cipher.open(st.index, false, &mut seg)?;
-                        st.index += 1;
-                        return Ok(Some((seg.freeze(), st)));
-                    }
-                    if st.eof {
-                        if st.buf.is_empty() {
-                            return Err(CryptoError::Truncated("last segment missing"));
-                        }
-                        let mut seg = std::mem::take(&mut st.buf);
-                        cipher.open(st.index, true, &mut seg)?;
-                        st.done = true;
-                        return Ok(Some((seg.freeze(), st)));
-                    }
-                }
-                match st.input.next().await {
-                    Some(Ok(chunk)) => {
-                        if st.buf.is_empty() && st.buf.capacity() < chunk.len() {
-                            st.buf.reserve(chunk.len().max(SEGMENT_SIZE + TAG_LEN + 1));
-                        }
-                        st.buf.extend_from_slice(&chunk);
-                    }
-                    Some(Err(e)) => return Err(CryptoError::Source(e.into())),
-                    None => st.eof = true,
-                }
+            if st.eof {
+                st.failed = st.finish().err();
+                st.done = true;
+                continue;
+            }
+            match st.input.next().await {
+                Some(Ok(chunk)) => st.failed = st.absorb(chunk).err(),
+                Some(Err(e)) => return Err(CryptoError::Source(e.into())),
+                None => st.eof = true,
             }
         }
     })

@@ -23,7 +23,6 @@ pub mod rekey;
 pub mod store;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -207,16 +206,26 @@ impl Vault {
             })
             .await?;
 
-        let digest = Arc::new(Mutex::new((Sha256::new(), 0u64)));
-        let d2 = digest.clone();
-        let counted = body.map(move |item| {
-            if let Ok(chunk) = &item {
-                if let Ok(mut g) = d2.lock() {
-                    g.0.update(chunk);
-                    g.1 += chunk.len() as u64;
-                }
+        // SHA-256 of the plaintext runs on its own thread, beside the
+        // encryption: each chunk (a cheap `Bytes` clone) goes to the hasher.
+        let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let hasher = tokio::task::spawn_blocking(move || {
+            let (mut h, mut n) = (Sha256::new(), 0u64);
+            while let Some(chunk) = hash_rx.blocking_recv() {
+                h.update(&chunk);
+                n += chunk.len() as u64;
             }
-            item
+            (hex::encode(h.finalize()), n)
+        });
+        type BoxError = Box<dyn std::error::Error + Send + Sync>;
+        let counted = body.map(|r| r.map_err(Into::<BoxError>::into)).then(move |item| {
+            let tx = hash_tx.clone();
+            async move {
+                if let Ok(chunk) = &item {
+                    let _ = tx.send(chunk.clone()).await;
+                }
+                item
+            }
         });
         let sealed = crypto::encrypt_stream(&key, id, counted);
         drop(key);
@@ -226,10 +235,7 @@ impl Vault {
             self.discard(id, &name).await;
             return Err(e.into());
         }
-        let (sha, size) = {
-            let g = digest.lock().map_err(|_| VaultError::Interrupted)?;
-            (hex::encode(g.0.clone().finalize()), g.1)
-        };
+        let (sha, size) = hasher.await.map_err(|_| VaultError::Interrupted)?;
         if let Err(e) = self.catalog.activate_document(id, size as i64, &sha).await {
             self.discard(id, &name).await;
             return Err(e.into());

@@ -50,6 +50,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("fsync of {name} failed: {source}")]
     Sync { name: String, source: std::io::Error },
+    #[error("{op} of {name} failed: {source}")]
+    Io { op: &'static str, name: String, source: std::io::Error },
     #[error("upload source failed: {0}")]
     Source(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -215,6 +217,9 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if let Kind::File(root) = &self.kind {
+            return put_file(root.clone(), name, body).await;
+        }
         let path = name.path();
         let upload = self.inner.put_multipart(&path).await.map_err(Self::err("multipart start", name))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
@@ -261,6 +266,19 @@ impl BlobStore {
         &self,
         name: &ObjectName,
     ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+        // object_store reads local files 8 KiB at a time, each read its own
+        // blocking task; read 1 MiB chunks on one thread instead.
+        if let Kind::File(root) = &self.kind {
+            let path = root.join(name.as_str());
+            let file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::NotFound(name.to_string()));
+                }
+                Err(e) => return Err(StoreError::Io { op: "open", name: name.to_string(), source: e }),
+            };
+            return Ok(file_reader(file, name.to_string()));
+        }
         let res = self.inner.get(&name.path()).await.map_err(Self::err("get", name))?;
         let n = name.to_string();
         Ok(res
@@ -287,6 +305,10 @@ impl BlobStore {
 
     /// Delete an object; deleting a missing object is not an error.
     pub async fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
+        if let Kind::File(root) = &self.kind {
+            // An upload that crashed leaves its partial file, not the object.
+            let _ = std::fs::remove_file(partial_path(root, name));
+        }
         match self.inner.delete(&name.path()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(StoreError::Backend { op: "delete", name: name.to_string(), source }),
@@ -309,4 +331,157 @@ impl CreateDirErr {
     fn into_err(self) -> StoreError {
         StoreError::CreateDir { path: self.0, source: self.1 }
     }
+}
+
+/// Bytes per read when streaming a file:// object.
+const READ_CHUNK: usize = 1 << 20;
+/// Start disk writeback every this many bytes while writing a file:// object,
+/// so the disk works while the next segments are encrypted and the final
+/// fsync has little left to do.
+const WRITEBACK_EVERY: usize = 8 << 20;
+
+/// Where a file:// object is written until it is complete.
+fn partial_path(root: &std::path::Path, name: &ObjectName) -> PathBuf {
+    let dest = root.join(name.as_str());
+    let file = dest.file_name().and_then(|f| f.to_str()).unwrap_or("object").to_string();
+    dest.with_file_name(format!(".{file}.partial"))
+}
+
+/// Write a file:// object on one blocking thread: into a partial file, then
+/// fsync, rename into place and fsync the directory. The object appears only
+/// when complete; on any error the partial file is removed.
+async fn put_file<S, E>(root: PathBuf, name: &ObjectName, body: S) -> Result<u64, StoreError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use std::io::Write;
+    let dest = root.join(name.as_str());
+    let dir = dest.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| root.clone());
+    let tmp = partial_path(&root, name);
+    let io = |op: &'static str| {
+        let n = name.to_string();
+        move |source: std::io::Error| StoreError::Io { op, name: n, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io("create directory"))?;
+    // `None` marks the end of a complete body.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(16);
+    let (tmp2, dest2, dir2) = (tmp.clone(), dest.clone(), dir.clone());
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        let mut f = std::fs::File::create(&tmp2)?;
+        let (mut flushed, mut pending) = (0u64, 0usize);
+        let complete = loop {
+            match rx.blocking_recv() {
+                Some(Some(b)) => {
+                    f.write_all(&b)?;
+                    pending += b.len();
+                    if pending >= WRITEBACK_EVERY {
+                        start_writeback(&f, flushed, pending);
+                        flushed += pending as u64;
+                        pending = 0;
+                    }
+                }
+                Some(None) => break true,
+                None => break false,
+            }
+        };
+        if !complete {
+            drop(f);
+            let _ = std::fs::remove_file(&tmp2);
+            return Ok(false);
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp2, &dest2)?;
+        std::fs::File::open(&dir2)?.sync_all()?;
+        Ok(true)
+    });
+    let mut body = std::pin::pin!(body);
+    let mut written = 0u64;
+    let mut failed = None;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => {
+                written += c.len() as u64;
+                if tx.send(Some(c)).await.is_err() {
+                    break; // the writer failed; its error follows
+                }
+            }
+            Err(e) => {
+                failed = Some(StoreError::Source(e.into()));
+                break;
+            }
+        }
+    }
+    if failed.is_none() {
+        let _ = tx.send(None).await;
+    }
+    drop(tx);
+    let result = writer.await.map_err(|e| StoreError::Io {
+        op: "write",
+        name: name.to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    if let Some(e) = failed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    match result {
+        Ok(true) => Ok(written),
+        Ok(false) => Err(StoreError::Io {
+            op: "write",
+            name: name.to_string(),
+            source: std::io::Error::other("writer stopped early"),
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(StoreError::Io { op: "write", name: name.to_string(), source: e })
+        }
+    }
+}
+
+/// Ask the kernel to start writing `len` bytes from `offset` to disk now
+/// (without waiting). Best effort; the final fsync is what guarantees.
+#[cfg(target_os = "linux")]
+fn start_writeback(f: &std::fs::File, offset: u64, len: usize) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads the descriptor and the numbers; the
+    // file stays open for the duration of the call.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &std::fs::File, _: u64, _: usize) {}
+
+/// Stream a local file in 1 MiB chunks, read ahead on one blocking thread.
+fn file_reader(file: std::fs::File, name: String) -> BoxStream<'static, Result<Bytes, StoreError>> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, StoreError>>(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        loop {
+            let mut buf = bytes::BytesMut::zeroed(READ_CHUNK);
+            let mut n = 0;
+            while n < READ_CHUNK {
+                match file.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(StoreError::Io { op: "read", name: name.clone(), source: e }));
+                        return;
+                    }
+                }
+            }
+            if n == 0 {
+                return;
+            }
+            buf.truncate(n);
+            if tx.blocking_send(Ok(buf.freeze())).is_err() || n < READ_CHUNK {
+                return;
+            }
+        }
+    });
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
