@@ -73,6 +73,7 @@ pub struct WrappedKey {
     pub bytes: Vec<u8>,
 }
 
+#[derive(Clone)]
 pub struct Keyring {
     keys: BTreeMap<u32, Zeroizing<[u8; 32]>>,
     source: KeySource,

@@ -102,7 +102,9 @@ pub struct NewDocument {
 pub struct Vault {
     pub catalog: Catalog,
     pub store: BlobStore,
-    keyring: Keyring,
+    /// Behind a lock so a running server can pick up versions that
+    /// `kluis rekey` added to the key file (see [`Vault::reload_keyring`]).
+    keyring: std::sync::RwLock<std::sync::Arc<Keyring>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -139,13 +141,13 @@ impl Vault {
         };
         Self::reconcile_keys(&catalog, &keyring).await?;
         let store = BlobStore::open(&cfg.storage_url, &cfg.s3)?;
-        Ok(Vault { catalog, store, keyring })
+        Ok(Vault { catalog, store, keyring: std::sync::RwLock::new(std::sync::Arc::new(keyring)) })
     }
 
     /// Assemble a vault from parts (unit tests with `memory://`).
     pub async fn from_parts(catalog: Catalog, store: BlobStore, keyring: Keyring) -> Result<Self, VaultError> {
         Self::reconcile_keys(&catalog, &keyring).await?;
-        Ok(Vault { catalog, store, keyring })
+        Ok(Vault { catalog, store, keyring: std::sync::RwLock::new(std::sync::Arc::new(keyring)) })
     }
 
     /// Every active version the catalog knows must be in the keyring with
@@ -171,12 +173,42 @@ impl Vault {
         Ok(())
     }
 
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+    /// The master keys as of now.
+    pub fn keyring(&self) -> std::sync::Arc<Keyring> {
+        self.keyring.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub(crate) fn keyring_mut(&mut self) -> &mut Keyring {
-        &mut self.keyring
+        let arc = self.keyring.get_mut().unwrap_or_else(|p| p.into_inner());
+        std::sync::Arc::make_mut(arc)
+    }
+
+    /// Re-read the key file, after meeting a key version this process does
+    /// not know (another process ran `kluis rekey`). Versions already loaded
+    /// must be unchanged in the file. Returns whether anything was reloaded.
+    pub fn reload_keyring(&self) -> Result<bool, VaultError> {
+        let current = self.keyring();
+        let keyring::KeySource::File(path) = current.source() else { return Ok(false) };
+        let fresh = Keyring::load_file(path)?;
+        for v in current.versions() {
+            if fresh.has_version(v) && fresh.check_value(v)? != current.check_value(v)? {
+                return Err(VaultError::WrongMasterKey { version: v });
+            }
+        }
+        tracing::info!(versions = ?fresh.versions(), "reloaded the master key file");
+        if let Ok(mut g) = self.keyring.write() {
+            *g = std::sync::Arc::new(fresh);
+        }
+        Ok(true)
+    }
+
+    /// Run `f` with the keyring; on an unknown key version, reload the key
+    /// file once and try again.
+    fn with_keys<T>(&self, f: impl Fn(&Keyring) -> Result<T, KeyError>) -> Result<T, VaultError> {
+        match f(&self.keyring()) {
+            Err(KeyError::UnknownVersion(_)) if self.reload_keyring()? => Ok(f(&self.keyring())?),
+            r => Ok(r?),
+        }
     }
 
     /// Encrypt and store a new document, streaming: the body is never held
@@ -189,7 +221,7 @@ impl Vault {
     {
         let id = Uuid::new_v4();
         let key = DataKey::generate();
-        let wrapped = self.keyring.wrap_data_key(id, &key)?;
+        let wrapped = self.keyring().wrap_data_key(id, &key)?;
         let name = ObjectName::random();
         self.catalog
             .insert_pending_document(&NewDocumentRow {
@@ -266,7 +298,7 @@ impl Vault {
             DocumentState::Destroyed => return Err(VaultError::Gone(id)),
         }
         let wrapped = row.wrapped_key.as_ref().ok_or(VaultError::Gone(id))?;
-        let key = self.keyring.unwrap_data_key(id, wrapped)?;
+        let key = self.with_keys(|k| k.unwrap_data_key(id, wrapped))?;
         let name = ObjectName::from_catalog(row.object_name.clone());
         let raw = self.store.get_stream(&name).await?;
         let plain = crypto::decrypt_stream(&key, id, raw).map(|r| r.map_err(VaultError::from)).boxed();
@@ -307,7 +339,7 @@ impl Vault {
         record_id: Uuid,
         plaintext: &[u8],
     ) -> Result<keyring::WrappedKey, VaultError> {
-        Ok(self.keyring.seal_field(field, record_id, plaintext)?)
+        Ok(self.keyring().seal_field(field, record_id, plaintext)?)
     }
 
     pub fn open_field(
@@ -316,6 +348,6 @@ impl Vault {
         record_id: Uuid,
         sealed: &keyring::WrappedKey,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
-        Ok(self.keyring.open_field(field, record_id, sealed)?)
+        self.with_keys(|k| k.open_field(field, record_id, sealed))
     }
 }

@@ -126,7 +126,7 @@ impl Vault {
     }
 
     fn rewrap(&self, kind: SealedKind, id: uuid::Uuid, old: &WrappedKey, target: u32) -> Result<WrappedKey, KeyError> {
-        let ring = self.keyring();
+        let ring = &self.keyring();
         match field_name(kind) {
             None => {
                 let dek = ring.unwrap_data_key(id, old)?;

@@ -556,3 +556,31 @@ async fn clients_caseload_and_closing(b: Backend) {
     assert!(matches!(v.catalog.client(Uuid::new_v4()).await, Err(vault::catalog::CatalogError::NotFound(_))));
 }
 on_both_backends!(clients_caseload_and_closing, clients_caseload_and_closing);
+
+async fn running_vault_follows_a_rekey(b: Backend) {
+    // Process A serves; process B rotates the master key meanwhile.
+    let a = open(&b).await;
+    let client = new_client(&a, Some("111222333")).await;
+    let data = content(200_000, 3);
+    let row = a.put_document(doc(client), body(&data, 10_000)).await.unwrap();
+    let mut other = open(&b).await;
+    let report = other.rekey(&Silent, &RekeyOptions::default()).await.unwrap();
+    assert_eq!(report.target_version, 2);
+    assert_eq!(a.keyring().current_version(), 1, "A has not looked yet");
+    // A meets version 2 in the catalog, reloads the key file, and goes on.
+    assert_eq!(read_all(&a, row.id).await.unwrap(), data);
+    let sealed = a.catalog.client_bsn_sealed(client).await.unwrap().unwrap();
+    assert_eq!(sealed.version, 2);
+    assert_eq!(a.open_field("bsn", client, &sealed).unwrap().as_slice(), b"111222333");
+    assert_eq!(a.keyring().current_version(), 2);
+    // A swapped key file is refused, not silently used.
+    let path = b.dir.path().join("master.key");
+    let text = std::fs::read_to_string(&path).unwrap();
+    use base64::Engine;
+    let fake = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
+    let swapped: String =
+        text.lines().map(|l| if l.starts_with("1:") { format!("1:{fake}\n") } else { format!("{l}\n") }).collect();
+    std::fs::write(&path, swapped).unwrap();
+    assert!(matches!(a.reload_keyring(), Err(VaultError::WrongMasterKey { version: 1 })));
+}
+on_both_backends!(a_running_vault_follows_a_rekey_by_another_process, running_vault_follows_a_rekey);
