@@ -44,6 +44,9 @@ enum Command {
         /// Login attempts per client address per minute.
         #[arg(long, env = "KLUIS_LOGIN_RATE_PER_MINUTE", default_value_t = 30)]
         login_rate_per_minute: u32,
+        /// Download requests per client address per minute.
+        #[arg(long, env = "KLUIS_DOWNLOAD_RATE_PER_MINUTE", default_value_t = 600)]
+        download_rate_per_minute: u32,
         /// A session ends after this long without requests.
         #[arg(long, env = "KLUIS_SESSION_IDLE", default_value = "30m", value_parser = humantime::parse_duration)]
         session_idle: Duration,
@@ -136,7 +139,15 @@ async fn open(common: &Common) -> anyhow::Result<Vault> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { listen, token_ttl, max_upload_bytes, login_rate_per_minute, session_idle, session_max } => {
+        Command::Serve {
+            listen,
+            token_ttl,
+            max_upload_bytes,
+            login_rate_per_minute,
+            download_rate_per_minute,
+            session_idle,
+            session_max,
+        } => {
             let vault = open(&cli.common).await?;
             if vault.catalog.count_users().await? == 0 {
                 let msg = "there are no users yet; create the first one with:\n  \
@@ -155,9 +166,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = api::AppState {
                 vault: Arc::new(vault),
                 login_limiter: server::login_limiter(login_rate_per_minute),
+                download_limiter: server::login_limiter(download_rate_per_minute),
                 settings: Arc::new(settings),
             };
             tokio::spawn(sweep_interrupted_uploads(state.vault.clone()));
+            tokio::spawn(server::prune_limiters(vec![state.login_limiter.clone(), state.download_limiter.clone()]));
             server::serve(&listen, state).await?;
             Ok(ExitCode::SUCCESS)
         }

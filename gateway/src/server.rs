@@ -181,6 +181,18 @@ pub fn login_limiter(per_minute: u32) -> Arc<api::LoginLimiter> {
     Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))
 }
 
+/// Forget addresses whose budget is full again, once a minute, so the
+/// limiters' memory does not grow with every address ever seen.
+pub async fn prune_limiters(limiters: Vec<Arc<api::LoginLimiter>>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        for l in &limiters {
+            l.retain_recent();
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -50,9 +50,18 @@ pub fn content_disposition(name: &str) -> String {
               (status = 403, description = "access_revoked"), (status = 410, description = "token_used / token_expired / gone")))]
 pub async fn download(
     State(st): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     request_id: RequestId,
     Path(token): Path<String>,
 ) -> ApiResult<Response> {
+    if st.download_limiter.check_key(&peer.ip()).is_err() {
+        metrics::counter!("kluis_download_rate_limited_total").increment(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many download requests from this address; slow down",
+        ));
+    }
     let started = Instant::now();
     let now = chrono::Utc::now();
     let redemption = st.vault.catalog.redeem_download_token(&auth::token_hash(&token), now.timestamp_micros()).await?;

@@ -48,6 +48,9 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub settings: Arc<ServeSettings>,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Download attempts per client address: unknown tokens are audited,
+    /// so guessing must not be able to flood the audit chain.
+    pub download_limiter: Arc<LoginLimiter>,
 }
 
 /// An API error: status, stable snake_case code, human message.
