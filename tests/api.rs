@@ -418,7 +418,8 @@ async fn refused_uploads(b: Backend) {
 on_both_backends!(refused_uploads_leave_nothing, refused_uploads);
 
 /// No pending rows in the catalog, and (on files) exactly `objects` objects.
-async fn assert_no_leftovers(env: &Env, objects: usize) {
+/// Pending catalog rows, and (on files) files in the object store.
+async fn leftovers(env: &Env) -> (usize, Vec<std::path::PathBuf>) {
     let cfg = vault::VaultConfig {
         database_url: env.b.database_url.clone(),
         storage_url: env.b.storage_url.clone(),
@@ -429,10 +430,20 @@ async fn assert_no_leftovers(env: &Env, objects: usize) {
         },
     };
     let v = vault::Vault::open(&cfg).await.unwrap();
-    assert!(v.catalog.pending_documents_before(i64::MAX).await.unwrap().is_empty(), "pending rows left behind");
+    let pending = v.catalog.pending_documents_before(i64::MAX).await.unwrap().len();
+    v.catalog.close().await;
+    let mut files = Vec::new();
     if !env.b.is_s3() {
-        let mut files = Vec::new();
         files_under(&env.b.dir.path().join("objects"), &mut files);
+    }
+    (pending, files)
+}
+
+/// No pending rows in the catalog, and (on files) exactly `objects` objects.
+async fn assert_no_leftovers(env: &Env, objects: usize) {
+    let (pending, files) = leftovers(env).await;
+    assert_eq!(pending, 0, "pending rows left behind");
+    if !env.b.is_s3() {
         assert_eq!(files.len(), objects, "objects on disk: {files:?}");
     }
 }
@@ -460,20 +471,21 @@ async fn disconnect(b: Backend) {
     sock.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(sock);
-    // The server notices, aborts, and cleans up.
-    let mut clean = false;
+    // The server notices, aborts, and cleans up: no row, no object, no
+    // partial file.
+    let mut last = (usize::MAX, Vec::new());
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let (_, list) = admin.get(&format!("/api/v1/clients/{client}/documents")).await;
-        if list["documents"].as_array().unwrap().is_empty() && env.server.log().contains("upload") {
-            clean = true;
+        last = leftovers(&env).await;
+        if last.0 == 0 && last.1.is_empty() {
             break;
         }
     }
-    assert!(clean);
-    // Give the abort a moment to remove its multipart staging.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_no_leftovers(&env, 0).await;
+    assert_eq!(last.0, 0, "pending rows left behind");
+    assert!(last.1.is_empty(), "files left behind: {:?}", last.1);
+    let (_, list) = admin.get(&format!("/api/v1/clients/{client}/documents")).await;
+    assert!(list["documents"].as_array().unwrap().is_empty());
+    assert!(env.server.log().contains("upload interrupted"), "the server saw the upload break off");
     // The server still works.
     assert_eq!(admin.upload(&client, "intake", "ok.pdf", pdf(2000).0).await.0, StatusCode::CREATED);
 }

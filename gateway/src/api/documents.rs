@@ -268,7 +268,10 @@ pub async fn upload(
     let stored = stored.map_err(ApiError::internal)?;
     let row = match (produced, stored) {
         (Err(BodyEnd::TooLarge), _) => return Err(too_large()),
-        (Err(BodyEnd::Broken(m)), _) => return Err(ApiError::bad_request(format!("the upload was interrupted: {m}"))),
+        (Err(BodyEnd::Broken(m)), _) => {
+            tracing::warn!(client = %client.id, error = %m, "upload interrupted; nothing was kept");
+            return Err(ApiError::bad_request(format!("the upload was interrupted: {m}")));
+        }
         (Ok(()), Err(e)) => return Err(e.into()),
         (Ok(()), Ok(row)) => row,
     };
