@@ -44,6 +44,9 @@ enum Command {
         /// Login attempts per client address per minute.
         #[arg(long, env = "KLUIS_LOGIN_RATE_PER_MINUTE", default_value_t = 30)]
         login_rate_per_minute: u32,
+        /// Uploads that stream at the same time; more wait for a slot.
+        #[arg(long, env = "KLUIS_MAX_CONCURRENT_UPLOADS", default_value_t = 32)]
+        max_concurrent_uploads: usize,
         /// Download requests per client address per minute.
         #[arg(long, env = "KLUIS_DOWNLOAD_RATE_PER_MINUTE", default_value_t = 600)]
         download_rate_per_minute: u32,
@@ -145,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_upload_bytes,
             login_rate_per_minute,
             download_rate_per_minute,
+            max_concurrent_uploads,
             session_idle,
             session_max,
         } => {
@@ -167,6 +171,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 vault: Arc::new(vault),
                 login_limiter: server::login_limiter(login_rate_per_minute),
                 download_limiter: server::login_limiter(download_rate_per_minute),
+                upload_slots: Arc::new(tokio::sync::Semaphore::new(max_concurrent_uploads.max(1))),
                 settings: Arc::new(settings),
             };
             tokio::spawn(sweep_interrupted_uploads(state.vault.clone()));

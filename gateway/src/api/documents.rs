@@ -119,8 +119,9 @@ pub async fn upload(
 ) -> ApiResult<(StatusCode, Json<DocumentView>)> {
     let mut multipart = multipart
         .map_err(|r| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", r.body_text()))?;
-    let started = Instant::now();
     st.precheck(&caller, Action::UploadDocument, "document.upload").await?;
+    let _slot = st.upload_slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
+    let started = Instant::now();
     let client = st.client(parse_id(&id)?).await?;
     st.authorize(&caller, Action::UploadDocument, Some(&client), None, "document.upload").await?;
 

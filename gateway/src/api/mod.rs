@@ -51,6 +51,9 @@ pub struct AppState {
     /// Download attempts per client address: unknown tokens are audited,
     /// so guessing must not be able to flood the audit chain.
     pub download_limiter: Arc<LoginLimiter>,
+    /// Uploads streaming at once; more wait for a slot. Bounds the memory
+    /// that concurrent uploads hold (buffers of about 1.5 MiB each).
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// An API error: status, stable snake_case code, human message.
