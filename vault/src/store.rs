@@ -267,7 +267,7 @@ impl BlobStore {
         name: &ObjectName,
     ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
         // object_store reads local files 8 KiB at a time, each read its own
-        // blocking task; read 1 MiB chunks on one thread instead.
+        // blocking task; read 256 KiB chunks on one thread instead.
         if let Kind::File(root) = &self.kind {
             let path = root.join(name.as_str());
             let file = match std::fs::File::open(&path) {
@@ -333,8 +333,9 @@ impl CreateDirErr {
     }
 }
 
-/// Bytes per read when streaming a file:// object.
-const READ_CHUNK: usize = 1 << 20;
+/// Bytes per read when streaming a file:// object (two chunks are read
+/// ahead: about 0.75 MiB per download in flight).
+const READ_CHUNK: usize = 256 << 10;
 /// Start disk writeback every this many bytes while writing a file:// object,
 /// so the disk works while the next segments are encrypted and the final
 /// fsync has little left to do.
@@ -454,9 +455,9 @@ fn start_writeback(f: &std::fs::File, offset: u64, len: usize) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_: &std::fs::File, _: u64, _: usize) {}
 
-/// Stream a local file in 1 MiB chunks, read ahead on one blocking thread.
+/// Stream a local file in 256 KiB chunks, read ahead on one blocking thread.
 fn file_reader(file: std::fs::File, name: String) -> BoxStream<'static, Result<Bytes, StoreError>> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, StoreError>>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, StoreError>>(2);
     tokio::task::spawn_blocking(move || {
         use std::io::Read;
         let mut file = file;
