@@ -47,6 +47,9 @@ enum Command {
         /// Uploads that stream at the same time; more wait for a slot.
         #[arg(long, env = "KLUIS_MAX_CONCURRENT_UPLOADS", default_value_t = 32)]
         max_concurrent_uploads: usize,
+        /// Downloads that stream at the same time; more wait for a slot.
+        #[arg(long, env = "KLUIS_MAX_CONCURRENT_DOWNLOADS", default_value_t = 64)]
+        max_concurrent_downloads: usize,
         /// Download requests per client address per minute.
         #[arg(long, env = "KLUIS_DOWNLOAD_RATE_PER_MINUTE", default_value_t = 600)]
         download_rate_per_minute: u32,
@@ -149,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             login_rate_per_minute,
             download_rate_per_minute,
             max_concurrent_uploads,
+            max_concurrent_downloads,
             session_idle,
             session_max,
         } => {
@@ -172,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 login_limiter: server::login_limiter(login_rate_per_minute),
                 download_limiter: server::login_limiter(download_rate_per_minute),
                 upload_slots: Arc::new(tokio::sync::Semaphore::new(max_concurrent_uploads.max(1))),
+                download_slots: Arc::new(tokio::sync::Semaphore::new(max_concurrent_downloads.max(1))),
                 settings: Arc::new(settings),
             };
             tokio::spawn(sweep_interrupted_uploads(state.vault.clone()));

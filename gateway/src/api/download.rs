@@ -130,6 +130,8 @@ pub async fn download(
         e.on_behalf_of = on_behalf_of;
     }
     e.reason = Some(decision.reason().into());
+    // A slot for the whole transfer: it travels with the body stream.
+    let slot = st.download_slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
     let (row, plain) = st.vault.read_document(doc.id).await?;
     e.outcome = "allowed".into();
     e.details = serde_json::json!({ "size": row.size });
@@ -149,6 +151,7 @@ pub async fn download(
     });
     let body = body.chain(futures::stream::once(async move {
         metrics::histogram!("kluis_download_duration_seconds").record(started.elapsed().as_secs_f64());
+        drop(slot);
         Ok(bytes::Bytes::new())
     }));
     let mut resp = Response::new(Body::from_stream(body));

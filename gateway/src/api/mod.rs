@@ -54,6 +54,8 @@ pub struct AppState {
     /// Uploads streaming at once; more wait for a slot. Bounds the memory
     /// that concurrent uploads hold (buffers of about 1.5 MiB each).
     pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// Downloads streaming at once, held until the body is sent; more wait.
+    pub download_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// An API error: status, stable snake_case code, human message.
