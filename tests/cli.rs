@@ -8,22 +8,12 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kluis_proc::{KLUIS, Server, kluis, run, text};
+use kluis_proc::{KLUIS, Server, kluis, run, text, vault_config};
 use support::Backend;
 use tokio::process::Command;
 use uuid::Uuid;
 use vault::catalog::NewClientRow;
-use vault::store::S3Settings;
-use vault::{MasterKeySource, NewDocument, Vault, VaultConfig};
-
-fn vault_config(b: &Backend) -> VaultConfig {
-    VaultConfig {
-        database_url: b.database_url.clone(),
-        storage_url: b.storage_url.clone(),
-        s3: S3Settings { endpoint: b.s3_endpoint.clone(), ..S3Settings::from_env() },
-        master_key: MasterKeySource::File { path: b.dir.path().join("data/master.key"), create_if_missing: true },
-    }
-}
+use vault::{NewDocument, Vault};
 
 /// Put `n` small documents (and a client with a BSN) through the library.
 async fn seed(b: &Backend, n: usize) -> Vec<(Uuid, Vec<u8>)> {

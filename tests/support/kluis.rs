@@ -10,6 +10,19 @@ use tokio::process::{Child, Command};
 
 use super::support::Backend;
 
+/// The vault configuration a `kluis` process on `b` uses (key file in its data dir).
+pub fn vault_config(b: &Backend) -> vault::VaultConfig {
+    vault::VaultConfig {
+        database_url: b.database_url.clone(),
+        storage_url: b.storage_url.clone(),
+        s3: vault::store::S3Settings { endpoint: b.s3_endpoint.clone(), ..vault::store::S3Settings::from_env() },
+        master_key: vault::MasterKeySource::File {
+            path: b.dir.path().join("data/master.key"),
+            create_if_missing: true,
+        },
+    }
+}
+
 pub const KLUIS: &str = env!("CARGO_BIN_EXE_kluis");
 
 /// A `kluis` command on a backend, with no configuration inherited from the

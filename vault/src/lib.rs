@@ -292,6 +292,13 @@ impl Vault {
             Err(CatalogError::NotFound(_)) => return Err(VaultError::NotFound(id)),
             r => r?,
         };
+        let plain = self.open_document(&row).await?;
+        Ok((row, plain))
+    }
+
+    /// The decrypted content of a document whose row the caller already has.
+    pub async fn open_document(&self, row: &DocumentRow) -> Result<PlainStream, VaultError> {
+        let id = row.id;
         match row.state {
             DocumentState::Active => {}
             DocumentState::Pending => return Err(VaultError::NotFound(id)),
@@ -301,8 +308,7 @@ impl Vault {
         let key = self.with_keys(|k| k.unwrap_data_key(id, wrapped))?;
         let name = ObjectName::from_catalog(row.object_name.clone());
         let raw = self.store.get_stream(&name).await?;
-        let plain = crypto::decrypt_stream(&key, id, raw).map(|r| r.map_err(VaultError::from)).boxed();
-        Ok((row, plain))
+        Ok(crypto::decrypt_stream(&key, id, raw).map(|r| r.map_err(VaultError::from)).boxed())
     }
 
     /// Destroy a document: data key first (crypto-shredding), then the

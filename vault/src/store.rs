@@ -240,7 +240,6 @@ impl BlobStore {
             return Err(e);
         }
         writer.finish().await.map_err(Self::err("multipart complete", name))?;
-        self.sync(name).await?;
         Ok(written)
     }
 

@@ -174,7 +174,17 @@ async fn tampered_objects_fail_to_decrypt(b: Backend) {
     let err = read_all(&v, row.id).await.unwrap_err();
     assert!(matches!(err, VaultError::Crypto(CryptoError::WrongDocument { .. })), "{err:?}");
 
-    // A wrapped key moved from another document's row fails to unwrap.
+    // A wrapped key copied from another document's row fails to unwrap
+    // (the AAD binds the document id), and the other document is unharmed.
+    v.catalog
+        .execute_raw_for_tests(&format!(
+            "UPDATE documents SET wrapped_key = (SELECT wrapped_key FROM documents WHERE id = '{}') WHERE id = '{}'",
+            other.id, row.id
+        ))
+        .await
+        .unwrap();
+    let err = read_all(&v, row.id).await.unwrap_err();
+    assert!(matches!(err, VaultError::Key(vault::keyring::KeyError::Unwrap { .. })), "{err:?}");
     assert_eq!(read_all(&v, other.id).await.unwrap(), data);
 }
 on_both_backends!(tampered_truncated_or_spliced_objects_fail, tampered_objects_fail_to_decrypt);

@@ -132,7 +132,8 @@ pub async fn download(
     e.reason = Some(decision.reason().into());
     // A slot for the whole transfer: it travels with the body stream.
     let slot = st.download_slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
-    let (row, plain) = st.vault.read_document(doc.id).await?;
+    let plain = st.vault.open_document(&doc).await?;
+    let row = doc;
     e.outcome = "allowed".into();
     e.details = serde_json::json!({ "size": row.size });
     st.audit(e).await?;
