@@ -83,8 +83,15 @@ impl DataKey {
         DataKey(k)
     }
 
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        DataKey(Zeroizing::new(bytes))
+    /// A key from exactly 32 bytes, copied straight into zeroed-on-drop
+    /// memory (no intermediate copy on the stack).
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != 32 {
+            return None;
+        }
+        let mut k = Zeroizing::new([0u8; 32]);
+        k.copy_from_slice(bytes);
+        Some(DataKey(k))
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -92,7 +99,9 @@ impl DataKey {
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&(*self.0).into())
+        // By reference: no copy of the key is left on the stack. The cipher
+        // zeroes its round keys when dropped (aes-gcm's `zeroize` feature).
+        Aes256Gcm::new((&*self.0).into())
     }
 }
 

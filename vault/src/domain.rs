@@ -17,6 +17,92 @@ pub enum ParseError {
     InvalidBsn,
     #[error("unknown {kind}; expected one of: {expected}")]
     Unknown { kind: &'static str, expected: &'static str },
+    #[error("{field} is required")]
+    Missing { field: &'static str },
+    #[error("{field} is at most {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("{field} contains control, invisible or text-direction characters")]
+    BadCharacters { field: &'static str },
+    #[error("{field} is not valid: {rule}")]
+    Invalid { field: &'static str, rule: &'static str },
+}
+
+/// Characters refused in every free-text field: control characters (C0, DEL,
+/// C1), the bidirectional embedding, override and isolate marks (which can
+/// make `cod.exe` show as `exe.doc`), zero-width and other invisible
+/// formatting characters, and the Unicode line and paragraph separators.
+pub fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// A free-text value from outside, trimmed: at most `max` characters and
+/// none of [`is_forbidden_char`]. `None` for an absent or blank value.
+pub fn optional_text(field: &'static str, raw: Option<&str>, max: usize) -> Result<Option<String>, ParseError> {
+    let Some(v) = raw.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+    if v.chars().count() > max {
+        return Err(ParseError::TooLong { field, max });
+    }
+    if v.chars().any(is_forbidden_char) {
+        return Err(ParseError::BadCharacters { field });
+    }
+    Ok(Some(v.to_string()))
+}
+
+/// Like [`optional_text`], for a field that must be given.
+pub fn required_text(field: &'static str, raw: &str, max: usize) -> Result<String, ParseError> {
+    optional_text(field, Some(raw), max)?.ok_or(ParseError::Missing { field })
+}
+
+/// A birth date `YYYY-MM-DD` that a living client can have: not before
+/// 1900-01-01 and not after `today`.
+pub fn birth_date(raw: &str, today: chrono::NaiveDate) -> Result<chrono::NaiveDate, ParseError> {
+    let field = "birth_date";
+    let d = chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| ParseError::Invalid { field, rule: "a date YYYY-MM-DD" })?;
+    let earliest = chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(chrono::NaiveDate::MIN);
+    if d < earliest || d > today {
+        return Err(ParseError::Invalid { field, rule: "between 1900-01-01 and today" });
+    }
+    Ok(d)
+}
+
+/// An e-mail address of plausible shape (one `@`, something on both sides, a
+/// dot in the domain, no spaces), at most 254 characters.
+pub fn email(raw: Option<&str>) -> Result<Option<String>, ParseError> {
+    let field = "email";
+    let Some(v) = optional_text(field, raw, 254)? else { return Ok(None) };
+    let ok = match v.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !v.contains(char::is_whitespace)
+                && !domain.contains('@')
+        }
+        None => false,
+    };
+    if !ok {
+        return Err(ParseError::Invalid { field, rule: "an e-mail address such as naam@example.nl" });
+    }
+    Ok(Some(v))
+}
+
+/// A user name: 1-64 characters of lowercase letters, digits, `.`, `_`, `-`, `@`.
+pub fn username(raw: &str) -> Result<String, ParseError> {
+    let u = raw.trim();
+    let ok = (1..=64).contains(&u.len())
+        && u.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+    if !ok {
+        return Err(ParseError::Invalid {
+            field: "username",
+            rule: "1-64 characters: lowercase letters, digits, . _ - @",
+        });
+    }
+    Ok(u.to_string())
 }
 
 /// A Dutch citizen service number (burgerservicenummer) that passed the
@@ -102,6 +188,20 @@ macro_rules! api_enum {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        /// In OpenAPI: a string with exactly these values.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -161,6 +261,33 @@ api_enum!(
     }
 );
 
+api_enum!(
+    /// Where a client's trajectory stands: `closed` means it ended and the
+    /// documents are in the archive.
+    ClientStatus, "client status" {
+        Active = "active",
+        Closed = "closed",
+    }
+);
+
+api_enum!(
+    /// The lifecycle of a document: `pending` while its upload runs (never
+    /// shown), `active`, or `destroyed` (a tombstone remains).
+    DocumentState, "document state" {
+        Pending = "pending",
+        Active = "active",
+        Destroyed = "destroyed",
+    }
+);
+
+api_enum!(
+    /// Why a coach is absent during a substitution.
+    SubstitutionReason, "substitution reason" {
+        Vacation = "vacation",
+        Sickness = "sickness",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +320,40 @@ mod tests {
         assert_eq!(b.expose(), "111222333");
         let err = Bsn::parse("111222334").unwrap_err().to_string();
         assert!(!err.contains("111222334"));
+    }
+
+    #[test]
+    fn free_text_refuses_controls_bidi_and_overlong_values() {
+        // (input, max, accepted as)
+        let ok = [("  Jan ", 10, Some("Jan")), ("", 10, None), ("   ", 10, None), ("Cliënt", 6, Some("Cliënt"))];
+        for (input, max, want) in ok {
+            assert_eq!(optional_text("f", Some(input), max).unwrap().as_deref(), want, "{input:?}");
+        }
+        for bad in ["a\u{0}b", "a\u{1b}[31m", "a\r\nb", "cod\u{202E}fdp.exe", "a\u{200B}b", "\u{2066}x", "a\u{85}"] {
+            assert_eq!(optional_text("f", Some(bad), 100), Err(ParseError::BadCharacters { field: "f" }), "{bad:?}");
+        }
+        assert_eq!(optional_text("f", Some(&"x".repeat(11)), 10), Err(ParseError::TooLong { field: "f", max: 10 }));
+        assert_eq!(required_text("f", " ", 10), Err(ParseError::Missing { field: "f" }));
+        let err = optional_text("f", Some(&"geheim".repeat(100)), 10).unwrap_err().to_string();
+        assert!(!err.contains("geheim"), "errors never echo the value: {err}");
+    }
+
+    #[test]
+    fn birth_dates_emails_and_usernames() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        assert!(birth_date("1980-02-03", today).is_ok());
+        for bad in ["1899-12-31", "2026-12-02", "3000-01-01", "1980-13-01", "03-02-1980", ""] {
+            assert!(birth_date(bad, today).is_err(), "{bad}");
+        }
+        assert_eq!(email(Some(" jan@example.nl ")).unwrap().as_deref(), Some("jan@example.nl"));
+        assert_eq!(email(None).unwrap(), None);
+        for bad in ["jan", "jan@", "@example.nl", "jan@example", "jan @example.nl", "a@b@c.nl", "jan@.nl"] {
+            assert!(email(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(username("anna.de-vries@kluis").is_ok());
+        for bad in ["", "Anna", "an na", &"a".repeat(65), "anna\u{202E}"] {
+            assert!(username(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -132,7 +132,11 @@ impl Keyring {
     }
 
     /// A new key file holding one fresh version-1 key, created with mode 0600.
-    /// Refuses to overwrite an existing file.
+    /// Exclusive: the complete file appears at `path` in one step (a hard
+    /// link of a finished temporary file), and only if nothing is there yet,
+    /// so two processes starting on an empty data directory cannot end up
+    /// with different keys: the loser gets `AlreadyExists` and loads the
+    /// winner's file.
     pub fn create_file(path: &Path) -> Result<Self, KeyError> {
         if path.exists() {
             return Err(KeyError::AlreadyExists { path: path.to_path_buf() });
@@ -140,7 +144,7 @@ impl Keyring {
         let mut keys = BTreeMap::new();
         keys.insert(1, random_key());
         let ring = Keyring { keys, source: KeySource::File(path.to_path_buf()) };
-        ring.persist()?;
+        ring.persist_with(Persist::CreateNew)?;
         Ok(ring)
     }
 
@@ -177,12 +181,26 @@ impl Keyring {
         Ok(hex::encode(&h.finalize()[..16]))
     }
 
+    /// A keyed hash of a login name, for the lock-out table: the same name
+    /// gives the same value as long as the oldest key version stays, and the
+    /// stored value tells nothing about the name without the master key (a
+    /// password typed into the name field must not become readable).
+    pub fn name_key(&self, name: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(b"kluis/login-name/v1\0");
+        if let Some(k) = self.keys.values().next() {
+            h.update(k.as_slice());
+        }
+        h.update(name.as_bytes());
+        hex::encode(h.finalize())
+    }
+
     fn key(&self, version: u32) -> Result<&Zeroizing<[u8; 32]>, KeyError> {
         self.keys.get(&version).ok_or(KeyError::UnknownVersion(version))
     }
 
     fn seal(&self, version: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let cipher = Aes256Gcm::new(&(**self.key(version)?).into());
+        let cipher = Aes256Gcm::new((&**self.key(version)?).into());
         let mut nonce = [0u8; WRAP_NONCE_LEN];
         fill_random(&mut nonce);
         let ct = cipher
@@ -201,7 +219,7 @@ impl Keyring {
         sealed: &[u8],
         what: impl Fn() -> String,
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let cipher = Aes256Gcm::new(&(**self.key(version)?).into());
+        let cipher = Aes256Gcm::new((&**self.key(version)?).into());
         if sealed.len() < WRAP_NONCE_LEN + 16 {
             return Err(KeyError::Unwrap { what: what() });
         }
@@ -242,8 +260,7 @@ impl Keyring {
     pub fn unwrap_data_key(&self, document_id: Uuid, wrapped: &WrappedKey) -> Result<DataKey, KeyError> {
         let what = || format!("the data key of document {document_id}");
         let raw = self.open(wrapped.version, &Self::dek_aad(document_id, wrapped.version), &wrapped.bytes, what)?;
-        let arr: [u8; 32] = raw.as_slice().try_into().map_err(|_| KeyError::Unwrap { what: what() })?;
-        Ok(DataKey::from_bytes(arr))
+        DataKey::from_slice(&raw).ok_or_else(|| KeyError::Unwrap { what: what() })
     }
 
     /// Encrypt a small secret field (a BSN, a TOTP secret) of one record.
@@ -309,13 +326,26 @@ impl Keyring {
         Ok(())
     }
 
-    /// Write the key file atomically: a 0600 temporary file in the same
-    /// directory, fsync, rename over the old one, fsync the directory.
     fn persist(&self) -> Result<(), KeyError> {
+        self.persist_with(Persist::Replace)
+    }
+
+    /// Write the key file atomically: a 0600 temporary file in the same
+    /// directory, fsync, then rename it over the old one (`Replace`) or link
+    /// it into place only if no file exists (`CreateNew`), fsync the directory.
+    fn persist_with(&self, how: Persist) -> Result<(), KeyError> {
         let KeySource::File(path) = &self.source else { return Ok(()) };
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("master.key")));
+        // A name of its own per process and attempt: two writers never share
+        // a temporary file.
+        let mut nonce = [0u8; 8];
+        crate::crypto::fill_random(&mut nonce);
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("master.key"),
+            hex::encode(nonce)
+        ));
         let mut text = Zeroizing::new(String::from(
             "# Kluis master keys (VERSION:BASE64). Secret: whoever holds this file and\n\
              # the database can read every document. Back it up separately; keep it\n\
@@ -341,12 +371,31 @@ impl Keyring {
             f.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
             f.sync_all().map_err(io_err(&tmp))?;
         }
-        std::fs::rename(&tmp, path).map_err(io_err(path))?;
+        match how {
+            Persist::Replace => std::fs::rename(&tmp, path).map_err(io_err(path))?,
+            Persist::CreateNew => {
+                let linked = std::fs::hard_link(&tmp, path);
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return Err(KeyError::AlreadyExists { path: path.to_path_buf() });
+                    }
+                    Err(e) => return Err(io_err(path)(e)),
+                }
+            }
+        }
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persist {
+    Replace,
+    CreateNew,
 }
 
 fn random_key() -> Zeroizing<[u8; 32]> {

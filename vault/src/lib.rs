@@ -15,14 +15,19 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod clock;
+pub mod credentials;
 pub mod crypto;
 pub mod domain;
+pub mod faults;
 pub mod keyring;
 pub mod policy;
 pub mod rekey;
+pub mod service;
 pub mod store;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -30,9 +35,12 @@ use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use catalog::{Catalog, CatalogError, DocumentRow, DocumentState, NewDocumentRow};
+use catalog::{Catalog, CatalogError, DocumentRow, DocumentState, NewDocumentRow, Tx};
+use clock::{Clock, SystemClock};
 use crypto::{CryptoError, DataKey};
+use faults::{FaultPoint, Faults};
 use keyring::{KeyError, Keyring};
+pub use service::Settings;
 use store::{BlobStore, ObjectName, S3Settings, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +75,8 @@ pub enum VaultError {
     CannotRetire { version: u32, why: String },
     #[error("interrupted on request (fault injection)")]
     Interrupted,
+    #[error("the upload's content stream failed: {0}")]
+    Body(String),
 }
 
 /// Where the master keys come from.
@@ -100,11 +110,16 @@ pub struct NewDocument {
 }
 
 pub struct Vault {
-    pub catalog: Catalog,
-    pub store: BlobStore,
+    catalog: Catalog,
+    store: BlobStore,
     /// Behind a lock so a running server can pick up versions that
     /// `kluis rekey` added to the key file (see [`Vault::reload_keyring`]).
-    keyring: std::sync::RwLock<std::sync::Arc<Keyring>>,
+    keyring: std::sync::RwLock<Arc<Keyring>>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    /// Password hashes computed at once (Argon2id holds 19 MiB each).
+    password_checks: Arc<tokio::sync::Semaphore>,
+    faults: Faults,
 }
 
 impl std::fmt::Debug for Vault {
@@ -121,40 +136,119 @@ impl Vault {
     /// keys against it, and open the blob store.
     pub async fn open(cfg: &VaultConfig) -> Result<Self, VaultError> {
         let catalog = Catalog::connect(&cfg.database_url).await?;
-        let registered = catalog.key_versions().await?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let registered = {
+            let mut tx = catalog.snapshot(clock.now().timestamp_micros()).await?;
+            tx.key_versions().await?
+        };
         let keyring = match &cfg.master_key {
             MasterKeySource::Env(v) => Keyring::from_env_value(v)?,
             MasterKeySource::File { path, create_if_missing } => {
                 if path.exists() {
                     Keyring::load_file(path)?
                 } else if *create_if_missing && registered.is_empty() {
-                    tracing::warn!(
-                        path = %path.display(),
-                        "created a new master key file; in production keep master keys outside the \
-                         data directory (KLUIS_MASTER_KEY_FILE) and back them up separately"
-                    );
-                    Keyring::create_file(path)?
+                    match Keyring::create_file(path) {
+                        Ok(k) => {
+                            tracing::warn!(
+                                path = %path.display(),
+                                "created a new master key file; in production keep master keys outside the \
+                                 data directory (KLUIS_MASTER_KEY_FILE) and back them up separately"
+                            );
+                            k
+                        }
+                        // Another process created it a moment ago: use that one.
+                        Err(KeyError::AlreadyExists { .. }) => Keyring::load_file(path)?,
+                        Err(e) => return Err(e.into()),
+                    }
                 } else {
                     return Err(VaultError::MissingKeyFile { path: path.clone(), versions: registered.len() });
                 }
             }
         };
-        Self::reconcile_keys(&catalog, &keyring).await?;
+        Self::reconcile_keys(&catalog, &keyring, clock.as_ref()).await?;
         let store = BlobStore::open(&cfg.storage_url, &cfg.s3)?;
-        Ok(Vault { catalog, store, keyring: std::sync::RwLock::new(std::sync::Arc::new(keyring)) })
+        Ok(Self::assemble(catalog, store, keyring, clock))
     }
 
     /// Assemble a vault from parts (unit tests with `memory://`).
     pub async fn from_parts(catalog: Catalog, store: BlobStore, keyring: Keyring) -> Result<Self, VaultError> {
-        Self::reconcile_keys(&catalog, &keyring).await?;
-        Ok(Vault { catalog, store, keyring: std::sync::RwLock::new(std::sync::Arc::new(keyring)) })
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::reconcile_keys(&catalog, &keyring, clock.as_ref()).await?;
+        Ok(Self::assemble(catalog, store, keyring, clock))
+    }
+
+    fn assemble(catalog: Catalog, store: BlobStore, keyring: Keyring, clock: Arc<dyn Clock>) -> Self {
+        let settings = Settings::default();
+        Vault {
+            catalog,
+            store,
+            keyring: std::sync::RwLock::new(Arc::new(keyring)),
+            clock,
+            password_checks: Arc::new(tokio::sync::Semaphore::new(settings.max_password_checks.max(1))),
+            settings,
+            faults: Faults::default(),
+        }
+    }
+
+    /// Use these service settings (token and session lifetimes, lock-out,
+    /// concurrent password checks).
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.password_checks = Arc::new(tokio::sync::Semaphore::new(settings.max_password_checks.max(1)));
+        self.settings = settings;
+        self
+    }
+
+    /// Take the time from `clock` (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The fault-injection points (tests).
+    #[doc(hidden)]
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// The catalog, for the vault's own integration tests and tools that
+    /// simulate an attacker with database access. Callers of the vault use
+    /// the operations in [`service`].
+    #[doc(hidden)]
+    pub fn catalog_for_tests(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The object store, for tests that tamper with stored objects.
+    #[doc(hidden)]
+    pub fn store_for_tests(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// The current time in microseconds, from the vault's clock.
+    pub(crate) fn now_micros(&self) -> i64 {
+        self.clock.now().timestamp_micros()
+    }
+
+    /// A read-write transaction at the clock's current time.
+    pub(crate) async fn tx(&self) -> Result<Tx, CatalogError> {
+        self.catalog.begin(self.now_micros()).await
+    }
+
+    /// A read-only snapshot at the clock's current time.
+    pub(crate) async fn snapshot(&self) -> Result<Tx, CatalogError> {
+        self.catalog.snapshot(self.now_micros()).await
     }
 
     /// Every active version the catalog knows must be in the keyring with
     /// the same check value; keyring versions the catalog does not know yet
     /// are registered.
-    async fn reconcile_keys(catalog: &Catalog, keyring: &Keyring) -> Result<(), VaultError> {
-        let registered = catalog.key_versions().await?;
+    async fn reconcile_keys(catalog: &Catalog, keyring: &Keyring, clock: &dyn Clock) -> Result<(), VaultError> {
+        let mut tx = catalog.begin(clock.now().timestamp_micros()).await?;
+        let registered = tx.key_versions().await?;
         for row in &registered {
             if keyring.has_version(row.version) {
                 if keyring.check_value(row.version)? != row.check_value {
@@ -166,10 +260,19 @@ impl Vault {
         }
         for v in keyring.versions() {
             if !registered.iter().any(|r| r.version == v) {
-                catalog.register_key_version(v, &keyring.check_value(v)?).await?;
+                // ON CONFLICT DO NOTHING: another process may register the
+                // same version at the same moment; its check value is
+                // compared below.
+                tx.register_key_version(v, &keyring.check_value(v)?).await?;
                 tracing::info!(version = v, "registered master key version");
             }
         }
+        for row in tx.key_versions().await? {
+            if keyring.has_version(row.version) && keyring.check_value(row.version)? != row.check_value {
+                return Err(VaultError::WrongMasterKey { version: row.version });
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -211,33 +314,92 @@ impl Vault {
         }
     }
 
-    /// Encrypt and store a new document, streaming: the body is never held
-    /// whole in memory. On any failure the object and the row are removed
-    /// and the error returned.
-    pub async fn put_document<S, E>(&self, meta: NewDocument, body: S) -> Result<DocumentRow, VaultError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
-    {
+    /// Make sure the keyring knows the newest version the catalog has
+    /// registered (another process's `kluis rekey` may have added one to the
+    /// key file): new values are always sealed under the newest version.
+    pub(crate) async fn refresh_keys(&self, tx: &mut Tx) -> Result<(), VaultError> {
+        if let Some(newest) = tx.newest_key_version().await? {
+            if newest > self.keyring().current_version() {
+                self.reload_keyring()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seal a BSN (or another small secret field) for storage, under the
+    /// newest key version. The transaction that writes it must call
+    /// `Tx::ensure_current_key(sealed.version)` after the write.
+    pub(crate) async fn seal_field_in(
+        &self,
+        tx: &mut Tx,
+        field: &str,
+        record_id: Uuid,
+        plaintext: &[u8],
+    ) -> Result<keyring::WrappedKey, VaultError> {
+        self.refresh_keys(tx).await?;
+        Ok(self.keyring().seal_field(field, record_id, plaintext)?)
+    }
+
+    pub(crate) fn open_field(
+        &self,
+        field: &str,
+        record_id: Uuid,
+        sealed: &keyring::WrappedKey,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
+        self.with_keys(|k| k.open_field(field, record_id, sealed))
+    }
+
+    /// Start a document: a `pending` row with a fresh data key, wrapped under
+    /// the newest master-key version (the insert is refused if that version
+    /// was superseded or retired meanwhile, and tried once more after a
+    /// reload).
+    pub(crate) async fn begin_document(&self, meta: NewDocument) -> Result<PendingDocument, VaultError> {
         let id = Uuid::new_v4();
         let key = DataKey::generate();
-        let wrapped = self.keyring().wrap_data_key(id, &key)?;
         let name = ObjectName::random();
-        self.catalog
-            .insert_pending_document(&NewDocumentRow {
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.tx().await?;
+            self.refresh_keys(&mut tx).await?;
+            let wrapped = self.keyring().wrap_data_key(id, &key)?;
+            let version = wrapped.version;
+            tx.insert_pending_document(&NewDocumentRow {
                 id,
                 client_id: meta.client_id,
-                doc_type: meta.doc_type,
-                title: meta.title,
-                filename: meta.filename,
-                content_type: meta.content_type,
+                doc_type: meta.doc_type.clone(),
+                title: meta.title.clone(),
+                filename: meta.filename.clone(),
+                content_type: meta.content_type.clone(),
                 object_name: name.as_str().to_string(),
                 wrapped_key: wrapped,
                 uploaded_by: meta.uploaded_by,
                 retention_until: meta.retention_until,
             })
             .await?;
+            match tx.ensure_current_key(version).await {
+                Err(CatalogError::StaleKeyVersion { .. }) if attempt == 0 => {
+                    attempt += 1;
+                    drop(tx);
+                    self.reload_keyring()?;
+                }
+                r => {
+                    r?;
+                    tx.commit().await?;
+                    return Ok(PendingDocument { id, name, key });
+                }
+            }
+        }
+    }
 
+    /// Encrypt and store a pending document's content, streaming: the body
+    /// is never held whole in memory. Returns the plaintext's SHA-256 (hex)
+    /// and size. On failure the object is removed and the row is left for
+    /// the caller to discard.
+    pub(crate) async fn write_document<S, E>(&self, doc: &PendingDocument, body: S) -> Result<(String, u64), VaultError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
         // SHA-256 of the plaintext runs on its own thread, beside the
         // encryption: each chunk (a cheap `Bytes` clone) goes to the hasher.
         let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
@@ -259,36 +421,97 @@ impl Vault {
                 item
             }
         });
-        let sealed = crypto::encrypt_stream(&key, id, counted);
-        drop(key);
-
-        let stored = self.store.put_stream(&name, sealed).await;
-        if let Err(e) = stored {
-            self.discard(id, &name).await;
-            return Err(e.into());
-        }
-        let (sha, size) = hasher.await.map_err(|_| VaultError::Interrupted)?;
-        if let Err(e) = self.catalog.activate_document(id, size as i64, &sha).await {
-            self.discard(id, &name).await;
-            return Err(e.into());
-        }
-        Ok(self.catalog.get_document(id).await?)
+        let sealed = crypto::encrypt_stream(&doc.key, doc.id, counted);
+        self.store.put_stream(&doc.name, sealed).await?;
+        hasher.await.map_err(|_| VaultError::Interrupted)
     }
 
-    /// Best-effort removal of a failed upload; what is left is swept later
-    /// by [`Vault::sweep_pending`].
-    async fn discard(&self, id: Uuid, name: &ObjectName) {
-        if let Err(e) = self.store.delete(name).await {
-            tracing::warn!(document = %id, error = %e, "could not delete the object of a failed upload");
+    /// Encrypt and store a new document and activate it, with no policy and
+    /// no audit: the engine under [`service`]'s upload, for the vault's own
+    /// tests and benchmarks. On any failure the object and the row are
+    /// removed and the error returned.
+    pub async fn put_document<S, E>(&self, meta: NewDocument, body: S) -> Result<DocumentRow, VaultError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        let doc = self.begin_document(meta).await?;
+        let (sha, size) = match self.write_document(&doc, body).await {
+            Ok(done) => done,
+            Err(e) => {
+                self.discard(doc.id, &doc.name).await;
+                return Err(e);
+            }
+        };
+        let activated = async {
+            let mut tx = self.tx().await?;
+            tx.activate_document(doc.id, size as i64, &sha).await?;
+            tx.commit().await
         }
-        if let Err(e) = self.catalog.delete_pending_document(id).await {
-            tracing::warn!(document = %id, error = %e, "could not delete the row of a failed upload");
+        .await;
+        match activated {
+            Ok(()) => Ok(self.snapshot().await?.get_document(doc.id).await?),
+            Err(e) => self.resolve_activation(&doc, &e).await.ok_or(e.into()),
+        }
+    }
+
+    /// What became of a document whose activation failed with `cause`, or
+    /// whose commit acknowledgement was lost: `Some(row)` if the row is in
+    /// fact active (the upload succeeded, and its audit event committed with
+    /// it). Only if the row is certainly still pending are the row and the
+    /// object removed. If the catalog cannot tell (it is unreachable),
+    /// nothing is deleted: the sweeper decides later, and it only ever
+    /// deletes rows that are still pending.
+    pub(crate) async fn resolve_activation(
+        &self,
+        doc: &PendingDocument,
+        cause: &dyn std::fmt::Display,
+    ) -> Option<DocumentRow> {
+        let row = async { self.snapshot().await?.document(doc.id).await }.await;
+        match row {
+            Ok(Some(row)) if row.state == DocumentState::Active => {
+                tracing::warn!(document = %doc.id, error = %cause, "activation reported an error but committed");
+                Some(row)
+            }
+            Ok(Some(row)) if row.state == DocumentState::Pending => {
+                self.discard(doc.id, &doc.name).await;
+                None
+            }
+            Ok(_) => None,
+            Err(read) => {
+                tracing::warn!(document = %doc.id, error = %cause, read_error = %read,
+                    "activation failed and its outcome is unknown; the object is kept for the sweeper");
+                None
+            }
+        }
+    }
+
+    /// Remove a failed upload: first the row, only while it is pending, then
+    /// (only if that row was removed) the object. An active row's object is
+    /// never touched; what cannot be removed now is swept later by
+    /// [`Vault::sweep_pending`].
+    pub(crate) async fn discard(&self, id: Uuid, name: &ObjectName) {
+        let removed = async {
+            let mut tx = self.tx().await?;
+            let removed = tx.delete_pending_document(id).await?;
+            tx.commit().await?;
+            Ok::<bool, CatalogError>(removed)
+        }
+        .await;
+        match removed {
+            Ok(true) => {
+                if let Err(e) = self.store.delete(name).await {
+                    tracing::warn!(document = %id, error = %e, "could not delete the object of a failed upload");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(document = %id, error = %e, "could not remove a failed upload; the sweeper will"),
         }
     }
 
     /// The document's row and a stream of its decrypted content.
     pub async fn read_document(&self, id: Uuid) -> Result<(DocumentRow, PlainStream), VaultError> {
-        let row = match self.catalog.get_document(id).await {
+        let row = match self.snapshot().await?.get_document(id).await {
             Err(CatalogError::NotFound(_)) => return Err(VaultError::NotFound(id)),
             r => r?,
         };
@@ -297,7 +520,7 @@ impl Vault {
     }
 
     /// The decrypted content of a document whose row the caller already has.
-    pub async fn open_document(&self, row: &DocumentRow) -> Result<PlainStream, VaultError> {
+    pub(crate) async fn open_document(&self, row: &DocumentRow) -> Result<PlainStream, VaultError> {
         let id = row.id;
         match row.state {
             DocumentState::Active => {}
@@ -315,45 +538,59 @@ impl Vault {
     /// object. Safe to call again after a crash between the two steps.
     /// Refused with [`VaultError::Held`] while a legal hold is set.
     pub async fn destroy_document(&self, id: Uuid, by: &str) -> Result<(), VaultError> {
-        let row = match self.catalog.get_document(id).await {
+        let mut tx = self.tx().await?;
+        let row = match tx.get_document(id).await {
             Err(CatalogError::NotFound(_)) => return Err(VaultError::NotFound(id)),
             r => r?,
         };
-        if self.catalog.destroy_document(id, by).await? == catalog::Destroyed::Held {
+        if tx.destroy_document(id, by).await? == catalog::Destroyed::Held {
             return Err(VaultError::Held(id));
         }
+        tx.commit().await?;
         self.store.delete(&ObjectName::from_catalog(row.object_name)).await?;
         Ok(())
     }
 
     /// Remove uploads that never completed: pending rows older than
-    /// `older_than` and their (partial) objects. Returns how many.
+    /// `older_than` and their (partial) objects. Each row is claimed first
+    /// (from then on it can no longer be activated), then its object is
+    /// deleted, then the row. A sweep that stops half-way is finished by the
+    /// next one. Returns how many were removed.
     pub async fn sweep_pending(&self, older_than: std::time::Duration) -> Result<usize, VaultError> {
-        let cutoff = catalog::now_micros() - older_than.as_micros() as i64;
-        let rows = self.catalog.pending_documents_before(cutoff).await?;
+        let cutoff = self.now_micros() - older_than.as_micros() as i64;
+        let rows = self.snapshot().await?.pending_documents_before(cutoff).await?;
+        let mut removed = 0;
         for row in &rows {
+            let mut tx = self.tx().await?;
+            let claimed = tx.claim_pending_document(row.id).await?;
+            tx.commit().await?;
+            if !claimed {
+                continue; // activated or removed meanwhile
+            }
+            if self.faults.fire(FaultPoint::SweepAfterClaim) {
+                return Err(VaultError::Interrupted);
+            }
             self.store.delete(&ObjectName::from_catalog(row.object_name.clone())).await?;
-            self.catalog.delete_pending_document(row.id).await?;
+            let mut tx = self.tx().await?;
+            tx.delete_pending_document(row.id).await?;
+            tx.commit().await?;
+            removed += 1;
         }
-        Ok(rows.len())
+        Ok(removed)
     }
 
-    /// Seal a BSN (or another small secret field) for storage.
-    pub fn seal_field(
-        &self,
-        field: &str,
-        record_id: Uuid,
-        plaintext: &[u8],
-    ) -> Result<keyring::WrappedKey, VaultError> {
-        Ok(self.keyring().seal_field(field, record_id, plaintext)?)
+    /// Forget lock-out counters of names not seen for `older_than`.
+    pub async fn prune_login_attempts(&self, older_than: std::time::Duration) -> Result<u64, VaultError> {
+        let mut tx = self.tx().await?;
+        let n = tx.prune_login_attempts(self.now_micros() - older_than.as_micros() as i64).await?;
+        tx.commit().await?;
+        Ok(n)
     }
+}
 
-    pub fn open_field(
-        &self,
-        field: &str,
-        record_id: Uuid,
-        sealed: &keyring::WrappedKey,
-    ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
-        self.with_keys(|k| k.open_field(field, record_id, sealed))
-    }
+/// A document whose row is `pending`: what the writer needs.
+pub(crate) struct PendingDocument {
+    pub(crate) id: Uuid,
+    pub(crate) name: ObjectName,
+    pub(crate) key: DataKey,
 }

@@ -7,8 +7,14 @@
 //! substitution); `Forbidden` (403: the role may never do this);
 //! `PurposeNotAllowed` (403: not for this purpose, for this role and client
 //! state); `Restricted` (403: GDPR art. 18 restriction); `ClientClosed` (409:
-//! the trajectory has ended); `NotFound` (404: outside the caller's scope,
-//! indistinguishable from an id that does not exist).
+//! the trajectory has ended); `Gone` (410: the document was destroyed);
+//! `NotFound` (404: outside the caller's scope, answered exactly like an id
+//! that does not exist: [`Target::Missing`] takes the same path).
+//!
+//! Order of the questions: may the role ever do this (403, asked before
+//! anything about the target is known)? Does the target exist and lie in the
+//! caller's scope (404)? Is the document destroyed (410)? Is the purpose
+//! allowed, is the client restricted or closed (403/409)?
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -57,6 +63,26 @@ pub struct ClientFacts {
     pub restricted: bool,
 }
 
+/// What the policy needs to know about the document concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentFacts {
+    /// Crypto-shredded; only the tombstone remains.
+    pub destroyed: bool,
+}
+
+/// What an action is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// No particular client: listing users, creating a client, the audit log.
+    Nothing,
+    /// A particular client or document was asked for, and there is none
+    /// under that id (or only an upload in progress). Decided like a target
+    /// outside the caller's scope, so that neither answer reveals existence.
+    Missing,
+    Client(&'a ClientFacts),
+    Document(&'a ClientFacts, &'a DocumentFacts),
+}
+
 /// A registered substitution: `substitute` covers `absent`'s caseload from
 /// `from` until `until`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +100,7 @@ pub enum Decision {
     PurposeNotAllowed(&'static str),
     Restricted(&'static str),
     ClientClosed(&'static str),
+    Gone(&'static str),
     NotFound(&'static str),
 }
 
@@ -89,6 +116,7 @@ impl Decision {
             | Decision::PurposeNotAllowed(reason)
             | Decision::Restricted(reason)
             | Decision::ClientClosed(reason)
+            | Decision::Gone(reason)
             | Decision::NotFound(reason) => reason,
         }
     }
@@ -128,9 +156,46 @@ fn coach_reach(actor: Actor, client: &ClientFacts, subs: &[Substitution], now: D
         .then_some(Some(coach))
 }
 
-/// Decide an action. `client` is `None` for actions that concern no
-/// particular client (listing users, creating a client, the audit log).
-pub fn decide(
+/// Decide an action on a target, for an actor with these running
+/// substitutions, at `now`.
+pub fn decide(actor: Actor, action: Action, target: Target<'_>, subs: &[Substitution], now: DateTime<Utc>) -> Decision {
+    let role = role_may(actor, action);
+    if !role.is_allowed() {
+        return role;
+    }
+    match target {
+        Target::Nothing => decide_client(actor, action, None, subs, now),
+        Target::Missing => Decision::NotFound("no such client or document"),
+        Target::Client(c) => decide_client(actor, action, Some(c), subs, now),
+        Target::Document(c, d) if d.destroyed => destroyed_document(actor, action, c, subs, now),
+        Target::Document(c, _) => decide_client(actor, action, Some(c), subs, now),
+    }
+}
+
+/// A destroyed document: management and office still see its tombstone;
+/// whoever may otherwise see it learns it is gone; for everyone else it
+/// does not exist.
+fn destroyed_document(
+    actor: Actor,
+    action: Action,
+    c: &ClientFacts,
+    subs: &[Substitution],
+    now: DateTime<Utc>,
+) -> Decision {
+    let staff = matches!(actor.role, Role::Management | Role::Office);
+    let in_scope = decide_client(actor, Action::ReadDocumentMetadata, Some(c), subs, now);
+    match action {
+        Action::ReadDocumentMetadata if staff => {
+            Decision::Allow { on_behalf_of: None, reason: "tombstone of a destroyed document" }
+        }
+        Action::ReadDocumentMetadata => Decision::NotFound("destroyed documents are shown to management and office"),
+        _ if !in_scope.is_allowed() => in_scope,
+        _ => Decision::Gone("the document has been destroyed"),
+    }
+}
+
+/// The matrix of SPEC §3 for one client (or none).
+fn decide_client(
     actor: Actor,
     action: Action,
     client: Option<&ClientFacts>,
@@ -216,7 +281,7 @@ pub fn decide(
 /// whether or not the id exists.
 pub fn role_may(actor: Actor, action: Action) -> Decision {
     let best_case = ClientFacts { coach_id: Some(actor.id), status: ClientStatus::Active, restricted: false };
-    match decide(actor, action, Some(&best_case), &[], DateTime::<Utc>::MIN_UTC) {
+    match decide_client(actor, action, Some(&best_case), &[], DateTime::<Utc>::MIN_UTC) {
         d @ Decision::Forbidden(_) => d,
         _ => ALLOW,
     }
@@ -272,10 +337,15 @@ mod tests {
         Purpose, // purpose_not_allowed
         Restricted,
         Closed,
+        Gone,
         NotFound,
     }
 
     fn judge(role: Role, sit: Situation, action: Action) -> Want {
+        judge_target(role, sit, action, false)
+    }
+
+    fn judge_target(role: Role, sit: Situation, action: Action, destroyed: bool) -> Want {
         let me = Uuid::from_u128(1);
         let colleague = Uuid::from_u128(2);
         let now = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
@@ -300,7 +370,9 @@ mod tests {
                 c.restricted = true;
             }
         }
-        match decide(Actor { id: me, role }, action, Some(&c), &subs, now) {
+        let doc = DocumentFacts { destroyed };
+        let target = if destroyed { Target::Document(&c, &doc) } else { Target::Client(&c) };
+        match decide(Actor { id: me, role }, action, target, &subs, now) {
             Decision::Allow { on_behalf_of: None, .. } => Want::Allow,
             Decision::Allow { on_behalf_of: Some(x), .. } => {
                 assert_eq!(x, colleague);
@@ -310,6 +382,7 @@ mod tests {
             Decision::PurposeNotAllowed(_) => Want::Purpose,
             Decision::Restricted(_) => Want::Restricted,
             Decision::ClientClosed(_) => Want::Closed,
+            Decision::Gone(_) => Want::Gone,
             Decision::NotFound(_) => Want::NotFound,
         }
     }
@@ -396,6 +469,50 @@ mod tests {
     }
 
     #[test]
+    fn destroyed_documents_and_missing_targets() {
+        use Situation::*;
+        use Want::*;
+        let sits = [OwnClient, ColleagueClient, DuringSubstitution, AfterSubstitution, Archived, RestrictedClient];
+        let coach_gone = [Gone, NotFound, Gone, NotFound, NotFound, Gone];
+        // (role, action, wants for a destroyed document)
+        let rows: &[(Role, Action, [Want; 6])] = &[
+            (Role::Management, Action::ReadDocumentMetadata, [Allow; 6]),
+            (Role::Office, Action::ReadDocumentMetadata, [Allow; 6]),
+            (Role::Coach, Action::ReadDocumentMetadata, [NotFound; 6]),
+            (Role::Administration, Action::ReadDocumentMetadata, [Forbidden; 6]),
+            (Role::Management, Action::OpenDocument(crate::domain::Purpose::Availability), [Gone; 6]),
+            (Role::Office, Action::OpenDocument(crate::domain::Purpose::Invoicing), [Gone; 6]),
+            (Role::Coach, Action::OpenDocument(crate::domain::Purpose::Guidance), coach_gone),
+            (Role::Coach, Action::OpenDocument(crate::domain::Purpose::Invoicing), coach_gone),
+            (Role::Administration, Action::OpenDocument(crate::domain::Purpose::Invoicing), [Forbidden; 6]),
+            (Role::Management, Action::DestroyDocument, [Gone; 6]),
+            (Role::Office, Action::DestroyDocument, [Forbidden; 6]),
+        ];
+        for (role, action, wants) in rows {
+            for (sit, want) in sits.iter().zip(wants) {
+                assert_eq!(judge_target(*role, *sit, *action, true), *want, "{role} {action:?} {sit:?}");
+            }
+        }
+        // A missing target is 404 for whoever may ask at all, 403 for roles that may never.
+        let me = Actor { id: Uuid::from_u128(1), role: Role::Coach };
+        let now = Utc::now();
+        for (actor, action, want) in [
+            (me, Action::ReadClient, Want::NotFound),
+            (me, Action::OpenDocument(crate::domain::Purpose::Guidance), Want::NotFound),
+            (me, Action::RevealBsn, Want::Forbidden),
+            (Actor { role: Role::Administration, ..me }, Action::ReadDocumentMetadata, Want::Forbidden),
+            (Actor { role: Role::Management, ..me }, Action::AssignCoach, Want::NotFound),
+        ] {
+            let got = match decide(actor, action, Target::Missing, &[], now) {
+                Decision::NotFound(_) => Want::NotFound,
+                Decision::Forbidden(_) => Want::Forbidden,
+                d => panic!("{action:?}: {d:?}"),
+            };
+            assert_eq!(got, want, "{:?} {action:?}", actor.role);
+        }
+    }
+
+    #[test]
     fn managing_users() {
         use Role::*;
         let me = Uuid::from_u128(1);
@@ -433,7 +550,7 @@ mod tests {
         let subs = [Substitution { absent, substitute: me, from: t0, until: t1 }];
         let c = ClientFacts { coach_id: Some(absent), status: ClientStatus::Active, restricted: false };
         let at = |t| {
-            decide(Actor { id: me, role: Role::Coach }, Action::OpenDocument(Purpose::Guidance), Some(&c), &subs, t)
+            decide(Actor { id: me, role: Role::Coach }, Action::OpenDocument(Purpose::Guidance), Target::Client(&c), &subs, t)
         };
         assert!(!at(t0 - chrono::Duration::seconds(1)).is_allowed());
         assert!(at(t0).is_allowed());
@@ -463,6 +580,7 @@ mod tests {
             Want::Purpose => "403 purpose",
             Want::Restricted => "403 restricted",
             Want::Closed => "409 closed",
+            Want::Gone => "410 gone",
             Want::NotFound => "404",
         };
         let mut actions: Vec<(String, Action)> = vec![
@@ -474,6 +592,11 @@ mod tests {
         for p in Purpose::ALL {
             actions.push((format!("open document (issue/redeem token) for `{p}`"), Action::OpenDocument(*p)));
         }
+        let destroyed: Vec<(String, Action)> = vec![
+            ("read a destroyed document's tombstone".into(), Action::ReadDocumentMetadata),
+            ("open a destroyed document for `guidance`".into(), Action::OpenDocument(Purpose::Guidance)),
+            ("open a destroyed document for `availability`".into(), Action::OpenDocument(Purpose::Availability)),
+        ];
         for (n, a) in [
             ("create client", Action::CreateClient),
             ("assign coach", Action::AssignCoach),
@@ -507,10 +630,11 @@ mod tests {
             md.push_str("\n|---|");
             md.push_str(&"---|".repeat(sits.len()));
             md.push('\n');
-            for (name, action) in &actions {
+            let rows = actions.iter().map(|(n, a)| (n, a, false)).chain(destroyed.iter().map(|(n, a)| (n, a, true)));
+            for (name, action, gone) in rows {
                 let _ = write!(md, "| {name} |");
                 for (sit, _) in &sits {
-                    let _ = write!(md, " {} |", word(judge(*role, *sit, *action)));
+                    let _ = write!(md, " {} |", word(judge_target(*role, *sit, *action, gone)));
                 }
                 md.push('\n');
             }

@@ -11,7 +11,14 @@
 //! target instead of adding yet another version.
 //!
 //! Retiring a version is refused while anything still uses it or while it is
-//! the current one.
+//! the current one. The count runs in the transaction that retires, after
+//! waiting for every transaction that is writing sealed values
+//! (`Tx::lock_sealed_values`); and every write of a sealed value checks in
+//! its own transaction that its version is still the newest active one
+//! (`Tx::ensure_current_key`). Together: no value can be written under a
+//! version that is being retired, so `kluis key retire` after `kluis rekey`
+//! cannot lose data even with servers running that have not reloaded the
+//! key file yet.
 
 use crate::audit::NewEvent;
 use crate::catalog::SealedKind;
@@ -69,9 +76,10 @@ fn field_name(kind: SealedKind) -> Option<&'static str> {
 impl Vault {
     /// How many sealed values are under a version below `version`.
     pub async fn count_below(&self, version: u32) -> Result<u64, VaultError> {
+        let mut tx = self.snapshot().await?;
         let mut n = 0;
         for kind in SealedKind::ALL {
-            n += self.catalog.count_sealed_below(kind, version).await?;
+            n += tx.count_sealed_below(kind, version).await?;
         }
         Ok(n)
     }
@@ -87,19 +95,21 @@ impl Vault {
         } else {
             let v = self.keyring_mut().add_version()?;
             let kcv = self.keyring().check_value(v)?;
-            self.catalog.register_key_version(v, &kcv).await?;
+            let mut tx = self.tx().await?;
+            tx.register_key_version(v, &kcv).await?;
             let mut e = NewEvent::new("key.add", "ok");
-            e.details = serde_json::json!({ "version": v });
-            self.catalog.append_audit(&e).await?;
+            e.details = serde_json::json!({ "version": v, "via": "cli" });
+            tx.append_audit(&e).await?;
+            tx.commit().await?;
             (v, true, false)
         };
 
         let mut done = 0u64;
         for kind in SealedKind::ALL {
-            let total = self.catalog.count_sealed_below(kind, target).await?;
+            let total = self.snapshot().await?.count_sealed_below(kind, target).await?;
             progress.start(kind.label(), total);
             loop {
-                let rows = self.catalog.sealed_below(kind, target, opts.batch_size).await?;
+                let rows = self.snapshot().await?.sealed_below(kind, target, opts.batch_size).await?;
                 if rows.is_empty() {
                     break;
                 }
@@ -111,7 +121,10 @@ impl Vault {
                     let new = self.rewrap(kind, row.id, &row.sealed, target)?;
                     // false: changed concurrently (destroyed, or another
                     // rekey); the next query sees its new state.
-                    if self.catalog.replace_sealed(kind, row.id, row.sealed.version, &new).await? {
+                    let mut tx = self.tx().await?;
+                    let replaced = tx.replace_sealed(kind, row.id, row.sealed.version, &new).await?;
+                    tx.commit().await?;
+                    if replaced {
                         done += 1;
                     }
                     progress.inc(1);
@@ -120,8 +133,10 @@ impl Vault {
             progress.finish();
         }
         let mut e = NewEvent::new("key.rekey", "ok");
-        e.details = serde_json::json!({ "target_version": target, "rewrapped": done, "resumed": resumed });
-        self.catalog.append_audit(&e).await?;
+        e.details = serde_json::json!({ "target_version": target, "rewrapped": done, "resumed": resumed, "via": "cli" });
+        let mut tx = self.tx().await?;
+        tx.append_audit(&e).await?;
+        tx.commit().await?;
         Ok(RekeyReport { target_version: target, added_version: added, resumed, rewrapped: done })
     }
 
@@ -145,9 +160,16 @@ impl Vault {
         if version == self.keyring().current_version() {
             return Err(VaultError::CannotRetire { version, why: "it is the current version".into() });
         }
+        let mut tx = self.tx().await?;
+        if tx.newest_key_version().await?.is_some_and(|newest| newest <= version) {
+            return Err(VaultError::CannotRetire { version, why: "no newer version is registered".into() });
+        }
+        // Wait for writers of sealed values in flight and keep new ones out
+        // until this commits; they re-check their version afterwards.
+        tx.lock_sealed_values().await?;
         let mut used = 0;
         for kind in SealedKind::ALL {
-            used += self.catalog.count_sealed_with(kind, version).await?;
+            used += tx.count_sealed_with(kind, version).await?;
         }
         if used > 0 {
             return Err(VaultError::CannotRetire {
@@ -155,13 +177,16 @@ impl Vault {
                 why: format!("{used} value(s) are still wrapped with it; run `kluis rekey` first"),
             });
         }
-        self.catalog.retire_key_version(version).await?;
+        tx.retire_key_version(version).await?;
+        let mut e = NewEvent::new("key.retire", "ok");
+        e.details = serde_json::json!({ "version": version, "via": "cli" });
+        tx.append_audit(&e).await?;
+        tx.commit().await?;
+        // Only now that the catalog says retired (and nothing can be sealed
+        // under it any more) does the key leave the file.
         if self.keyring().has_version(version) {
             self.keyring_mut().remove_version(version)?;
         }
-        let mut e = NewEvent::new("key.retire", "ok");
-        e.details = serde_json::json!({ "version": version });
-        self.catalog.append_audit(&e).await?;
         Ok(())
     }
 }

@@ -340,6 +340,27 @@ const READ_CHUNK: usize = 256 << 10;
 /// fsync has little left to do.
 const WRITEBACK_EVERY: usize = 8 << 20;
 
+/// Create `dir` and any missing parents, and make each new entry durable
+/// (fsync of the directory that holds it): an object's rename is fsynced
+/// in its own directory, and that directory must survive a crash as well.
+fn create_dir_durable(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_durable(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Where a file:// object is written until it is complete.
 fn partial_path(root: &std::path::Path, name: &ObjectName) -> PathBuf {
     let dest = root.join(name.as_str());
@@ -363,7 +384,7 @@ where
         let n = name.to_string();
         move |source: std::io::Error| StoreError::Io { op, name: n, source }
     };
-    std::fs::create_dir_all(&dir).map_err(io("create directory"))?;
+    create_dir_durable(&dir).map_err(io("create directory"))?;
     // `None` marks the end of a complete body.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(16);
     let (tmp2, dest2, dir2) = (tmp.clone(), dest.clone(), dir.clone());

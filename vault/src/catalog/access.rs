@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Catalog, CatalogError, now_micros, opt_uuid_col, q, uuid_col};
+use super::{CatalogError, Tx, opt_uuid_col, q, uuid_col};
 
 /// A registered substitution as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +56,8 @@ fn substitution_from_row(r: &AnyRow) -> Result<SubstitutionRow, CatalogError> {
     })
 }
 
-impl Catalog {
-    pub async fn insert_substitution(&self, s: &SubstitutionRow) -> Result<(), CatalogError> {
+impl Tx {
+    pub async fn insert_substitution(&mut self, s: &SubstitutionRow) -> Result<(), CatalogError> {
         sqlx::query(
             "INSERT INTO substitutions (id, absent_coach_id, substitute_id, starts_at, ends_at, reason, created_by, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -70,16 +70,16 @@ impl Catalog {
         .bind(&s.reason)
         .bind(s.created_by.to_string())
         .bind(s.created_at)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("insert_substitution"))?;
         Ok(())
     }
 
-    pub async fn substitution(&self, id: Uuid) -> Result<SubstitutionRow, CatalogError> {
+    pub async fn substitution(&mut self, id: Uuid) -> Result<SubstitutionRow, CatalogError> {
         let row = sqlx::query(select_substitutions!("WHERE id = $1"))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.tx)
             .await
             .map_err(q("substitution"))?
             .ok_or(CatalogError::NotFound("substitution"))?;
@@ -87,10 +87,10 @@ impl Catalog {
     }
 
     /// Substitutions that have not ended at `now`, or all of them.
-    pub async fn list_substitutions(&self, current_at: Option<i64>) -> Result<Vec<SubstitutionRow>, CatalogError> {
+    pub async fn list_substitutions(&mut self, current_at: Option<i64>) -> Result<Vec<SubstitutionRow>, CatalogError> {
         let rows = sqlx::query(select_substitutions!("WHERE ($1 IS NULL OR ends_at > $1) ORDER BY starts_at, id"))
             .bind(current_at)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.tx)
             .await
             .map_err(q("list_substitutions"))?;
         rows.iter().map(substitution_from_row).collect()
@@ -98,7 +98,7 @@ impl Catalog {
 
     /// The substitutions in which `substitute` covers someone at `now`.
     pub async fn active_substitutions_of(
-        &self,
+        &mut self,
         substitute: Uuid,
         now: i64,
     ) -> Result<Vec<SubstitutionRow>, CatalogError> {
@@ -107,7 +107,7 @@ impl Catalog {
         ))
         .bind(substitute.to_string())
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(q("active_substitutions_of"))?;
         rows.iter().map(substitution_from_row).collect()
@@ -115,7 +115,8 @@ impl Catalog {
 
     /// End a substitution early: from `now` on it no longer grants access.
     /// One that has not started yet becomes an empty window.
-    pub async fn end_substitution(&self, id: Uuid, by: Uuid, now: i64) -> Result<bool, CatalogError> {
+    pub async fn end_substitution(&mut self, id: Uuid, by: Uuid) -> Result<bool, CatalogError> {
+        let now = self.now;
         let r = sqlx::query(
             "UPDATE substitutions SET ends_at = CASE WHEN starts_at >= $1 THEN starts_at ELSE $1 END, \
              ended_early_by = $2 WHERE id = $3 AND ends_at > $1",
@@ -123,22 +124,21 @@ impl Catalog {
         .bind(now)
         .bind(by.to_string())
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("end_substitution"))?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Assign (or unassign) a client's coach and record the change in the
-    /// caseload history, in one transaction.
-    pub async fn assign_coach(&self, client: Uuid, coach: Option<Uuid>, by: Option<Uuid>) -> Result<(), CatalogError> {
-        let now = now_micros();
-        let mut tx = self.pool.begin().await.map_err(q("assign_coach begin"))?;
+    /// caseload history.
+    pub async fn assign_coach(&mut self, client: Uuid, coach: Option<Uuid>, by: Option<Uuid>) -> Result<(), CatalogError> {
+        let now = self.now;
         let r = sqlx::query("UPDATE clients SET coach_id = $1, updated_at = $2 WHERE id = $3")
             .bind(coach.map(|c| c.to_string()))
             .bind(now)
             .bind(client.to_string())
-            .execute(&mut *tx)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("assign_coach"))?;
         if r.rows_affected() == 0 {
@@ -147,7 +147,7 @@ impl Catalog {
         sqlx::query("UPDATE caseload_history SET until_at = $1 WHERE client_id = $2 AND until_at IS NULL")
             .bind(now)
             .bind(client.to_string())
-            .execute(&mut *tx)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("assign_coach history"))?;
         sqlx::query(
@@ -159,21 +159,20 @@ impl Catalog {
         .bind(coach.map(|c| c.to_string()))
         .bind(now)
         .bind(by.map(|b| b.to_string()))
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("assign_coach history"))?;
-        tx.commit().await.map_err(q("assign_coach commit"))?;
         Ok(())
     }
 
     /// Who was responsible for a client, oldest first.
-    pub async fn caseload_history(&self, client: Uuid) -> Result<Vec<CaseloadPeriod>, CatalogError> {
+    pub async fn caseload_history(&mut self, client: Uuid) -> Result<Vec<CaseloadPeriod>, CatalogError> {
         let rows = sqlx::query(
             "SELECT client_id, coach_id, from_at, until_at, assigned_by FROM caseload_history \
              WHERE client_id = $1 ORDER BY from_at, id",
         )
         .bind(client.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(q("caseload_history"))?;
         rows.iter()
@@ -189,12 +188,12 @@ impl Catalog {
             .collect()
     }
 
-    pub async fn set_client_restricted(&self, client: Uuid, restricted: bool) -> Result<(), CatalogError> {
+    pub async fn set_client_restricted(&mut self, client: Uuid, restricted: bool) -> Result<(), CatalogError> {
         let r = sqlx::query("UPDATE clients SET restricted = $1, updated_at = $2 WHERE id = $3")
             .bind(restricted)
-            .bind(now_micros())
+            .bind(self.now)
             .bind(client.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("set_client_restricted"))?;
         if r.rows_affected() == 0 {

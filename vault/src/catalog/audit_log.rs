@@ -1,33 +1,57 @@
-//! The audit chain's storage: serialised appends and verification.
+//! The audit chain's storage: appends inside the operation's transaction,
+//! filtered reads, and verification against one snapshot.
 
 use sqlx::Row;
 
 use uuid::Uuid;
 
-use super::{Catalog, CatalogError, now_micros, opt_uuid_col, q};
+use super::{CatalogError, Tx, opt_uuid_col, q};
 use crate::audit::{self, ChainBreak, ChainVerifier, Event, NewEvent};
 
-impl Catalog {
-    /// Append one event to the chain and return it as stored.
-    pub async fn append_audit(&self, e: &NewEvent) -> Result<Event, CatalogError> {
-        let mut tx = self.pool.begin().await.map_err(q("audit begin"))?;
-        // Take the write lock first: this UPDATE serialises appenders on both
-        // databases (row lock on PostgreSQL, the write lock on SQLite).
-        sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1")
-            .execute(&mut *tx)
+/// Which events to read (every given filter must match), newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub client_id: Option<Uuid>,
+    pub document_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    pub action: Option<String>,
+    pub limit: i64,
+}
+
+const EVENT_COLUMNS: &str = "SELECT seq, at, actor_id, actor_role, action, outcome, reason, purpose, client_id, \
+                             document_id, on_behalf_of, request_id, details, prev_hash, hash FROM audit_events ";
+
+impl Tx {
+    /// Take the chain head's lock now, at the start of a transaction: until
+    /// commit, no other transaction can append an event, so a rule that reads
+    /// and then writes (the last manager) cannot race another one. On SQLite
+    /// every write transaction already holds the database's write lock.
+    pub async fn lock_chain(&mut self) -> Result<(), CatalogError> {
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(&mut *self.tx)
             .await
             .map_err(q("audit lock head"))?;
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&mut *tx)
+        Ok(())
+    }
+
+    /// Append one event to the chain, in this transaction, and return it as
+    /// it will be stored. Call it last, just before commit: on PostgreSQL it
+    /// holds the chain head's row lock until then.
+    pub async fn append_audit(&mut self, e: &NewEvent) -> Result<Event, CatalogError> {
+        // The UPDATE takes the head's write lock first: it serialises
+        // appenders on both databases (row lock on PostgreSQL, the write lock
+        // on SQLite).
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *self.tx)
             .await
-            .map_err(q("audit read head"))?;
+            .map_err(q("audit lock head"))?;
         let seq: i64 = head.try_get("seq").map_err(q("decode"))?;
         let prev_hex: String = head.try_get("hash").map_err(q("decode"))?;
         let prev: [u8; 32] = hex::decode(&prev_hex)
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| CatalogError::Corrupt("audit head hash".into()))?;
-        let at = now_micros();
+        let at = self.now;
         let hash = hex::encode(audit::chain_hash(&prev, seq, at, e));
         sqlx::query(
             "INSERT INTO audit_events (seq, at, actor_id, actor_role, action, outcome, reason, purpose, \
@@ -49,65 +73,65 @@ impl Catalog {
         .bind(audit::details_text(&e.details))
         .bind(&prev_hex)
         .bind(&hash)
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("audit insert"))?;
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
             .bind(&hash)
-            .execute(&mut *tx)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("audit move head"))?;
-        tx.commit().await.map_err(q("audit commit"))?;
         Ok(Event { seq, at, body: e.clone(), prev_hash: prev_hex, hash })
     }
 
     /// Events matching every given filter, newest first, at most `limit`.
-    pub async fn audit_events_filtered(
-        &self,
-        client_id: Option<Uuid>,
-        document_id: Option<Uuid>,
-        actor_id: Option<Uuid>,
-        action: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<Event>, CatalogError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor_id, actor_role, action, outcome, reason, purpose, client_id, document_id, \
-             on_behalf_of, request_id, details, prev_hash, hash FROM audit_events \
-             WHERE ($1 IS NULL OR client_id = $1) AND ($2 IS NULL OR document_id = $2) \
-             AND ($3 IS NULL OR actor_id = $3) AND ($4 IS NULL OR action = $4) ORDER BY seq DESC LIMIT $5",
-        )
-        .bind(client_id.map(|u| u.to_string()))
-        .bind(document_id.map(|u| u.to_string()))
-        .bind(actor_id.map(|u| u.to_string()))
-        .bind(action)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(q("audit_events_filtered"))?;
+    pub async fn audit_events_filtered(&mut self, f: &AuditFilter) -> Result<Vec<Event>, CatalogError> {
+        let sql = format!(
+            "{EVENT_COLUMNS} WHERE ($1 IS NULL OR client_id = $1) AND ($2 IS NULL OR document_id = $2) \
+             AND ($3 IS NULL OR actor_id = $3) AND ($4 IS NULL OR action = $4) ORDER BY seq DESC LIMIT $5"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(f.client_id.map(|u| u.to_string()))
+            .bind(f.document_id.map(|u| u.to_string()))
+            .bind(f.actor_id.map(|u| u.to_string()))
+            .bind(f.action.clone())
+            .bind(f.limit)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(q("audit_events_filtered"))?;
         rows.iter().map(event_from_row).collect()
     }
 
-    /// Events with `seq > after`, in order, at most `limit`.
-    pub async fn audit_events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>, CatalogError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor_id, actor_role, action, outcome, reason, purpose, client_id, document_id, \
-             on_behalf_of, request_id, details, prev_hash, hash FROM audit_events \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(q("audit_events_after"))?;
+    /// Events with `after < seq <= upto`, in order, at most `limit`.
+    async fn audit_events_between(&mut self, after: i64, upto: i64, limit: i64) -> Result<Vec<Event>, CatalogError> {
+        let sql = format!("{EVENT_COLUMNS} WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(upto)
+            .bind(limit)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(q("audit_events_between"))?;
         rows.iter().map(event_from_row).collect()
     }
 
-    /// Walk the whole chain; `Ok((events, head))` when intact.
-    pub async fn verify_audit_chain(&self) -> Result<Result<(i64, String), ChainBreak>, CatalogError> {
+    /// Walk the whole chain; `Ok((events, head))` when intact. Reads the head
+    /// first and then exactly the events it covers, so an append that commits
+    /// meanwhile is simply not looked at (the head and its event are written
+    /// in one transaction); run it in a [`super::Catalog::snapshot`] to see one
+    /// consistent state. Events missing at the end (removed behind the
+    /// triggers' back) show as a head that names more events than the log has.
+    pub async fn verify_audit_chain(&mut self) -> Result<Result<(i64, String), ChainBreak>, CatalogError> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(q("audit head"))?;
+        let head_seq: i64 = head.try_get("seq").map_err(q("decode"))?;
+        let head_hash: String = head.try_get("hash").map_err(q("decode"))?;
         let mut v = ChainVerifier::default();
         let mut after = 0;
         loop {
-            let page = self.audit_events_after(after, 1000).await?;
+            let page = self.audit_events_between(after, head_seq, 1000).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for e in &page {
@@ -116,12 +140,6 @@ impl Catalog {
                 }
             }
         }
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(q("audit head"))?;
-        let head_seq: i64 = head.try_get("seq").map_err(q("decode"))?;
-        let head_hash: String = head.try_get("hash").map_err(q("decode"))?;
         if head_seq != v.count() || head_hash != v.head() {
             return Ok(Err(ChainBreak::HeadMismatch { head_seq, last_seq: v.count() }));
         }

@@ -4,26 +4,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Catalog, CatalogError, bool_col, now_micros, opt_uuid_col, q, sealed_cols, uuid_col};
+use super::{CatalogError, Tx, bool_col, opt_uuid_col, q, sealed_cols, uuid_col};
+pub use crate::domain::ClientStatus;
 use crate::domain::Commissioner;
 use crate::keyring::WrappedKey;
-
-/// Where a client's trajectory stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientStatus {
-    Active,
-    /// The trajectory ended; the documents are in the archive.
-    Closed,
-}
-
-impl ClientStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientStatus::Active => "active",
-            ClientStatus::Closed => "closed",
-        }
-    }
-}
 
 /// A client as stored. The BSN stays sealed here; only the audited reveal
 /// and the masking open it.
@@ -77,11 +61,7 @@ fn client_from_row(r: &AnyRow) -> Result<ClientRow, CatalogError> {
         city: r.try_get("city").map_err(q("decode"))?,
         commissioner: commissioner.parse().map_err(|_| CatalogError::Corrupt("commissioner".into()))?,
         coach_id: opt_uuid_col(r, "coach_id")?,
-        status: match status.as_str() {
-            "active" => ClientStatus::Active,
-            "closed" => ClientStatus::Closed,
-            _ => return Err(CatalogError::Corrupt(format!("client status {status:?}"))),
-        },
+        status: status.parse().map_err(|_| CatalogError::Corrupt(format!("client status {status:?}")))?,
         ended_at: r.try_get("ended_at").map_err(q("decode"))?,
         restricted: bool_col(r, "restricted")?,
         created_at: r.try_get("created_at").map_err(q("decode"))?,
@@ -107,9 +87,9 @@ pub struct NewClientRow {
     pub coach_id: Option<Uuid>,
 }
 
-impl Catalog {
-    pub async fn insert_client(&self, c: &NewClientRow) -> Result<(), CatalogError> {
-        let now = now_micros();
+impl Tx {
+    pub async fn insert_client(&mut self, c: &NewClientRow) -> Result<(), CatalogError> {
+        let now = self.now;
         sqlx::query(
             "INSERT INTO clients (id, first_name, initials, last_name, birth_date, bsn_sealed, bsn_key_version, \
              email, phone, address, postcode, city, commissioner, coach_id, status, restricted, created_at, updated_at) \
@@ -131,37 +111,40 @@ impl Catalog {
         .bind(c.coach_id.map(|u| u.to_string()))
         .bind(false)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("insert_client"))?;
         Ok(())
     }
 
     /// The sealed BSN of a client, if one was recorded.
-    pub async fn client_bsn_sealed(&self, id: Uuid) -> Result<Option<WrappedKey>, CatalogError> {
+    pub async fn client_bsn_sealed(&mut self, id: Uuid) -> Result<Option<WrappedKey>, CatalogError> {
         let row = sqlx::query("SELECT bsn_sealed, bsn_key_version FROM clients WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.tx)
             .await
             .map_err(q("client_bsn_sealed"))?
             .ok_or(CatalogError::NotFound("client"))?;
         sealed_cols(&row, "bsn_sealed", "bsn_key_version")
     }
 
-    pub async fn client(&self, id: Uuid) -> Result<ClientRow, CatalogError> {
+    pub async fn client(&mut self, id: Uuid) -> Result<ClientRow, CatalogError> {
+        self.client_opt(id).await?.ok_or(CatalogError::NotFound("client"))
+    }
+
+    pub async fn client_opt(&mut self, id: Uuid) -> Result<Option<ClientRow>, CatalogError> {
         let row = sqlx::query(select_clients!("WHERE id = $1"))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.tx)
             .await
-            .map_err(q("client"))?
-            .ok_or(CatalogError::NotFound("client"))?;
-        client_from_row(&row)
+            .map_err(q("client"))?;
+        row.as_ref().map(client_from_row).transpose()
     }
 
     /// Clients, optionally only one status and/or one coach's caseload,
     /// ordered by name.
     pub async fn list_clients(
-        &self,
+        &mut self,
         status: Option<ClientStatus>,
         coach: Option<Uuid>,
     ) -> Result<Vec<ClientRow>, CatalogError> {
@@ -170,18 +153,18 @@ impl Catalog {
         ))
         .bind(status.map(|s| s.as_str()))
         .bind(coach.map(|c| c.to_string()))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.tx)
         .await
         .map_err(q("list_clients"))?;
         rows.iter().map(client_from_row).collect()
     }
 
-    pub async fn set_client_coach(&self, id: Uuid, coach: Option<Uuid>) -> Result<(), CatalogError> {
+    pub async fn set_client_coach(&mut self, id: Uuid, coach: Option<Uuid>) -> Result<(), CatalogError> {
         let r = sqlx::query("UPDATE clients SET coach_id = $1, updated_at = $2 WHERE id = $3")
             .bind(coach.map(|c| c.to_string()))
-            .bind(now_micros())
+            .bind(self.now)
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("set_client_coach"))?;
         if r.rows_affected() == 0 {
@@ -192,14 +175,14 @@ impl Catalog {
 
     /// End the trajectory (only an active one). Returns false if it was
     /// already closed.
-    pub async fn close_client(&self, id: Uuid, ended_at: i64) -> Result<bool, CatalogError> {
+    pub async fn close_client(&mut self, id: Uuid, ended_at: i64) -> Result<bool, CatalogError> {
         let r = sqlx::query(
             "UPDATE clients SET status = 'closed', ended_at = $1, updated_at = $2 WHERE id = $3 AND status = 'active'",
         )
         .bind(ended_at)
-        .bind(now_micros())
+        .bind(self.now)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("close_client"))?;
         Ok(r.rows_affected() == 1)

@@ -4,37 +4,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Catalog, CatalogError, now_micros, opt_uuid_col, q, sealed_cols, uuid_col};
+use super::{CatalogError, Tx, opt_uuid_col, q, sealed_cols, uuid_col};
 use crate::keyring::WrappedKey;
 
-/// The lifecycle of a document row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DocumentState {
-    /// Upload in progress (or crashed): the object may be partial.
-    Pending,
-    Active,
-    /// Data key destroyed; the row is a tombstone.
-    Destroyed,
-}
-
-impl DocumentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentState::Pending => "pending",
-            DocumentState::Active => "active",
-            DocumentState::Destroyed => "destroyed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, CatalogError> {
-        Ok(match s {
-            "pending" => DocumentState::Pending,
-            "active" => DocumentState::Active,
-            "destroyed" => DocumentState::Destroyed,
-            _ => return Err(CatalogError::Corrupt(format!("unknown document state {s:?}"))),
-        })
-    }
-}
+pub use crate::domain::DocumentState;
 
 /// A document as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +57,7 @@ fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
         sha256: row.try_get("sha256").map_err(q("decode"))?,
         object_name: row.try_get("object_name").map_err(q("decode"))?,
         wrapped_key,
-        state: DocumentState::parse(&state)?,
+        state: state.parse().map_err(|_| CatalogError::Corrupt(format!("unknown document state {state:?}")))?,
         uploaded_by: opt_uuid_col(row, "uploaded_by")?,
         uploaded_at: row.try_get("uploaded_at").map_err(q("decode"))?,
         retention_until: row.try_get("retention_until").map_err(q("decode"))?,
@@ -94,7 +67,7 @@ fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
     })
 }
 
-/// The outcome of [`Catalog::destroy_document`].
+/// The outcome of [`Tx::destroy_document`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destroyed {
     Now,
@@ -118,11 +91,11 @@ pub struct NewDocumentRow {
     pub retention_until: Option<i64>,
 }
 
-impl Catalog {
+impl Tx {
     /// Record a document whose upload is starting. The row is `pending` until
-    /// [`Catalog::activate_document`]; pending rows older than an upload can
+    /// [`Tx::activate_document`]; pending rows older than an upload can
     /// take are orphans to sweep.
-    pub async fn insert_pending_document(&self, d: &NewDocumentRow) -> Result<(), CatalogError> {
+    pub async fn insert_pending_document(&mut self, d: &NewDocumentRow) -> Result<(), CatalogError> {
         sqlx::query(
             "INSERT INTO documents (id, client_id, doc_type, title, filename, content_type, object_name, \
              wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, legal_hold) \
@@ -138,24 +111,25 @@ impl Catalog {
         .bind(d.wrapped_key.bytes.clone())
         .bind(i64::from(d.wrapped_key.version))
         .bind(d.uploaded_by.map(|u| u.to_string()))
-        .bind(now_micros())
+        .bind(self.now)
         .bind(d.retention_until)
         .bind(false)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("insert_pending_document"))?;
         Ok(())
     }
 
     /// Mark a pending document complete with its plaintext size and hash.
-    pub async fn activate_document(&self, id: Uuid, size: i64, sha256: &str) -> Result<(), CatalogError> {
+    pub async fn activate_document(&mut self, id: Uuid, size: i64, sha256: &str) -> Result<(), CatalogError> {
         let r = sqlx::query(
-            "UPDATE documents SET state = 'active', size = $1, sha256 = $2 WHERE id = $3 AND state = 'pending'",
+            "UPDATE documents SET state = 'active', size = $1, sha256 = $2 \
+             WHERE id = $3 AND state = 'pending' AND claimed_at IS NULL",
         )
         .bind(size)
         .bind(sha256)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("activate_document"))?;
         if r.rows_affected() != 1 {
@@ -164,47 +138,62 @@ impl Catalog {
         Ok(())
     }
 
+    /// Claim an interrupted upload for removal: from now on it can no longer
+    /// be activated. False if it is not (or no longer) pending.
+    pub async fn claim_pending_document(&mut self, id: Uuid) -> Result<bool, CatalogError> {
+        let r = sqlx::query("UPDATE documents SET claimed_at = $1 WHERE id = $2 AND state = 'pending'")
+            .bind(self.now)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(q("claim_pending_document"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Remove the row of an upload that failed (only while pending).
-    pub async fn delete_pending_document(&self, id: Uuid) -> Result<bool, CatalogError> {
+    pub async fn delete_pending_document(&mut self, id: Uuid) -> Result<bool, CatalogError> {
         let r = sqlx::query("DELETE FROM documents WHERE id = $1 AND state = 'pending'")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("delete_pending_document"))?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Pending rows started before `before` (micros): interrupted uploads.
-    pub async fn pending_documents_before(&self, before: i64) -> Result<Vec<DocumentRow>, CatalogError> {
+    pub async fn pending_documents_before(&mut self, before: i64) -> Result<Vec<DocumentRow>, CatalogError> {
         let sql = select_documents!("WHERE state = 'pending' AND uploaded_at < $1");
-        let rows = sqlx::query(sql).bind(before).fetch_all(&self.pool).await.map_err(q("pending_documents_before"))?;
+        let rows = sqlx::query(sql).bind(before).fetch_all(&mut *self.tx).await.map_err(q("pending_documents_before"))?;
         rows.iter().map(document_from_row).collect()
     }
 
-    pub async fn get_document(&self, id: Uuid) -> Result<DocumentRow, CatalogError> {
+    pub async fn get_document(&mut self, id: Uuid) -> Result<DocumentRow, CatalogError> {
+        self.document(id).await?.ok_or(CatalogError::NotFound("document"))
+    }
+
+    pub async fn document(&mut self, id: Uuid) -> Result<Option<DocumentRow>, CatalogError> {
         let sql = select_documents!("WHERE id = $1");
-        let row = sqlx::query(sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(q("get_document"))?
-            .ok_or(CatalogError::NotFound("document"))?;
-        document_from_row(&row)
+        let row =
+            sqlx::query(sql).bind(id.to_string()).fetch_optional(&mut *self.tx).await.map_err(q("get_document"))?;
+        row.as_ref().map(document_from_row).transpose()
     }
 
     /// Crypto-shred: drop the wrapped data key and mark the row destroyed,
     /// in one statement, and only if no legal hold is set (checked in the
-    /// same statement, so a hold set concurrently always wins).
-    pub async fn destroy_document(&self, id: Uuid, by: &str) -> Result<Destroyed, CatalogError> {
+    /// same statement, so a hold set concurrently always wins). The tombstone
+    /// keeps what SPEC §4 lists (id, type, client, dates, who destroyed it):
+    /// title, file name, content type, size and hash are cleared with the key.
+    pub async fn destroy_document(&mut self, id: Uuid, by: &str) -> Result<Destroyed, CatalogError> {
         let r = sqlx::query(
             "UPDATE documents SET state = 'destroyed', wrapped_key = NULL, key_version = NULL, \
+             title = NULL, filename = '', content_type = '', size = NULL, sha256 = NULL, \
              destroyed_at = $1, destroyed_by = $2 WHERE id = $3 AND state <> 'destroyed' AND legal_hold = $4",
         )
-        .bind(now_micros())
+        .bind(self.now)
         .bind(by)
         .bind(id.to_string())
         .bind(false)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("destroy_document"))?;
         if r.rows_affected() == 1 {
@@ -216,11 +205,11 @@ impl Catalog {
 
     /// The active documents of a client, newest first (pending uploads and
     /// destroyed tombstones are not listed).
-    pub async fn list_documents(&self, client_id: Uuid) -> Result<Vec<DocumentRow>, CatalogError> {
+    pub async fn list_documents(&mut self, client_id: Uuid) -> Result<Vec<DocumentRow>, CatalogError> {
         let rows =
             sqlx::query(select_documents!("WHERE client_id = $1 AND state = 'active' ORDER BY uploaded_at DESC, id"))
                 .bind(client_id.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.tx)
                 .await
                 .map_err(q("list_documents"))?;
         rows.iter().map(document_from_row).collect()

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Catalog, CatalogError, now_micros, q, sealed_cols, uuid_col};
+use super::{CatalogError, Tx, q, sealed_cols, uuid_col};
 use crate::keyring::WrappedKey;
 
 /// A master-key version as recorded in the catalog.
@@ -99,10 +99,10 @@ pub struct SealedRow {
     pub sealed: WrappedKey,
 }
 
-impl Catalog {
-    pub async fn key_versions(&self) -> Result<Vec<KeyVersionRow>, CatalogError> {
+impl Tx {
+    pub async fn key_versions(&mut self) -> Result<Vec<KeyVersionRow>, CatalogError> {
         let rows = sqlx::query("SELECT version, check_value, state, created_at FROM key_versions ORDER BY version")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.tx)
             .await
             .map_err(q("key_versions"))?;
         rows.iter()
@@ -119,22 +119,23 @@ impl Catalog {
             .collect()
     }
 
-    pub async fn register_key_version(&self, version: u32, check_value: &str) -> Result<(), CatalogError> {
-        sqlx::query("INSERT INTO key_versions (version, check_value, state, created_at) VALUES ($1, $2, 'active', $3)")
+    pub async fn register_key_version(&mut self, version: u32, check_value: &str) -> Result<(), CatalogError> {
+        sqlx::query("INSERT INTO key_versions (version, check_value, state, created_at) VALUES ($1, $2, 'active', $3) \
+             ON CONFLICT (version) DO NOTHING")
             .bind(i64::from(version))
             .bind(check_value)
-            .bind(now_micros())
-            .execute(&self.pool)
+            .bind(self.now)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("register_key_version"))?;
         Ok(())
     }
 
-    pub async fn retire_key_version(&self, version: u32) -> Result<(), CatalogError> {
+    pub async fn retire_key_version(&mut self, version: u32) -> Result<(), CatalogError> {
         let r = sqlx::query("UPDATE key_versions SET state = 'retired', retired_at = $1 WHERE version = $2")
-            .bind(now_micros())
+            .bind(self.now)
             .bind(i64::from(version))
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("retire_key_version"))?;
         if r.rows_affected() == 0 {
@@ -143,25 +144,74 @@ impl Catalog {
         Ok(())
     }
 
-    async fn count(&self, sql: &'static str, version: u32, op: &'static str) -> Result<u64, CatalogError> {
-        let row = sqlx::query(sql).bind(i64::from(version)).fetch_one(&self.pool).await.map_err(q(op))?;
+    /// Refuse (`StaleKeyVersion`) if `version` is not the newest active
+    /// master-key version. Called in the transaction that writes a value
+    /// sealed under `version`, after the write: a `kluis rekey` that
+    /// registered a newer version, or a `kluis key retire` of this one, that
+    /// committed first makes the write roll back instead of leaving a value
+    /// under a version that is about to disappear.
+    pub async fn ensure_current_key(&mut self, version: u32) -> Result<(), CatalogError> {
+        let row = sqlx::query(
+            "SELECT (SELECT MAX(version) FROM key_versions) AS newest, \
+             (SELECT state FROM key_versions WHERE version = $1) AS state",
+        )
+        .bind(i64::from(version))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(q("ensure_current_key"))?;
+        let newest: Option<i64> = row.try_get("newest").map_err(q("decode"))?;
+        let state: Option<String> = row.try_get("state").map_err(q("decode"))?;
+        if newest == Some(i64::from(version)) && state.as_deref() == Some("active") {
+            Ok(())
+        } else {
+            Err(CatalogError::StaleKeyVersion { version })
+        }
+    }
+
+    /// The newest registered master-key version.
+    pub async fn newest_key_version(&mut self) -> Result<Option<u32>, CatalogError> {
+        let row = sqlx::query("SELECT MAX(version) AS newest FROM key_versions")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(q("newest_key_version"))?;
+        let v: Option<i64> = row.try_get("newest").map_err(q("decode"))?;
+        v.map(|v| u32::try_from(v).map_err(|_| CatalogError::Corrupt("key version".into()))).transpose()
+    }
+
+    /// Wait for every transaction that is writing sealed values to finish,
+    /// and keep new ones out until this transaction ends (PostgreSQL: SHARE
+    /// locks on the tables that hold them; SQLite: the write lock that every
+    /// write transaction holds already does this). Used before counting a
+    /// version's uses to retire it.
+    pub async fn lock_sealed_values(&mut self) -> Result<(), CatalogError> {
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("LOCK TABLE documents, clients, users IN SHARE MODE")
+                .execute(&mut *self.tx)
+                .await
+                .map_err(q("lock_sealed_values"))?;
+        }
+        Ok(())
+    }
+
+    async fn count(&mut self, sql: &'static str, version: u32, op: &'static str) -> Result<u64, CatalogError> {
+        let row = sqlx::query(sql).bind(i64::from(version)).fetch_one(&mut *self.tx).await.map_err(q(op))?;
         let n: i64 = row.try_get("n").map_err(q("decode"))?;
         Ok(n as u64)
     }
 
     /// How many values of `kind` are sealed under a version below `version`.
-    pub async fn count_sealed_below(&self, kind: SealedKind, version: u32) -> Result<u64, CatalogError> {
+    pub async fn count_sealed_below(&mut self, kind: SealedKind, version: u32) -> Result<u64, CatalogError> {
         self.count(kind.count_below_sql(), version, "count_sealed_below").await
     }
 
     /// How many values of `kind` are sealed under exactly `version`.
-    pub async fn count_sealed_with(&self, kind: SealedKind, version: u32) -> Result<u64, CatalogError> {
+    pub async fn count_sealed_with(&mut self, kind: SealedKind, version: u32) -> Result<u64, CatalogError> {
         self.count(kind.count_with_sql(), version, "count_sealed_with").await
     }
 
     /// Up to `limit` values of `kind` sealed under a version below `version`.
     pub async fn sealed_below(
-        &self,
+        &mut self,
         kind: SealedKind,
         version: u32,
         limit: i64,
@@ -169,7 +219,7 @@ impl Catalog {
         let rows = sqlx::query(kind.select_below_sql())
             .bind(i64::from(version))
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.tx)
             .await
             .map_err(q("sealed_below"))?;
         rows.iter()
@@ -184,7 +234,7 @@ impl Catalog {
     /// Replace one sealed value, only if it is still under `old_version`
     /// (so a concurrent rekey or destruction is never overwritten).
     pub async fn replace_sealed(
-        &self,
+        &mut self,
         kind: SealedKind,
         id: Uuid,
         old_version: u32,
@@ -195,7 +245,7 @@ impl Catalog {
             .bind(i64::from(new.version))
             .bind(id.to_string())
             .bind(i64::from(old_version))
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("replace_sealed"))?;
         Ok(r.rows_affected() == 1)

@@ -32,15 +32,18 @@ mod audit_log;
 mod clients;
 mod documents;
 mod keys;
+mod logins;
 mod tokens;
 mod users;
 
 pub use access::{CaseloadPeriod, SubstitutionRow};
+pub use audit_log::AuditFilter;
 pub use clients::{ClientRow, ClientStatus, NewClientRow};
 pub use documents::{Destroyed, DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
+pub use logins::LoginAttempts;
 pub use tokens::{DownloadTokenRow, NewDownloadToken, Redemption, SessionRow};
-pub use users::{NewUserRow, UserRow};
+pub use users::{NewUserRow, RoleChange, UserRow};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -61,6 +64,11 @@ pub enum CatalogError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    #[error(
+        "master key version {version} is no longer the current one (another process rotated or retired it); \
+         reload the key file and seal again"
+    )]
+    StaleKeyVersion { version: u32 },
 }
 
 impl CatalogError {
@@ -110,10 +118,6 @@ fn bool_col(row: &AnyRow, col: &str) -> Result<bool, CatalogError> {
     Ok(row.try_get::<i64, _>(col).map_err(q("decode"))? != 0)
 }
 
-pub fn now_micros() -> i64 {
-    Utc::now().timestamp_micros()
-}
-
 pub fn micros_to_time(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
@@ -138,6 +142,58 @@ fn sealed_cols(row: &AnyRow, bytes_col: &str, version_col: &str) -> Result<Optio
             bytes,
         })),
         _ => Ok(None),
+    }
+}
+
+fn begin_error(backend: Backend, source: sqlx::Error) -> CatalogError {
+    match source {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            CatalogError::Query { op: "begin", source }
+        }
+        source => CatalogError::Connect { backend, source },
+    }
+}
+
+/// One database transaction: every catalog read and write goes through one.
+/// A service operation's change and its audit event are written in the same
+/// `Tx`, so they commit together or not at all. Dropping a `Tx` without
+/// [`Tx::commit`] rolls it back.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    /// The operation's time (microseconds since the epoch), from the vault's
+    /// clock: every row and event written in this transaction carries it.
+    now: i64,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").field("backend", &self.backend).field("now", &self.now).finish()
+    }
+}
+
+impl Tx {
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn commit(self) -> Result<(), CatalogError> {
+        self.tx.commit().await.map_err(q("commit"))
+    }
+
+    pub async fn rollback(self) -> Result<(), CatalogError> {
+        self.tx.rollback().await.map_err(q("rollback"))
+    }
+
+    /// For tests and tools that simulate an attacker with database access.
+    #[doc(hidden)]
+    pub async fn execute_raw_for_tests(&mut self, sql: &str) -> Result<u64, CatalogError> {
+        let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut *self.tx).await.map_err(q("raw"))?;
+        Ok(r.rows_affected())
     }
 }
 
@@ -213,6 +269,32 @@ impl Catalog {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// A read-write transaction at time `now` (microseconds). On SQLite it
+    /// starts with `BEGIN IMMEDIATE`: it holds the write lock from the start,
+    /// so it can never fail half-way when upgrading from reader to writer.
+    /// On PostgreSQL it is READ COMMITTED; rules that must not race take a
+    /// lock first (see [`Tx::lock_chain`]).
+    pub async fn begin(&self, now: i64) -> Result<Tx, CatalogError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(|source| begin_error(self.backend, source))?;
+        Ok(Tx { tx, backend: self.backend, now })
+    }
+
+    /// A read-only transaction that sees one consistent snapshot (REPEATABLE
+    /// READ on PostgreSQL, a deferred read transaction in WAL mode on SQLite).
+    /// It does not block writers.
+    pub async fn snapshot(&self, now: i64) -> Result<Tx, CatalogError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN DEFERRED").await,
+            Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await,
+        }
+        .map_err(|source| begin_error(self.backend, source))?;
+        Ok(Tx { tx, backend: self.backend, now })
     }
 
     /// For tests and tools that must simulate an attacker with database

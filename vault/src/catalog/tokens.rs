@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Catalog, CatalogError, q, uuid_col};
+use super::{CatalogError, Tx, q, uuid_col};
 use crate::domain::{Purpose, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +68,8 @@ fn token_from_row(r: &AnyRow) -> Result<DownloadTokenRow, CatalogError> {
     })
 }
 
-impl Catalog {
-    pub async fn insert_session(&self, s: &SessionRow) -> Result<(), CatalogError> {
+impl Tx {
+    pub async fn insert_session(&mut self, s: &SessionRow) -> Result<(), CatalogError> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -78,18 +78,18 @@ impl Catalog {
         .bind(s.created_at)
         .bind(s.last_seen_at)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("insert_session"))?;
         Ok(())
     }
 
-    pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, CatalogError> {
+    pub async fn session(&mut self, token_hash: &str) -> Result<Option<SessionRow>, CatalogError> {
         let row = sqlx::query(
             "SELECT token_hash, user_id, created_at, last_seen_at, expires_at FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.tx)
         .await
         .map_err(q("session"))?;
         row.map(|r| {
@@ -104,36 +104,36 @@ impl Catalog {
         .transpose()
     }
 
-    pub async fn touch_session(&self, token_hash: &str, now: i64) -> Result<(), CatalogError> {
+    pub async fn touch_session(&mut self, token_hash: &str, now: i64) -> Result<(), CatalogError> {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
             .bind(now)
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("touch_session"))?;
         Ok(())
     }
 
-    pub async fn delete_session(&self, token_hash: &str) -> Result<(), CatalogError> {
+    pub async fn delete_session(&mut self, token_hash: &str) -> Result<(), CatalogError> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("delete_session"))?;
         Ok(())
     }
 
     /// End every session of a user (deactivation, role change).
-    pub async fn delete_sessions_of(&self, user_id: Uuid) -> Result<u64, CatalogError> {
+    pub async fn delete_sessions_of(&mut self, user_id: Uuid) -> Result<u64, CatalogError> {
         let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user_id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.tx)
             .await
             .map_err(q("delete_sessions_of"))?;
         Ok(r.rows_affected())
     }
 
-    pub async fn insert_download_token(&self, t: &NewDownloadToken) -> Result<(), CatalogError> {
+    pub async fn insert_download_token(&mut self, t: &NewDownloadToken) -> Result<(), CatalogError> {
         sqlx::query(
             "INSERT INTO download_tokens (token_hash, document_id, user_id, role, purpose, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -145,7 +145,7 @@ impl Catalog {
         .bind(t.purpose.as_str())
         .bind(t.created_at)
         .bind(t.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("insert_download_token"))?;
         Ok(())
@@ -153,14 +153,14 @@ impl Catalog {
 
     /// Use a token, atomically: of two concurrent calls at most one gets
     /// `Redeemed`. The others learn why not.
-    pub async fn redeem_download_token(&self, token_hash: &str, now: i64) -> Result<Redemption, CatalogError> {
+    pub async fn redeem_download_token(&mut self, token_hash: &str, now: i64) -> Result<Redemption, CatalogError> {
         let won = sqlx::query(
             "UPDATE download_tokens SET used_at = $1 \
              WHERE token_hash = $2 AND used_at IS NULL AND voided_at IS NULL AND expires_at > $1",
         )
         .bind(now)
         .bind(token_hash)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("redeem_download_token"))?
         .rows_affected()
@@ -170,7 +170,7 @@ impl Catalog {
              FROM download_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.tx)
         .await
         .map_err(q("redeem_download_token"))?;
         let Some(row) = row else { return Ok(Redemption::Unknown) };
@@ -187,13 +187,13 @@ impl Catalog {
     }
 
     /// Void the unused download tokens of a user. Returns how many.
-    pub async fn void_tokens_of(&self, user_id: Uuid, now: i64) -> Result<u64, CatalogError> {
+    pub async fn void_tokens_of(&mut self, user_id: Uuid, now: i64) -> Result<u64, CatalogError> {
         let r = sqlx::query(
             "UPDATE download_tokens SET voided_at = $1 WHERE user_id = $2 AND used_at IS NULL AND voided_at IS NULL",
         )
         .bind(now)
         .bind(user_id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("void_tokens_of"))?;
         Ok(r.rows_affected())

@@ -4,9 +4,18 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Catalog, CatalogError, bool_col, now_micros, q, q_unique, sealed_cols, uuid_col};
+use super::{CatalogError, Tx, bool_col, q, q_unique, sealed_cols, uuid_col};
 use crate::domain::Role;
 use crate::keyring::WrappedKey;
+
+/// The outcome of a guarded change to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    Done,
+    /// Refused: it would leave no active manager.
+    LastManager,
+    NotFound,
+}
 
 /// A user as stored. `password_hash` is an Argon2id PHC string; the TOTP
 /// secret is sealed (field `totp`).
@@ -66,10 +75,10 @@ fn user_from_row(r: &AnyRow) -> Result<UserRow, CatalogError> {
     })
 }
 
-impl Catalog {
+impl Tx {
     /// Insert a user; a taken username is `Conflict("username")`.
-    pub async fn insert_user(&self, u: &NewUserRow) -> Result<(), CatalogError> {
-        let now = now_micros();
+    pub async fn insert_user(&mut self, u: &NewUserRow) -> Result<(), CatalogError> {
+        let now = self.now;
         sqlx::query(
             "INSERT INTO users (id, username, display_name, role, password_hash, totp_secret, totp_key_version, \
              active, failed_attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
@@ -83,124 +92,107 @@ impl Catalog {
         .bind(i64::from(u.totp_secret.version))
         .bind(true)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q_unique("insert_user", "username"))?;
         Ok(())
     }
 
-    pub async fn user(&self, id: Uuid) -> Result<UserRow, CatalogError> {
-        let row = sqlx::query(select_users!("WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(q("user"))?
-            .ok_or(CatalogError::NotFound("user"))?;
-        user_from_row(&row)
+    pub async fn user(&mut self, id: Uuid) -> Result<UserRow, CatalogError> {
+        self.user_opt(id).await?.ok_or(CatalogError::NotFound("user"))
     }
 
-    pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, CatalogError> {
+    pub async fn user_opt(&mut self, id: Uuid) -> Result<Option<UserRow>, CatalogError> {
+        let row = sqlx::query(select_users!("WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(q("user"))?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn user_by_username(&mut self, username: &str) -> Result<Option<UserRow>, CatalogError> {
         let row = sqlx::query(select_users!("WHERE username = $1"))
             .bind(username)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.tx)
             .await
             .map_err(q("user_by_username"))?;
         row.as_ref().map(user_from_row).transpose()
     }
 
-    pub async fn list_users(&self) -> Result<Vec<UserRow>, CatalogError> {
+    pub async fn list_users(&mut self) -> Result<Vec<UserRow>, CatalogError> {
         let rows =
-            sqlx::query(select_users!("ORDER BY username")).fetch_all(&self.pool).await.map_err(q("list_users"))?;
+            sqlx::query(select_users!("ORDER BY username")).fetch_all(&mut *self.tx).await.map_err(q("list_users"))?;
         rows.iter().map(user_from_row).collect()
     }
 
-    pub async fn count_users(&self) -> Result<u64, CatalogError> {
+    pub async fn count_users(&mut self) -> Result<u64, CatalogError> {
         let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await.map_err(q("count_users"))?;
+            sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&mut *self.tx).await.map_err(q("count_users"))?;
         Ok(row.try_get::<i64, _>("n").map_err(q("decode"))? as u64)
     }
 
-    pub async fn set_user_role(&self, id: Uuid, role: Role) -> Result<(), CatalogError> {
-        let r = sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3")
-            .bind(role.as_str())
-            .bind(now_micros())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(q("set_user_role"))?;
-        if r.rows_affected() == 0 {
-            return Err(CatalogError::NotFound("user"));
-        }
-        Ok(())
+    /// Give a user another role. Taking the management role away from the
+    /// last active manager is refused (`LastManager`) in the same statement,
+    /// so two demotions at once cannot both pass; run it after
+    /// [`Tx::lock_chain`] so the count sees every committed change.
+    pub async fn set_user_role(&mut self, id: Uuid, role: Role) -> Result<RoleChange, CatalogError> {
+        self.guarded_user_update("UPDATE users SET role = $1, updated_at = $2", role.as_str(), id, role != Role::Management).await
     }
 
-    pub async fn set_user_active(&self, id: Uuid, active: bool) -> Result<(), CatalogError> {
-        let r = sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3")
-            .bind(active)
-            .bind(now_micros())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(q("set_user_active"))?;
-        if r.rows_affected() == 0 {
-            return Err(CatalogError::NotFound("user"));
-        }
-        Ok(())
+    /// Activate or deactivate a user; deactivating the last active manager
+    /// is refused like in [`Tx::set_user_role`].
+    pub async fn set_user_active(&mut self, id: Uuid, active: bool) -> Result<RoleChange, CatalogError> {
+        self.guarded_user_update("UPDATE users SET active = $1, updated_at = $2", active, id, !active).await
     }
 
-    /// Count a failed login at `now`; from the `threshold`-th failure in a
-    /// row the account is locked until `lock_until`. A lock that has run out
-    /// starts the count over. Returns the failures in a row.
-    pub async fn record_login_failure(
-        &self,
+    async fn guarded_user_update<'q, V>(
+        &mut self,
+        set: &'static str,
+        value: V,
         id: Uuid,
-        now: i64,
-        threshold: i64,
-        lock_until: i64,
-    ) -> Result<i64, CatalogError> {
-        let mut tx = self.pool.begin().await.map_err(q("login failure begin"))?;
-        sqlx::query(
-            "UPDATE users SET \
-             failed_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 \
-                               ELSE failed_attempts + 1 END, \
-             locked_until = CASE \
-                 WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_attempts + 1 END) >= $2 \
-                     THEN $3 \
-                 WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL \
-                 ELSE locked_until END \
-             WHERE id = $4",
-        )
-        .bind(now)
-        .bind(threshold)
-        .bind(lock_until)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(q("record_login_failure"))?;
-        let row = sqlx::query("SELECT failed_attempts FROM users WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
+        removes_management: bool,
+    ) -> Result<RoleChange, CatalogError>
+    where
+        V: 'q + Send + sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        // Unguarded when the change keeps a manager a manager.
+        let guard = if removes_management {
+            " WHERE id = $3 AND (role <> 'management' OR active = $4 OR \
+             (SELECT COUNT(*) FROM users WHERE role = 'management' AND active = $5 AND id <> $3) >= 1)"
+        } else {
+            " WHERE id = $3"
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("{set}{guard}"))).bind(value).bind(self.now).bind(id.to_string());
+        if removes_management {
+            query = query.bind(false).bind(true);
+        }
+        let r = query
+            .execute(&mut *self.tx)
             .await
-            .map_err(q("record_login_failure"))?;
-        tx.commit().await.map_err(q("login failure commit"))?;
-        row.try_get("failed_attempts").map_err(q("decode"))
+            .map_err(q("update_user"))?;
+        if r.rows_affected() == 1 {
+            return Ok(RoleChange::Done);
+        }
+        let exists = sqlx::query("SELECT id FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(q("update_user"))?;
+        Ok(if exists.is_some() { RoleChange::LastManager } else { RoleChange::NotFound })
     }
 
-    /// Accept a login at `now` whose TOTP code is for time step `step`: only
-    /// if the account is not locked and no code of this or a later step was
-    /// accepted before (one atomic UPDATE, so concurrent logins can neither
-    /// both use one code nor slip past a lock set meanwhile). Resets the
-    /// failure counter. Returns false when refused.
-    pub async fn record_login_success(&self, id: Uuid, now: i64, step: i64) -> Result<bool, CatalogError> {
+    /// Accept a login whose TOTP code is for time step `step`: only if no
+    /// code of this or a later step was accepted before (one atomic UPDATE,
+    /// so concurrent logins cannot both use one code). Returns false when
+    /// refused. Lock-out is kept per submitted name in `login_attempts`.
+    pub async fn record_login_success(&mut self, id: Uuid, step: i64) -> Result<bool, CatalogError> {
         let r = sqlx::query(
-            "UPDATE users SET failed_attempts = 0, locked_until = NULL, totp_last_step = $1 \
-             WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1) \
-             AND (locked_until IS NULL OR locked_until <= $3)",
+            "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
         )
         .bind(step)
         .bind(id.to_string())
-        .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.tx)
         .await
         .map_err(q("record_login_success"))?;
         Ok(r.rows_affected() == 1)

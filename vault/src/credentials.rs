@@ -1,5 +1,10 @@
 //! Credentials: Argon2id password hashes, TOTP (RFC 6238), and the random
 //! bearer tokens of sessions and downloads (stored only as SHA-256 hashes).
+//!
+//! Invariants: passwords, TOTP secrets and tokens are never stored, logged or
+//! echoed; what is kept are their hashes (tokens, passwords) or their sealed
+//! form (TOTP secrets). Password hashing is CPU- and memory-heavy (19 MiB per
+//! check): the vault bounds how many run at once.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,7 +24,7 @@ pub const MIN_PASSWORD_LEN: usize = 12;
 /// A random 256-bit token, URL-safe base64 (43 characters).
 pub fn new_token() -> String {
     let mut b = Zeroizing::new([0u8; 32]);
-    vault::crypto::fill_random(b.as_mut());
+    crate::crypto::fill_random(b.as_mut());
     URL_SAFE_NO_PAD.encode(b.as_ref())
 }
 
@@ -44,6 +49,13 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     argon2::Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
 }
 
+/// Constant-time equality of two byte strings (for secrets compared outside
+/// the database).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 /// A PHC string for a password nobody knows: verified against when the user
 /// does not exist, so that a wrong username costs as much time as a wrong
 /// password.
@@ -55,7 +67,7 @@ pub fn dummy_hash() -> &'static str {
 /// A fresh TOTP secret (160 bits, the RFC 4226 recommendation).
 pub fn new_totp_secret() -> Zeroizing<Vec<u8>> {
     let mut s = Zeroizing::new(vec![0u8; 20]);
-    vault::crypto::fill_random(&mut s);
+    crate::crypto::fill_random(&mut s);
     s
 }
 
@@ -88,8 +100,8 @@ pub fn check_totp(secret: &[u8], code: &str, unix_secs: u64) -> Option<u64> {
     totp(secret, "check").ok()?.check(code, unix_secs)
 }
 
-/// The code for `unix_secs` (tests).
-#[cfg(test)]
+/// The code for `unix_secs` (tests and tools).
+#[doc(hidden)]
 pub fn totp_code(secret: &[u8], unix_secs: u64) -> Option<String> {
     Some(totp(secret, "check").ok()?.generate(unix_secs).to_string())
 }

@@ -1,0 +1,273 @@
+//! Clients (the dossier owners): create, list (scope-filtered and audited),
+//! read, reveal the BSN (audited), assign a coach, close the trajectory,
+//! restrict processing (GDPR art. 18).
+//!
+//! The BSN is sealed before it is stored and shown only masked; the reveal
+//! is its own audited operation. Free-text fields are length-limited and
+//! refuse control, invisible and text-direction characters; birth dates lie
+//! between 1900 and today.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Caller, ErrorCode, ServiceError, ServiceResult, opt_time};
+use crate::Vault;
+use crate::catalog::{ClientRow, NewClientRow, micros_to_time};
+use crate::domain::{self, Bsn, ClientStatus, Commissioner};
+use crate::policy::{Action, Target};
+
+/// `POST /api/v1/clients`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    pub first_name: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 20))]
+    pub initials: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    pub last_name: String,
+    /// Between 1900-01-01 and today.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub birth_date: String,
+    /// Nine digits that pass the eleven-test; stored encrypted, returned masked.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{9}$"))]
+    pub bsn: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
+    pub email: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 32))]
+    pub phone: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
+    pub address: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 16))]
+    pub postcode: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
+    pub city: Option<String>,
+    pub commissioner: Commissioner,
+}
+
+/// A client as the API shows it: the BSN only masked.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Client {
+    pub id: Uuid,
+    pub first_name: String,
+    pub initials: String,
+    pub last_name: String,
+    pub birth_date: NaiveDate,
+    /// `*****6789`, or null when no BSN was recorded.
+    pub bsn_masked: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub postcode: Option<String>,
+    pub city: Option<String>,
+    pub commissioner: Commissioner,
+    pub coach_id: Option<Uuid>,
+    pub status: ClientStatus,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub restricted: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/clients?status=`.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[serde(deny_unknown_fields)]
+pub struct ClientQuery {
+    pub status: Option<ClientStatus>,
+}
+
+/// The revealed BSN (audited), or null when none was recorded.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevealedBsn {
+    pub bsn: Option<String>,
+}
+
+/// `PUT /api/v1/clients/{id}/coach`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetCoach {
+    /// An active coach or freelance coach.
+    pub coach_id: Uuid,
+}
+
+/// `POST /api/v1/clients/{id}/close`.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CloseTrajectory {
+    /// When the trajectory ended; default now. Not in the future.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// `PUT /api/v1/clients/{id}/restriction`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetRestriction {
+    pub restricted: bool,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1000))]
+    pub reason: String,
+}
+
+impl Vault {
+    /// The API view of a client; the BSN is opened only to mask it.
+    pub(crate) fn client_view(&self, c: &ClientRow) -> ServiceResult<Client> {
+        let bsn_masked = match &c.bsn_sealed {
+            Some(s) => {
+                let raw = self.open_field("bsn", c.id, s)?;
+                let bsn = Bsn::parse(std::str::from_utf8(&raw).unwrap_or(""))
+                    .map_err(|_| ServiceError::internal(format!("stored BSN of client {} is malformed", c.id)))?;
+                Some(bsn.masked())
+            }
+            None => None,
+        };
+        let birth_date = NaiveDate::parse_from_str(&c.birth_date, "%Y-%m-%d")
+            .map_err(|_| ServiceError::internal(format!("stored birth date of client {} is malformed", c.id)))?;
+        Ok(Client {
+            id: c.id,
+            first_name: c.first_name.clone(),
+            initials: c.initials.clone(),
+            last_name: c.last_name.clone(),
+            birth_date,
+            bsn_masked,
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            address: c.address.clone(),
+            postcode: c.postcode.clone(),
+            city: c.city.clone(),
+            commissioner: c.commissioner,
+            coach_id: c.coach_id,
+            status: c.status,
+            ended_at: opt_time(c.ended_at),
+            restricted: c.restricted,
+            created_at: micros_to_time(c.created_at),
+        })
+    }
+
+    pub async fn create_client(&self, caller: &Caller, new: NewClient) -> ServiceResult<Client> {
+        let mut op = self.op(caller, "client.create").await?;
+        op.authorize(Action::CreateClient, Target::Nothing).await?;
+        let today = op.now_time().date_naive();
+        let bsn = match domain::optional_text("bsn", new.bsn.as_deref(), 20)? {
+            Some(b) => Some(Bsn::parse(&b)?),
+            None => None,
+        };
+        let id = Uuid::new_v4();
+        let mut row = NewClientRow {
+            id,
+            first_name: domain::required_text("first_name", &new.first_name, 100)?,
+            initials: domain::required_text("initials", &new.initials, 20)?,
+            last_name: domain::required_text("last_name", &new.last_name, 100)?,
+            birth_date: domain::birth_date(&new.birth_date, today)?.format("%Y-%m-%d").to_string(),
+            bsn_sealed: None,
+            email: domain::email(new.email.as_deref())?,
+            phone: domain::optional_text("phone", new.phone.as_deref(), 32)?,
+            address: domain::optional_text("address", new.address.as_deref(), 200)?,
+            postcode: domain::optional_text("postcode", new.postcode.as_deref(), 16)?,
+            city: domain::optional_text("city", new.city.as_deref(), 100)?,
+            commissioner: new.commissioner,
+            coach_id: None,
+        };
+        if let Some(b) = &bsn {
+            row.bsn_sealed = Some(self.seal_field_in(op.tx()?, "bsn", id, b.expose().as_bytes()).await?);
+        }
+        op.tx()?.insert_client(&row).await?;
+        if let Some(sealed) = &row.bsn_sealed {
+            op.tx()?.ensure_current_key(sealed.version).await?;
+        }
+        op.event.client_id = Some(id);
+        op.event.details = serde_json::json!({ "bsn_recorded": bsn.is_some() });
+        let client = op.tx()?.client(id).await?;
+        let view = self.client_view(&client)?;
+        op.commit().await?;
+        Ok(view)
+    }
+
+    /// The clients the caller may see (a coach: own caseload and the
+    /// caseloads of absent colleagues during a substitution), by name. The
+    /// listing is audited: who, which filter, how many; never the data.
+    pub async fn list_clients(&self, caller: &Caller, status: Option<ClientStatus>) -> ServiceResult<Vec<Client>> {
+        let mut op = self.op(caller, "client.list").await?;
+        op.authorize(Action::ReadClient, Target::Nothing).await?;
+        let rows = op.tx()?.list_clients(status, None).await?;
+        let mut out = Vec::new();
+        for c in &rows {
+            if op.decision(Action::ReadClient, Target::Client(&super::facts(c))).await?.is_allowed() {
+                out.push(self.client_view(c)?);
+            }
+        }
+        op.event.outcome = "allowed".into();
+        op.event.details = serde_json::json!({ "status": status, "count": out.len() });
+        op.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn get_client(&self, caller: &Caller, id: Uuid) -> ServiceResult<Client> {
+        let mut op = self.op(caller, "client.read").await?;
+        let (c, _) = op.client(id, Action::ReadClient).await?;
+        let view = self.client_view(&c)?;
+        op.commit().await?;
+        Ok(view)
+    }
+
+    pub async fn reveal_bsn(&self, caller: &Caller, id: Uuid) -> ServiceResult<RevealedBsn> {
+        let mut op = self.op(caller, "client.bsn.reveal").await?;
+        let (c, _) = op.client(id, Action::RevealBsn).await?;
+        let bsn = match &c.bsn_sealed {
+            Some(s) => Some(String::from_utf8_lossy(&self.open_field("bsn", c.id, s)?).into_owned()),
+            None => None,
+        };
+        op.commit().await?;
+        Ok(RevealedBsn { bsn })
+    }
+
+    pub async fn assign_coach(&self, caller: &Caller, id: Uuid, set: SetCoach) -> ServiceResult<Client> {
+        let mut op = self.op(caller, "client.assign").await?;
+        let (c, _) = op.client(id, Action::AssignCoach).await?;
+        let coach = op.tx()?.user_opt(set.coach_id).await?;
+        if !coach.is_some_and(|u| u.active && u.role.is_coach()) {
+            return Err(ServiceError::new(ErrorCode::NotACoach, "coach_id must be an active coach or freelance coach"));
+        }
+        op.tx()?.assign_coach(c.id, Some(set.coach_id), Some(caller.id())).await?;
+        op.event.details = serde_json::json!({ "from": c.coach_id, "to": set.coach_id });
+        let view = self.client_view(&op.tx()?.client(c.id).await?)?;
+        op.commit().await?;
+        Ok(view)
+    }
+
+    /// End the trajectory: the documents move to the archive.
+    pub async fn close_trajectory(&self, caller: &Caller, id: Uuid, close: CloseTrajectory) -> ServiceResult<Client> {
+        let mut op = self.op(caller, "client.close").await?;
+        let (c, _) = op.client(id, Action::CloseTrajectory).await?;
+        let now = op.now_time();
+        let ended_at = close.ended_at.unwrap_or(now);
+        if ended_at > now + chrono::Duration::minutes(5) {
+            return Err(ServiceError::new(ErrorCode::InvalidField, "ended_at cannot lie in the future"));
+        }
+        if !op.tx()?.close_client(c.id, ended_at.timestamp_micros()).await? {
+            return Err(ServiceError::new(ErrorCode::AlreadyClosed, "the trajectory has already ended"));
+        }
+        op.event.details = serde_json::json!({ "ended_at": ended_at });
+        let view = self.client_view(&op.tx()?.client(c.id).await?)?;
+        op.commit().await?;
+        Ok(view)
+    }
+
+    /// Restrict (or lift the restriction of) all processing of a client.
+    pub async fn set_restriction(&self, caller: &Caller, id: Uuid, set: SetRestriction) -> ServiceResult<Client> {
+        let mut op = self.op(caller, "client.restriction").await?;
+        let (c, _) = op.client(id, Action::SetRestriction).await?;
+        let reason = domain::required_text("reason", &set.reason, 1000)?;
+        op.tx()?.set_client_restricted(c.id, set.restricted).await?;
+        op.event.reason = Some(reason);
+        op.event.details = serde_json::json!({ "restricted": { "from": c.restricted, "to": set.restricted } });
+        let view = self.client_view(&op.tx()?.client(c.id).await?)?;
+        op.commit().await?;
+        Ok(view)
+    }
+}

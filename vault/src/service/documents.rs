@@ -1,0 +1,340 @@
+//! Documents: upload (decided, streamed, activated with its audit event),
+//! list, metadata (tombstones for management and office).
+//!
+//! An upload is two steps. [`Vault::authorize_upload`] decides (may this
+//! caller upload to this client, and set a retention date?) and parses the
+//! form fields; it returns an [`UploadPermit`], which only the vault can
+//! make. The transport then checks the content's head and streams the body
+//! into [`Vault::store_upload`], which writes it encrypted under a `pending`
+//! row and activates the row together with the upload's audit event. The
+//! body stream ends with an error ([`UploadAbort`]) when the transport
+//! refuses the content or the size, or the client goes away; the vault then
+//! removes what it wrote, and a refused content is audited as a denial.
+
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::Stream;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Caller, ErrorCode, ServiceError, ServiceResult, opt_time};
+use crate::catalog::{DocumentRow, DocumentState, micros_to_time};
+use crate::domain::{self, DocumentType};
+use crate::faults::FaultPoint;
+use crate::policy::{Action, Target};
+use crate::{NewDocument, Vault, VaultError};
+
+/// A document's metadata. A tombstone (`state: destroyed`) keeps only id,
+/// client, type, dates, and who or what destroyed it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Document {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    #[serde(rename = "type")]
+    pub doc_type: DocumentType,
+    pub title: Option<String>,
+    /// Null on a tombstone.
+    pub filename: Option<String>,
+    /// Null on a tombstone.
+    pub content_type: Option<String>,
+    pub size: Option<i64>,
+    /// SHA-256 of the content, hex.
+    pub sha256: Option<String>,
+    pub uploaded_by: Option<Uuid>,
+    pub uploaded_at: DateTime<Utc>,
+    pub retention_until: Option<DateTime<Utc>>,
+    pub legal_hold: bool,
+    pub state: DocumentState,
+    pub destroyed_at: Option<DateTime<Utc>>,
+    /// A user id, or `retention`.
+    pub destroyed_by: Option<String>,
+}
+
+impl TryFrom<&DocumentRow> for Document {
+    type Error = ServiceError;
+    fn try_from(d: &DocumentRow) -> Result<Self, ServiceError> {
+        let shown = |v: &str| Some(v.to_string()).filter(|v| !v.is_empty());
+        Ok(Document {
+            id: d.id,
+            client_id: d.client_id,
+            doc_type: d.doc_type.parse().map_err(ServiceError::internal)?,
+            title: d.title.clone(),
+            filename: shown(&d.filename),
+            content_type: shown(&d.content_type),
+            size: d.size,
+            sha256: d.sha256.clone(),
+            uploaded_by: d.uploaded_by,
+            uploaded_at: micros_to_time(d.uploaded_at),
+            retention_until: opt_time(d.retention_until),
+            legal_hold: d.legal_hold,
+            state: d.state,
+            destroyed_at: opt_time(d.destroyed_at),
+            destroyed_by: d.destroyed_by.clone(),
+        })
+    }
+}
+
+/// The form fields of an upload, as sent.
+#[derive(Debug, Clone, Default)]
+pub struct UploadFields {
+    pub doc_type: Option<String>,
+    pub title: Option<String>,
+    /// `YYYY-MM-DD` or RFC 3339; management and office only.
+    pub retention_until: Option<String>,
+    /// The file part's name as the client sent it.
+    pub filename: Option<String>,
+}
+
+/// Permission to upload one document, from [`Vault::authorize_upload`].
+#[derive(Debug)]
+pub struct UploadPermit {
+    caller: Caller,
+    client_id: Uuid,
+    on_behalf_of: Option<Uuid>,
+    reason: &'static str,
+    doc_type: DocumentType,
+    title: Option<String>,
+    retention_until: Option<i64>,
+    filename: String,
+}
+
+impl UploadPermit {
+    /// The file name as it will be stored (before the transport adds the
+    /// extension of the detected content type, if it lacks it).
+    pub fn filename(&self) -> &str {
+        &self.filename
+    }
+
+    pub fn client_id(&self) -> Uuid {
+        self.client_id
+    }
+}
+
+/// Why an upload's body stream ended early.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadAbort {
+    #[error("the document is larger than {max} bytes")]
+    TooLarge { max: u64 },
+    /// The content broke the content rules (a phrase such as "an executable program").
+    #[error("{0} is not accepted")]
+    Refused(String),
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error("the upload stalled: no data for too long")]
+    TimedOut,
+}
+
+/// The UploadAbort somewhere in an error's chain of sources.
+fn abort_in(e: &VaultError) -> Option<UploadAbort> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(a) = err.downcast_ref::<UploadAbort>() {
+            return Some(a.clone());
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// The answer to an upload that stopped early.
+pub fn abort_error(a: &UploadAbort) -> ServiceError {
+    let code = match a {
+        UploadAbort::TooLarge { .. } => ErrorCode::TooLarge,
+        UploadAbort::Refused(_) => ErrorCode::UnsupportedMediaType,
+        UploadAbort::Interrupted(_) => ErrorCode::UploadInterrupted,
+        UploadAbort::TimedOut => ErrorCode::Timeout,
+    };
+    let message = match a {
+        UploadAbort::Refused(what) => {
+            format!("{what} is not accepted; upload PDF, PNG, JPEG, TIFF, text, DOCX, XLSX or ODT")
+        }
+        other => other.to_string(),
+    };
+    ServiceError::new(code, message)
+}
+
+/// A stored file name: no path, no control or text-direction characters
+/// (refused, not silently dropped), no leading dots, at most 200 characters.
+fn clean_filename(raw: Option<&str>) -> ServiceResult<String> {
+    let base = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
+    let name = domain::optional_text("filename", Some(base), 200)?.unwrap_or_default();
+    let name = name.trim_start_matches('.').trim().to_string();
+    Ok(if name.is_empty() { "document".into() } else { name })
+}
+
+fn parse_date_or_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros())
+}
+
+impl Vault {
+    /// Decide an upload to a client and parse its fields. Denials (role,
+    /// scope, closed trajectory, a retention date from a role that may not
+    /// set one) are audited here.
+    pub async fn authorize_upload(
+        &self,
+        caller: &Caller,
+        client_id: Uuid,
+        fields: UploadFields,
+    ) -> ServiceResult<UploadPermit> {
+        let mut op = self.op(caller, "document.upload").await?;
+        let (client, decision) = op.client(client_id, Action::UploadDocument).await?;
+        let retention = fields.retention_until.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        if retention.is_some() {
+            op.authorize(Action::SetRetention, Target::Client(&super::facts(&client))).await?;
+        }
+        let doc_type: DocumentType = fields
+            .doc_type
+            .as_deref()
+            .ok_or_else(|| ServiceError::new(ErrorCode::InvalidField, "`type` must come before `file`"))?
+            .trim()
+            .parse()?;
+        let retention_until = match retention {
+            None => None,
+            Some(r) => Some(parse_date_or_time(r).ok_or_else(|| {
+                ServiceError::new(ErrorCode::InvalidField, "retention_until is a date YYYY-MM-DD or RFC 3339")
+            })?),
+        };
+        let permit = UploadPermit {
+            caller: caller.clone(),
+            client_id: client.id,
+            on_behalf_of: match decision {
+                crate::policy::Decision::Allow { on_behalf_of, .. } => on_behalf_of,
+                _ => None,
+            },
+            reason: decision.reason(),
+            doc_type,
+            title: domain::optional_text("title", fields.title.as_deref(), 200)?,
+            retention_until,
+            filename: clean_filename(fields.filename.as_deref())?,
+        };
+        op.commit_unaudited().await?;
+        Ok(permit)
+    }
+
+    /// The transport refused the content by its head, before anything was
+    /// stored: audit the denial; the answer is `err`.
+    pub async fn refuse_upload(&self, permit: UploadPermit, err: ServiceError, reason: &str) -> ServiceError {
+        let mut op = match self.op(&permit.caller, "document.upload").await {
+            Ok(op) => op,
+            Err(e) => return e,
+        };
+        op.event.client_id = Some(permit.client_id);
+        op.event.on_behalf_of = permit.on_behalf_of;
+        op.deny(err, reason).await
+    }
+
+    /// Store an upload under `permit`: `filename` and `content_type` as the
+    /// transport determined them from the content. The body is encrypted as
+    /// it streams; the document becomes active, with its audit event, only
+    /// once every byte is durably stored.
+    pub async fn store_upload<S>(
+        &self,
+        permit: UploadPermit,
+        filename: String,
+        content_type: &str,
+        body: S,
+    ) -> ServiceResult<Document>
+    where
+        S: Stream<Item = Result<Bytes, UploadAbort>> + Send + 'static,
+    {
+        let filename = domain::required_text("filename", &filename, 220)?;
+        let meta = NewDocument {
+            client_id: permit.client_id,
+            doc_type: permit.doc_type.as_str().into(),
+            title: permit.title.clone(),
+            filename,
+            content_type: content_type.into(),
+            uploaded_by: Some(permit.caller.id()),
+            retention_until: permit.retention_until,
+        };
+        let doc = self.begin_document(meta).await?;
+        let (sha, size) = match self.write_document(&doc, body).await {
+            Ok(done) => done,
+            Err(e) => {
+                self.discard(doc.id, &doc.name).await;
+                return Err(match abort_in(&e) {
+                    Some(a @ UploadAbort::Refused(_)) => {
+                        let reason = format!("refused content: {a}");
+                        self.refuse_upload(permit, abort_error(&a), &reason).await
+                    }
+                    Some(a) => abort_error(&a),
+                    None => e.into(),
+                });
+            }
+        };
+        let activated = async {
+            let mut op = self.op(&permit.caller, "document.upload").await?;
+            op.event.client_id = Some(permit.client_id);
+            op.event.document_id = Some(doc.id);
+            op.event.on_behalf_of = permit.on_behalf_of;
+            op.event.reason = Some(permit.reason.into());
+            op.event.details = serde_json::json!({ "size": size, "type": permit.doc_type, "content_type": content_type });
+            op.tx()?.activate_document(doc.id, size as i64, &sha).await.map_err(ServiceError::from)?;
+            op.commit().await?;
+            if self.faults.fire(FaultPoint::ActivationAckLost) {
+                return Err(ServiceError::new(ErrorCode::DatabaseUnavailable, "fault injected: acknowledgement lost"));
+            }
+            Ok::<(), ServiceError>(())
+        }
+        .await;
+        let row = match activated {
+            Ok(()) => self.snapshot().await?.get_document(doc.id).await?,
+            Err(e) => match self.resolve_activation(&doc, &e).await {
+                Some(row) => row,
+                None => return Err(e),
+            },
+        };
+        Document::try_from(&row)
+    }
+
+    /// A client's active documents, newest first.
+    pub async fn list_documents(&self, caller: &Caller, client_id: Uuid) -> ServiceResult<Vec<Document>> {
+        let mut op = self.op(caller, "document.list").await?;
+        let (client, _) = op.client(client_id, Action::ReadDocumentMetadata).await?;
+        let docs = op.tx()?.list_documents(client.id).await?;
+        let out = docs.iter().map(Document::try_from).collect::<ServiceResult<Vec<_>>>()?;
+        op.event.details = serde_json::json!({ "count": out.len() });
+        op.commit().await?;
+        Ok(out)
+    }
+
+    /// One document's metadata (a tombstone for management and office).
+    pub async fn get_document(&self, caller: &Caller, id: Uuid) -> ServiceResult<Document> {
+        let mut op = self.op(caller, "document.read").await?;
+        let (doc, _, _) = op.document(id, Action::ReadDocumentMetadata).await?;
+        let view = Document::try_from(&doc)?;
+        op.commit().await?;
+        Ok(view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_lose_their_path_and_refuse_hidden_characters() {
+        assert_eq!(clean_filename(Some("../../etc/rapport 1.pdf")).unwrap(), "rapport 1.pdf");
+        assert_eq!(clean_filename(Some("C:\\\\Users\\\\x\\\\brief.txt")).unwrap(), "brief.txt");
+        assert_eq!(clean_filename(Some(".hidden")).unwrap(), "hidden");
+        assert_eq!(clean_filename(None).unwrap(), "document");
+        assert_eq!(clean_filename(Some("  ")).unwrap(), "document");
+        for bad in ["cod\u{202E}fdp.exe", "a\u{0}b.pdf", "a\r\nb.pdf"] {
+            assert_eq!(clean_filename(Some(bad)).unwrap_err().code, ErrorCode::InvalidField, "{bad:?}");
+        }
+        assert_eq!(clean_filename(Some(&"x".repeat(201))).unwrap_err().code, ErrorCode::InvalidField);
+    }
+
+    #[test]
+    fn aborts_are_found_through_the_error_chain() {
+        let inner: Box<dyn std::error::Error + Send + Sync> = Box::new(UploadAbort::TooLarge { max: 10 });
+        let e = VaultError::Store(crate::store::StoreError::Source(Box::new(crate::crypto::CryptoError::Source(inner))));
+        assert_eq!(abort_in(&e), Some(UploadAbort::TooLarge { max: 10 }));
+        assert_eq!(abort_error(&UploadAbort::TooLarge { max: 10 }).code, ErrorCode::TooLarge);
+    }
+}

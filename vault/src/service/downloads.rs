@@ -1,0 +1,145 @@
+//! Single-use download tokens: issued for a purpose after the policy said
+//! yes, redeemed once (one conditional UPDATE), and decided again at
+//! redemption with the holder's current role, substitutions and the
+//! client's and document's current state.
+//!
+//! Redemption, the new decision, opening the object and the audit event are
+//! one transaction: if the object cannot be opened (the store is down), the
+//! token stays unused and nothing is recorded as downloaded.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Caller, Document, ErrorCode, RequestContext, ServiceError, ServiceResult, facts};
+use crate::catalog::{DocumentState, NewDownloadToken, Redemption, micros_to_time};
+use crate::domain::Purpose;
+use crate::policy::{Action, Actor, DocumentFacts, Target};
+use crate::{PlainStream, Vault, credentials};
+
+/// `POST /api/v1/documents/{id}/download-tokens`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub purpose: Purpose,
+}
+
+/// A download token: shown this once; `url` is relative to the server.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IssuedToken {
+    pub token: String,
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A redeemed download: the document's metadata and its decrypted content.
+pub struct Download {
+    pub document: Document,
+    /// Every item is authenticated; a segment that fails ends the stream
+    /// with an error (the transfer must then be aborted, never completed).
+    pub content: PlainStream,
+}
+
+fn token_error(code: ErrorCode, message: &'static str) -> ServiceError {
+    ServiceError::new(code, message)
+}
+
+impl Vault {
+    pub async fn issue_download_token(
+        &self,
+        caller: &Caller,
+        document_id: Uuid,
+        req: TokenRequest,
+    ) -> ServiceResult<IssuedToken> {
+        let mut op = self.op(caller, "download_token.issue").await?;
+        let (doc, _, _) = op.document(document_id, Action::OpenDocument(req.purpose)).await?;
+        let token = credentials::new_token();
+        let now = op.now();
+        let expires_at = now + self.settings.token_ttl.as_micros() as i64;
+        op.tx()?
+            .insert_download_token(&NewDownloadToken {
+                token_hash: credentials::token_hash(&token),
+                document_id: doc.id,
+                user_id: caller.id(),
+                role: caller.role(),
+                purpose: req.purpose,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        // Issuing is not yet an access: `ok`, the download is `allowed`.
+        op.event.outcome = "ok".into();
+        op.commit().await?;
+        Ok(IssuedToken { url: format!("/api/v1/download/{token}"), token, expires_at: micros_to_time(expires_at) })
+    }
+
+    /// Redeem a download token (the token is the capability: no session).
+    pub async fn redeem_download(&self, token: &str, ctx: &RequestContext) -> ServiceResult<Download> {
+        let mut op = self.anonymous_op(ctx, "document.download").await?;
+        let now = op.now();
+        let redemption = op.tx()?.redeem_download_token(&credentials::token_hash(token), now).await?;
+        let refused = |t, err, reason: &'static str| Err((t, err, reason));
+        let t = match redemption {
+            Redemption::Redeemed(t) => Ok(t),
+            Redemption::Unknown => {
+                let e = token_error(ErrorCode::InvalidToken, "unknown or altered token");
+                return Err(op.deny(e, "unknown or altered token").await);
+            }
+            Redemption::Used(t) => refused(t, token_error(ErrorCode::TokenUsed, "token already used"), "token already used"),
+            Redemption::Expired(t) => refused(t, token_error(ErrorCode::TokenExpired, "token expired"), "token expired"),
+            Redemption::Voided(t) => refused(t, revoked(), "token voided: holder deactivated"),
+        };
+        let t = match t {
+            Ok(t) => t,
+            Err((t, err, reason)) => {
+                op.act_as(Actor { id: t.user_id, role: t.role });
+                op.event.document_id = Some(t.document_id);
+                op.event.purpose = Some(t.purpose.as_str().into());
+                return Err(op.deny(err, reason).await);
+            }
+        };
+        op.act_as(Actor { id: t.user_id, role: t.role });
+        op.event.purpose = Some(t.purpose.as_str().into());
+        // Decide again, now: the holder, their role, the client, the document.
+        let holder = op.tx()?.user(t.user_id).await?;
+        if !holder.active {
+            op.event.document_id = Some(t.document_id);
+            return Err(op.deny(revoked(), "holder deactivated").await);
+        }
+        if holder.role != t.role {
+            op.event.document_id = Some(t.document_id);
+            return Err(op.deny(revoked(), "holder's role changed").await);
+        }
+        op.event.document_id = Some(t.document_id);
+        let doc = op.tx()?.get_document(t.document_id).await?;
+        let client = op.tx()?.client(doc.client_id).await?;
+        op.event.client_id = Some(client.id);
+        let doc_facts = DocumentFacts { destroyed: doc.state == DocumentState::Destroyed };
+        let d = op.decision(Action::OpenDocument(t.purpose), Target::Document(&facts(&client), &doc_facts)).await?;
+        if !d.is_allowed() {
+            let err = match d {
+                crate::policy::Decision::Gone(_) => ServiceError::denied(&d),
+                _ => revoked(),
+            };
+            return Err(op.deny(err, d.reason()).await);
+        }
+        if let crate::policy::Decision::Allow { on_behalf_of, .. } = d {
+            op.event.on_behalf_of = on_behalf_of;
+        }
+        op.event.reason = Some(d.reason().into());
+        op.event.outcome = "allowed".into();
+        op.event.details = serde_json::json!({ "size": doc.size });
+        // Opened before commit: if the store is down, nothing is used up.
+        let content = self.open_document(&doc).await?;
+        let document = Document::try_from(&doc)?;
+        op.commit().await?;
+        Ok(Download { document, content })
+    }
+}
+
+fn revoked() -> ServiceError {
+    ServiceError::new(ErrorCode::AccessRevoked, "the token's holder no longer has access to this document")
+}
+

@@ -1,0 +1,203 @@
+//! Two-step login, sessions, logout.
+//!
+//! Login: password (Argon2id) and a TOTP code, each step checked for every
+//! attempt so that neither answer nor timing tells which one was wrong, or
+//! whether the name exists. At most `Settings::max_password_checks` password
+//! checks run at once; more logins answer 503 `busy` at once (a flood must
+//! not be able to allocate 19 MiB per attempt). The 5th failure in a row for
+//! a submitted name, existing or not, locks it for 15 minutes; while locked,
+//! every attempt answers 429, also with the right credentials. A TOTP time
+//! step is accepted once.
+//!
+//! Sessions are random 256-bit bearer tokens stored as SHA-256 hashes, with
+//! an absolute and a sliding idle expiry.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{Caller, ErrorCode, RequestContext, ServiceError, ServiceResult, User};
+use crate::Vault;
+use crate::catalog::{SessionRow, UserRow, micros_to_time};
+use crate::credentials;
+
+/// `POST /api/v1/session`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub username: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password, max_length = 1024))]
+    pub password: Zeroizing<String>,
+    /// The 6-digit code of the authenticator app.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{6}$"))]
+    pub otp: String,
+}
+
+/// A new session: the bearer token is shown this once.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewSession {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: User,
+}
+
+/// Longest password accepted at all (hashing cost is bounded by it too).
+pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
+/// Sliding idle expiry is written at most this often (microseconds).
+const TOUCH_EVERY: i64 = 30_000_000;
+
+/// Why a login attempt failed, for the audit log (the caller hears only
+/// "wrong username, password or code").
+fn failure_reason(user: Option<&UserRow>, password_ok: bool, step: Option<u64>) -> &'static str {
+    match (user, password_ok, step) {
+        (None, ..) => "unknown or inactive user",
+        (Some(_), false, _) => "wrong password",
+        (Some(_), true, None) => "wrong code",
+        (Some(_), true, Some(_)) => "code already used",
+    }
+}
+
+impl Vault {
+    /// Log in with password and TOTP code.
+    pub async fn login(&self, req: LoginRequest, ctx: &RequestContext) -> ServiceResult<NewSession> {
+        // Bounded before anything else: no memory is spent on a flood.
+        let slot = self
+            .password_checks
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::busy("logins"))?;
+        let name = req.username.trim().to_string();
+        let name_key = self.keyring().name_key(&name.to_lowercase());
+
+        let (user, locked) = {
+            let mut tx = self.snapshot().await?;
+            let user = tx.user_by_username(&name).await?.filter(|u| u.active);
+            let locked = tx.login_locked(&name_key).await?;
+            (user, locked)
+        };
+        if locked {
+            drop(slot);
+            return Err(self.refuse_login(user.as_ref(), ctx, "account locked").await);
+        }
+
+        // The password check runs whether or not the name exists (against a
+        // hash of a password nobody knows), so both cost the same.
+        let phc = user.as_ref().map_or_else(|| credentials::dummy_hash().to_string(), |u| u.password_hash.clone());
+        let password = req.password;
+        let password_ok = password.chars().count() <= MAX_PASSWORD_LEN
+            && tokio::task::spawn_blocking(move || credentials::verify_password(&password, &phc))
+                .await
+                .map_err(ServiceError::internal)?;
+        drop(slot);
+        let now = self.clock.now();
+        let step = match &user {
+            Some(u) => {
+                let secret = self.open_field("totp", u.id, &u.totp_secret)?;
+                credentials::check_totp(&secret, &req.otp, now.timestamp().max(0) as u64)
+            }
+            None => None,
+        };
+
+        let mut op = self.anonymous_op(ctx, "session.login").await?;
+        op.event.details = serde_json::json!({ "peer": ctx.client_ip.map(|ip| ip.to_string()) });
+        if let Some(u) = &user {
+            op.act_as(crate::policy::Actor { id: u.id, role: u.role });
+        }
+        // The name's row lock: a lock set by a concurrent failure wins.
+        if op.tx()?.login_lock(&name_key).await?.is_some() {
+            return Err(op.deny(self.locked_error(), "account locked").await);
+        }
+        let accepted = match (&user, password_ok, step) {
+            (Some(u), true, Some(step)) => op.tx()?.record_login_success(u.id, step as i64).await?,
+            _ => false,
+        };
+        let Some(user) = user.clone().filter(|_| accepted) else {
+            let lock_until = op.now() + self.settings.lock_duration.as_micros() as i64;
+            let attempts =
+                op.tx()?.record_login_failure(&name_key, self.settings.lock_threshold, lock_until).await?;
+            op.event.details["failures_in_a_row"] = attempts.failures.into();
+            let reason = failure_reason(user.as_ref(), password_ok, step);
+            return Err(op.deny(ServiceError::invalid_credentials(), reason).await);
+        };
+        op.tx()?.clear_login_failures(&name_key).await?;
+        let token = credentials::new_token();
+        let n = op.now();
+        let expires_at = n + self.settings.session_max.as_micros() as i64;
+        op.tx()?
+            .insert_session(&SessionRow {
+                token_hash: credentials::token_hash(&token),
+                user_id: user.id,
+                created_at: n,
+                last_seen_at: n,
+                expires_at,
+            })
+            .await?;
+        op.event.outcome = "allowed".into();
+        op.event.reason = Some("password and code".into());
+        op.commit().await?;
+        Ok(NewSession { token, expires_at: micros_to_time(expires_at), user: User::from(&user) })
+    }
+
+    /// Audit a refused login whose answer was known before any check.
+    async fn refuse_login(
+        &self,
+        user: Option<&UserRow>,
+        ctx: &RequestContext,
+        reason: &str,
+    ) -> ServiceError {
+        let op = self.anonymous_op(ctx, "session.login").await;
+        let mut op = match op {
+            Ok(op) => op,
+            Err(e) => return e,
+        };
+        op.event.details = serde_json::json!({ "peer": ctx.client_ip.map(|ip| ip.to_string()) });
+        if let Some(u) = user {
+            op.act_as(crate::policy::Actor { id: u.id, role: u.role });
+        }
+        op.deny(self.locked_error(), reason).await
+    }
+
+    fn locked_error(&self) -> ServiceError {
+        let minutes = self.settings.lock_duration.as_secs().div_ceil(60);
+        ServiceError::new(ErrorCode::TooManyAttempts, format!("too many failed attempts; try again in {minutes} minutes"))
+    }
+
+    /// The caller behind a bearer token: a live session of an active user.
+    /// Expired sessions are removed; the idle clock is moved on at most
+    /// every 30 s.
+    pub async fn authenticate(&self, token: &str, ctx: RequestContext) -> ServiceResult<Caller> {
+        let hash = credentials::token_hash(token);
+        let (session, user) = {
+            let mut tx = self.snapshot().await?;
+            let Some(session) = tx.session(&hash).await? else { return Err(ServiceError::unauthorized()) };
+            let user = tx.user(session.user_id).await?;
+            (session, user)
+        };
+        let now = self.now_micros();
+        let idle = self.settings.session_idle.as_micros() as i64;
+        let live = now < session.expires_at && now < session.last_seen_at + idle && user.active;
+        if !live || now - session.last_seen_at > TOUCH_EVERY {
+            let mut tx = self.tx().await?;
+            if live {
+                tx.touch_session(&hash, now).await?;
+            } else {
+                tx.delete_session(&hash).await?;
+            }
+            tx.commit().await?;
+        }
+        if !live {
+            return Err(ServiceError::unauthorized());
+        }
+        Ok(Caller { user: User::from(&user), session_hash: hash, ctx })
+    }
+
+    /// End the caller's session.
+    pub async fn logout(&self, caller: &Caller) -> ServiceResult<()> {
+        let mut op = self.op(caller, "session.logout").await?;
+        op.tx()?.delete_session(&caller.session_hash).await?;
+        op.commit().await
+    }
+}
