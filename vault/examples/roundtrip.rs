@@ -193,9 +193,8 @@ async fn run(args: Args) -> Result<(), AnyError> {
     let catalog_kind = if cfg.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" };
 
     let client_id = Uuid::new_v4();
-    vault
-        .catalog
-        .insert_client(&NewClientRow {
+    let mut tx = vault.catalog_for_tests().begin(chrono::Utc::now().timestamp_micros()).await?;
+    tx.insert_client(&NewClientRow {
             id: client_id,
             first_name: "Bench".into(),
             initials: "B.".into(),
@@ -211,13 +210,14 @@ async fn run(args: Args) -> Result<(), AnyError> {
             coach_id: None,
         })
         .await?;
+    tx.commit().await?;
 
     let idle_rss = proc_status_kib("VmRSS");
     let startup_hwm = proc_status_kib("VmHWM");
     println!(
         "{}",
         json!({"event": "open", "label": args.label, "idle_rss_kib": idle_rss, "startup_hwm_kib": startup_hwm,
-               "catalog": catalog_kind, "storage": vault.store.describe()})
+               "catalog": catalog_kind, "storage": vault.store_for_tests().describe()})
     );
 
     // ---- put ----------------------------------------------------------
@@ -237,7 +237,7 @@ async fn run(args: Args) -> Result<(), AnyError> {
     let row = vault.put_document(meta, body).await?;
     let put_s = t.elapsed().as_secs_f64();
     let peak_put = proc_status_kib("VmHWM");
-    let stored_bytes = vault.store.size(&vault::store::ObjectName::from_catalog(row.object_name.clone())).await?;
+    let stored_bytes = vault.store_for_tests().size(&vault::store::ObjectName::from_catalog(row.object_name.clone())).await?;
 
     // ---- get ----------------------------------------------------------
     hwm_reset &= reset_hwm();
@@ -301,7 +301,7 @@ async fn run(args: Args) -> Result<(), AnyError> {
             "event": "roundtrip",
             "label": args.label,
             "catalog": catalog_kind,
-            "storage": vault.store.describe(),
+            "storage": vault.store_for_tests().describe(),
             "size": size,
             "stored_bytes": stored_bytes,
             "put_s": round3(put_s),

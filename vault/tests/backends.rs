@@ -18,6 +18,20 @@ use vault::rekey::{RekeyOptions, Silent};
 use vault::store::{ObjectName, S3Settings, StoreError};
 use vault::{MasterKeySource, NewDocument, Vault, VaultConfig, VaultError};
 
+/// Run one catalog call in a transaction of its own, committed, at `now`
+/// (microseconds; default: the current time).
+macro_rules! cat {
+    ($v:expr, @$now:expr, $($call:tt)+) => {{
+        let mut tx = $v.catalog_for_tests().begin($now).await.expect("begin");
+        let r = tx.$($call)+.await;
+        tx.commit().await.expect("commit");
+        r
+    }};
+    ($v:expr, $($call:tt)+) => {
+        cat!($v, @chrono::Utc::now().timestamp_micros(), $($call)+)
+    };
+}
+
 fn config(b: &Backend) -> VaultConfig {
     VaultConfig {
         database_url: b.database_url.clone(),
@@ -37,9 +51,8 @@ async fn open(b: &Backend) -> Vault {
 
 async fn new_client(v: &Vault, bsn: Option<&str>) -> Uuid {
     let id = Uuid::new_v4();
-    let bsn_sealed = bsn.map(|b| v.seal_field("bsn", id, b.as_bytes()).unwrap());
-    v.catalog
-        .insert_client(&NewClientRow {
+    let bsn_sealed = bsn.map(|b| v.keyring().seal_field("bsn", id, b.as_bytes()).unwrap());
+    cat!(v, insert_client(&NewClientRow {
             id,
             first_name: "Jan".into(),
             initials: "J.".into(),
@@ -53,9 +66,8 @@ async fn new_client(v: &Vault, bsn: Option<&str>) -> Uuid {
             city: None,
             commissioner: vault::domain::Commissioner::Uwv,
             coach_id: None,
-        })
-        .await
-        .unwrap();
+        }))
+    .unwrap();
     id
 }
 
@@ -99,8 +111,8 @@ async fn read_all(v: &Vault, id: Uuid) -> Result<Vec<u8>, VaultError> {
 }
 
 async fn stored_object(v: &Vault, id: Uuid) -> Vec<u8> {
-    let row = v.catalog.get_document(id).await.unwrap();
-    let mut s = v.store.get_stream(&ObjectName::from_catalog(row.object_name)).await.unwrap();
+    let row = cat!(v, get_document(id)).unwrap();
+    let mut s = v.store_for_tests().get_stream(&ObjectName::from_catalog(row.object_name)).await.unwrap();
     let mut out = Vec::new();
     while let Some(c) = s.next().await {
         out.extend_from_slice(&c.unwrap());
@@ -144,7 +156,7 @@ async fn tampered_objects_fail_to_decrypt(b: Backend) {
     let mut obj = stored_object(&v, row.id).await;
     let pos = crypto::HEADER_LEN + 2 * (crypto::SEGMENT_SIZE + crypto::TAG_LEN) + 10;
     obj[pos] ^= 0x40;
-    v.store.put_bytes(&name, Bytes::from(obj.clone())).await.unwrap();
+    v.store_for_tests().put_bytes(&name, Bytes::from(obj.clone())).await.unwrap();
     let (_, mut s) = v.read_document(row.id).await.unwrap();
     let mut released = Vec::new();
     let err = loop {
@@ -160,7 +172,7 @@ async fn tampered_objects_fail_to_decrypt(b: Backend) {
     // Truncated to a segment boundary: the missing last segment is noticed.
     obj[pos] ^= 0x40;
     let cut = crypto::HEADER_LEN + 2 * (crypto::SEGMENT_SIZE + crypto::TAG_LEN);
-    v.store.put_bytes(&name, Bytes::from(obj[..cut].to_vec())).await.unwrap();
+    v.store_for_tests().put_bytes(&name, Bytes::from(obj[..cut].to_vec())).await.unwrap();
     let err = read_all(&v, row.id).await.unwrap_err();
     assert!(
         matches!(err, VaultError::Crypto(CryptoError::Authentication { .. } | CryptoError::Truncated(_))),
@@ -170,13 +182,13 @@ async fn tampered_objects_fail_to_decrypt(b: Backend) {
     // Another document's object spliced in under this document's row.
     let other = v.put_document(doc(client), body(&data, 65536)).await.unwrap();
     let other_obj = stored_object(&v, other.id).await;
-    v.store.put_bytes(&name, Bytes::from(other_obj)).await.unwrap();
+    v.store_for_tests().put_bytes(&name, Bytes::from(other_obj)).await.unwrap();
     let err = read_all(&v, row.id).await.unwrap_err();
     assert!(matches!(err, VaultError::Crypto(CryptoError::WrongDocument { .. })), "{err:?}");
 
     // A wrapped key copied from another document's row fails to unwrap
     // (the AAD binds the document id), and the other document is unharmed.
-    v.catalog
+    v.catalog_for_tests()
         .execute_raw_for_tests(&format!(
             "UPDATE documents SET wrapped_key = (SELECT wrapped_key FROM documents WHERE id = '{}') WHERE id = '{}'",
             other.id, row.id
@@ -193,7 +205,7 @@ async fn wrong_master_key_is_refused(b: Backend) {
     let v = open(&b).await;
     let client = new_client(&v, Some("111222333")).await;
     let row = v.put_document(doc(client), body(b"geheim", 3)).await.unwrap();
-    v.catalog.close().await;
+    v.catalog_for_tests().close().await;
     drop(v);
 
     let mut cfg = config(&b);
@@ -215,8 +227,8 @@ async fn wrong_master_key_is_refused(b: Backend) {
     std::fs::write(&key_file, saved).unwrap();
     let v = open(&b).await;
     assert_eq!(read_all(&v, row.id).await.unwrap(), b"geheim");
-    let bsn = v.catalog.client_bsn_sealed(client).await.unwrap().unwrap();
-    assert_eq!(v.open_field("bsn", client, &bsn).unwrap().as_slice(), b"111222333");
+    let bsn = cat!(v, client_bsn_sealed(client)).unwrap().unwrap();
+    assert_eq!(v.keyring().open_field("bsn", client, &bsn).unwrap().as_slice(), b"111222333");
 }
 on_both_backends!(wrong_or_missing_master_key_is_refused, wrong_master_key_is_refused);
 
@@ -228,12 +240,12 @@ async fn failed_uploads_leave_nothing(b: Backend) {
     parts.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")));
     let err = v.put_document(doc(client), futures::stream::iter(parts)).await.unwrap_err();
     assert!(matches!(err, VaultError::Store(StoreError::Source(_))), "{err:?}");
-    assert!(v.catalog.pending_documents_before(i64::MAX).await.unwrap().is_empty(), "row left behind");
+    assert!(cat!(v, pending_documents_before(i64::MAX)).unwrap().is_empty(), "row left behind");
 
     // A crash after the row and object were written but before activation:
     // the sweeper removes both.
     let row = v.put_document(doc(client), body(b"partial", 7)).await.unwrap();
-    v.catalog
+    v.catalog_for_tests()
         .execute_raw_for_tests(&format!("UPDATE documents SET state = 'pending' WHERE id = '{}'", row.id))
         .await
         .unwrap();
@@ -241,8 +253,8 @@ async fn failed_uploads_leave_nothing(b: Backend) {
     assert_eq!(v.sweep_pending(Duration::from_secs(3600)).await.unwrap(), 0, "recent uploads are left alone");
     assert_eq!(v.sweep_pending(Duration::ZERO).await.unwrap(), 1);
     let name = ObjectName::from_catalog(row.object_name);
-    assert!(matches!(v.store.size(&name).await, Err(StoreError::NotFound(_))), "object left behind");
-    assert!(matches!(v.catalog.get_document(row.id).await, Err(vault::catalog::CatalogError::NotFound(_))));
+    assert!(matches!(v.store_for_tests().size(&name).await, Err(StoreError::NotFound(_))), "object left behind");
+    assert!(matches!(cat!(v, get_document(row.id)), Err(vault::catalog::CatalogError::NotFound(_))));
 }
 on_both_backends!(failed_or_crashed_uploads_leave_nothing, failed_uploads_leave_nothing);
 
@@ -251,19 +263,19 @@ async fn destroy_shreds_key_then_object(b: Backend) {
     let client = new_client(&v, None).await;
     let row = v.put_document(doc(client), body(b"te vernietigen", 5)).await.unwrap();
     v.destroy_document(row.id, "retention").await.unwrap();
-    let tomb = v.catalog.get_document(row.id).await.unwrap();
+    let tomb = cat!(v, get_document(row.id)).unwrap();
     assert_eq!(tomb.state, DocumentState::Destroyed);
     assert!(tomb.wrapped_key.is_none(), "data key must be gone");
     assert_eq!(tomb.destroyed_by.as_deref(), Some("retention"));
     assert!(matches!(read_all(&v, row.id).await, Err(VaultError::Gone(_))));
     let name = ObjectName::from_catalog(row.object_name);
-    assert!(matches!(v.store.size(&name).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(v.store_for_tests().size(&name).await, Err(StoreError::NotFound(_))));
     // Idempotent: a purge resumed after a crash may call it again.
     v.destroy_document(row.id, "retention").await.unwrap();
 
     // A legal hold blocks destruction, in the same statement.
     let held = v.put_document(doc(client), body(b"bewaren", 7)).await.unwrap();
-    v.catalog
+    v.catalog_for_tests()
         .execute_raw_for_tests(&format!("UPDATE documents SET legal_hold = TRUE WHERE id = '{}'", held.id))
         .await
         .unwrap();
@@ -307,7 +319,7 @@ async fn rekey_resumes_after_a_crash(b: Backend) {
     assert_eq!(report.rewrapped, 4);
     assert_eq!(v.count_below(2).await.unwrap(), 0);
     for kind in SealedKind::ALL {
-        assert_eq!(v.catalog.count_sealed_with(kind, 1).await.unwrap(), 0);
+        assert_eq!(cat!(v, count_sealed_with(kind, 1)).unwrap(), 0);
     }
     // Objects were not rewritten.
     let objects_after: Vec<Vec<u8>> =
@@ -325,15 +337,15 @@ async fn rekey_resumes_after_a_crash(b: Backend) {
         assert_eq!(&read_all(&v, *id).await.unwrap(), data);
     }
     for (c, bsn) in [(client, "111222333"), (client2, "123456782")] {
-        let sealed = v.catalog.client_bsn_sealed(c).await.unwrap().unwrap();
+        let sealed = cat!(v, client_bsn_sealed(c)).unwrap().unwrap();
         assert_eq!(sealed.version, 2);
-        assert_eq!(v.open_field("bsn", c, &sealed).unwrap().as_slice(), bsn.as_bytes());
+        assert_eq!(v.keyring().open_field("bsn", c, &sealed).unwrap().as_slice(), bsn.as_bytes());
     }
     // A fresh rotation adds version 3.
     let report = v.rekey(&Silent, &RekeyOptions::default()).await.unwrap();
     assert!(report.added_version && !report.resumed);
     assert_eq!((report.target_version, report.rewrapped), (3, 8));
-    assert!(v.catalog.verify_audit_chain().await.unwrap().is_ok());
+    assert!(cat!(v, verify_audit_chain()).unwrap().is_ok());
 }
 on_both_backends!(rekey_rewraps_everything_and_resumes_after_a_crash, rekey_resumes_after_a_crash);
 
@@ -348,22 +360,22 @@ async fn audit_chain(b: Backend) {
                 e.actor_id = Some(Uuid::new_v4());
                 e.purpose = Some("guidance".into());
                 e.details = serde_json::json!({ "i": i });
-                v.catalog.append_audit(&e).await.unwrap()
+                cat!(v, append_audit(&e)).unwrap()
             })
         })
         .collect();
     for t in tasks {
         t.await.unwrap();
     }
-    let (events, head) = v.catalog.verify_audit_chain().await.unwrap().unwrap();
+    let (events, head) = cat!(v, verify_audit_chain()).unwrap().unwrap();
     assert_eq!(events, 40);
     assert_eq!(head.len(), 64);
 
     // The database itself refuses changes to the log.
     assert!(
-        v.catalog.execute_raw_for_tests("UPDATE audit_events SET outcome = 'allowed' WHERE seq = 7").await.is_err()
+        v.catalog_for_tests().execute_raw_for_tests("UPDATE audit_events SET outcome = 'allowed' WHERE seq = 7").await.is_err()
     );
-    assert!(v.catalog.execute_raw_for_tests("DELETE FROM audit_events WHERE seq = 7").await.is_err());
+    assert!(v.catalog_for_tests().execute_raw_for_tests("DELETE FROM audit_events WHERE seq = 7").await.is_err());
 
     // An attacker who drops the guard and edits an event is caught, by number.
     let drop_guard = if b.is_s3() {
@@ -371,9 +383,9 @@ async fn audit_chain(b: Backend) {
     } else {
         "DROP TRIGGER audit_events_no_update"
     };
-    v.catalog.execute_raw_for_tests(drop_guard).await.unwrap();
-    v.catalog.execute_raw_for_tests("UPDATE audit_events SET outcome = 'tampered' WHERE seq = 7").await.unwrap();
-    assert_eq!(v.catalog.verify_audit_chain().await.unwrap(), Err(ChainBreak::Altered { seq: 7 }));
+    v.catalog_for_tests().execute_raw_for_tests(drop_guard).await.unwrap();
+    v.catalog_for_tests().execute_raw_for_tests("UPDATE audit_events SET outcome = 'tampered' WHERE seq = 7").await.unwrap();
+    assert_eq!(cat!(v, verify_audit_chain()).unwrap(), Err(ChainBreak::Altered { seq: 7 }));
 }
 on_both_backends!(audit_chain_is_append_only_and_verifiable, audit_chain);
 
@@ -398,10 +410,10 @@ async fn dead_s3_endpoint_fails_fast_and_loses_nothing() {
     let err = v.put_document(doc(client), body(&content(100_000, 1), 10_000)).await.unwrap_err();
     assert!(matches!(err, VaultError::Store(StoreError::Backend { .. })), "{err:?}");
     assert!(err.to_string().contains("object store"), "{err}");
-    assert!(v.store.check().await.is_err());
+    assert!(v.store_for_tests().check().await.is_err());
     assert!(matches!(read_all(&v, kept.id).await, Err(VaultError::Store(_))));
     assert!(started.elapsed() < Duration::from_secs(90), "dead endpoint must not hang for minutes");
-    assert!(v.catalog.pending_documents_before(i64::MAX).await.unwrap().is_empty(), "failed upload left a row");
+    assert!(cat!(v, pending_documents_before(i64::MAX)).unwrap().is_empty(), "failed upload left a row");
     drop(v);
 
     // The endpoint comes back: nothing was lost.
@@ -427,18 +439,16 @@ async fn dead_database_is_a_clear_error() {
 
 async fn new_user(v: &Vault, username: &str, role: vault::domain::Role) -> Uuid {
     let id = Uuid::new_v4();
-    let totp_secret = v.seal_field("totp", id, b"JBSWY3DPEHPK3PXP").unwrap();
-    v.catalog
-        .insert_user(&vault::catalog::NewUserRow {
-            id,
-            username: username.into(),
-            display_name: username.to_uppercase(),
-            role,
-            password_hash: "$argon2id$placeholder".into(),
-            totp_secret,
-        })
-        .await
-        .unwrap();
+    let totp_secret = v.keyring().seal_field("totp", id, b"JBSWY3DPEHPK3PXP").unwrap();
+    cat!(v, insert_user(&vault::catalog::NewUserRow {
+        id,
+        username: username.into(),
+        display_name: username.to_uppercase(),
+        role,
+        password_hash: "$argon2id$placeholder".into(),
+        totp_secret,
+    }))
+    .unwrap();
     id
 }
 
@@ -447,55 +457,62 @@ async fn users_and_sessions(b: Backend) {
     use vault::domain::Role;
     let v = open(&b).await;
     let anna = new_user(&v, "anna", Role::Coach).await;
-    let dup = v
-        .catalog
+    let mut tx = v.catalog_for_tests().begin(1).await.unwrap();
+    let dup = tx
         .insert_user(&vault::catalog::NewUserRow {
             id: Uuid::new_v4(),
             username: "anna".into(),
             display_name: "Other".into(),
             role: Role::Office,
             password_hash: "x".into(),
-            totp_secret: v.seal_field("totp", Uuid::new_v4(), b"x").unwrap(),
+            totp_secret: v.keyring().seal_field("totp", Uuid::new_v4(), b"x").unwrap(),
         })
         .await
         .unwrap_err();
+    drop(tx);
     assert!(matches!(dup, CatalogError::Conflict("username")), "{dup:?}");
-    let u = v.catalog.user_by_username("anna").await.unwrap().unwrap();
-    assert_eq!((u.id, u.role, u.active, u.failed_attempts), (anna, Role::Coach, true, 0));
-    assert_eq!(v.open_field("totp", anna, &u.totp_secret).unwrap().as_slice(), b"JBSWY3DPEHPK3PXP");
-    assert!(v.catalog.user_by_username("nobody").await.unwrap().is_none());
-    assert_eq!(v.catalog.count_users().await.unwrap(), 1);
+    let u = cat!(v, user_by_username("anna")).unwrap().unwrap();
+    assert_eq!((u.id, u.role, u.active), (anna, Role::Coach, true));
+    assert_eq!(v.keyring().open_field("totp", anna, &u.totp_secret).unwrap().as_slice(), b"JBSWY3DPEHPK3PXP");
+    assert!(cat!(v, user_by_username("nobody")).unwrap().is_none());
+    assert_eq!(cat!(v, count_users()).unwrap(), 1);
 
-    // Lock-out after the threshold.
-    for i in 1..=5 {
-        assert_eq!(v.catalog.record_login_failure(anna, 100 + i, 5, 1_000 + i).await.unwrap(), i);
+    // Lock-out after the threshold, per submitted name (it need not exist).
+    for name in ["key-of-anna", "key-of-nobody"] {
+        for i in 1..=5 {
+            let at = cat!(v, @100 + i, record_login_failure(name, 5, 1_000 + i)).unwrap();
+            assert_eq!((at.failures, at.locked_until.is_some()), (i, i == 5), "{name} {i}");
+        }
+        assert!(cat!(v, @500, login_locked(name)).unwrap());
+        // The row lock the success path takes sees the lock too.
+        assert_eq!(cat!(v, @500, login_lock(name)).unwrap(), Some(1_005));
+        // After the lock ran out, the count starts over.
+        assert!(!cat!(v, @2_000, login_locked(name)).unwrap());
+        let at = cat!(v, @2_000, record_login_failure(name, 5, 3_000)).unwrap();
+        assert_eq!((at.failures, at.locked_until), (1, None));
+        cat!(v, @2_001, clear_login_failures(name)).unwrap();
+        assert_eq!(cat!(v, @2_002, record_login_failure(name, 5, 3_000)).unwrap().failures, 1);
     }
-    let u = v.catalog.user(anna).await.unwrap();
-    assert_eq!(u.locked_until, Some(1_005));
-    // While locked, even a right code is refused (a login racing the lock).
-    assert!(!v.catalog.record_login_success(anna, 500, 40).await.unwrap());
-    // After the lock ran out, the count starts over.
-    assert_eq!(v.catalog.record_login_failure(anna, 2_000, 5, 3_000).await.unwrap(), 1);
-    assert_eq!(v.catalog.user(anna).await.unwrap().locked_until, None);
+    assert_eq!(cat!(v, @10_000_000, prune_login_attempts(9_000_000)).unwrap(), 2);
     // A TOTP step is accepted once, even by concurrent logins.
-    let results = futures::future::join_all((0..8).map(|_| v.catalog.record_login_success(anna, 2_001, 42))).await;
+    let results = futures::future::join_all((0..8).map(|_| async { cat!(v, record_login_success(anna, 42)) })).await;
     assert_eq!(results.into_iter().filter(|r| *r.as_ref().unwrap()).count(), 1);
-    assert!(!v.catalog.record_login_success(anna, 2_002, 41).await.unwrap(), "older steps are refused too");
-    let u = v.catalog.user(anna).await.unwrap();
-    assert_eq!((u.failed_attempts, u.locked_until, u.totp_last_step), (0, None, Some(42)));
+    assert!(!cat!(v, record_login_success(anna, 41)).unwrap(), "older steps are refused too");
+    let u = cat!(v, user(anna)).unwrap();
+    assert_eq!(u.totp_last_step, Some(42));
 
-    v.catalog.set_user_role(anna, Role::FreelanceCoach).await.unwrap();
-    v.catalog.set_user_active(anna, false).await.unwrap();
-    let u = v.catalog.user(anna).await.unwrap();
+    cat!(v, set_user_role(anna, Role::FreelanceCoach)).unwrap();
+    cat!(v, set_user_active(anna, false)).unwrap();
+    let u = cat!(v, user(anna)).unwrap();
     assert_eq!((u.role, u.active), (Role::FreelanceCoach, false));
-    assert_eq!(v.catalog.list_users().await.unwrap().len(), 1);
+    assert_eq!(cat!(v, list_users()).unwrap().len(), 1);
 
     let s = SessionRow { token_hash: "h1".into(), user_id: anna, created_at: 1, last_seen_at: 1, expires_at: 99 };
-    v.catalog.insert_session(&s).await.unwrap();
-    v.catalog.touch_session("h1", 5).await.unwrap();
-    assert_eq!(v.catalog.session("h1").await.unwrap().unwrap().last_seen_at, 5);
-    assert_eq!(v.catalog.delete_sessions_of(anna).await.unwrap(), 1);
-    assert!(v.catalog.session("h1").await.unwrap().is_none());
+    cat!(v, insert_session(&s)).unwrap();
+    cat!(v, touch_session("h1", 5)).unwrap();
+    assert_eq!(cat!(v, session("h1")).unwrap().unwrap().last_seen_at, 5);
+    assert_eq!(cat!(v, delete_sessions_of(anna)).unwrap(), 1);
+    assert!(cat!(v, session("h1")).unwrap().is_none());
 }
 on_both_backends!(users_lockout_totp_replay_and_sessions, users_and_sessions);
 
@@ -515,12 +532,12 @@ async fn download_tokens(b: Backend) {
         created_at: 0,
         expires_at,
     };
-    v.catalog.insert_download_token(&token("t1", 1_000)).await.unwrap();
+    cat!(v, insert_download_token(&token("t1", 1_000))).unwrap();
     // Many concurrent redemptions: exactly one wins.
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let v = v.clone();
-            tokio::spawn(async move { v.catalog.redeem_download_token("t1", 500).await.unwrap() })
+            tokio::spawn(async move { cat!(v, redeem_download_token("t1", 500)).unwrap() })
         })
         .collect();
     let mut won = 0;
@@ -535,12 +552,12 @@ async fn download_tokens(b: Backend) {
         }
     }
     assert_eq!(won, 1);
-    v.catalog.insert_download_token(&token("t2", 1_000)).await.unwrap();
-    assert!(matches!(v.catalog.redeem_download_token("t2", 1_000).await.unwrap(), Redemption::Expired(_)));
-    assert!(matches!(v.catalog.redeem_download_token("nope", 1).await.unwrap(), Redemption::Unknown));
-    v.catalog.insert_download_token(&token("t3", 1_000)).await.unwrap();
-    assert_eq!(v.catalog.void_tokens_of(user, 10).await.unwrap(), 2, "t2 and t3 were unused");
-    assert!(matches!(v.catalog.redeem_download_token("t3", 11).await.unwrap(), Redemption::Voided(_)));
+    cat!(v, insert_download_token(&token("t2", 1_000))).unwrap();
+    assert!(matches!(cat!(v, redeem_download_token("t2", 1_000)).unwrap(), Redemption::Expired(_)));
+    assert!(matches!(cat!(v, redeem_download_token("nope", 1)).unwrap(), Redemption::Unknown));
+    cat!(v, insert_download_token(&token("t3", 1_000))).unwrap();
+    assert_eq!(cat!(v, void_tokens_of(user, 10)).unwrap(), 2, "t2 and t3 were unused");
+    assert!(matches!(cat!(v, redeem_download_token("t3", 11)).unwrap(), Redemption::Voided(_)));
 }
 on_both_backends!(download_tokens_are_redeemed_once, download_tokens);
 
@@ -551,19 +568,19 @@ async fn clients_caseload_and_closing(b: Backend) {
     let coach = new_user(&v, "carla", Role::Coach).await;
     let a = new_client(&v, Some("111222333")).await;
     let c2 = new_client(&v, None).await;
-    v.catalog.set_client_coach(a, Some(coach)).await.unwrap();
-    let row = v.catalog.client(a).await.unwrap();
+    cat!(v, set_client_coach(a, Some(coach))).unwrap();
+    let row = cat!(v, client(a)).unwrap();
     assert_eq!((row.coach_id, row.status, row.restricted), (Some(coach), ClientStatus::Active, false));
     assert!(row.bsn_sealed.is_some());
-    assert_eq!(v.catalog.list_clients(None, None).await.unwrap().len(), 2);
-    let mine = v.catalog.list_clients(None, Some(coach)).await.unwrap();
+    assert_eq!(cat!(v, list_clients(None, None)).unwrap().len(), 2);
+    let mine = cat!(v, list_clients(None, Some(coach))).unwrap();
     assert_eq!(mine.iter().map(|c| c.id).collect::<Vec<_>>(), vec![a]);
-    assert!(v.catalog.close_client(c2, 77).await.unwrap());
-    assert!(!v.catalog.close_client(c2, 78).await.unwrap(), "closing twice is a no-op");
-    let closed = v.catalog.list_clients(Some(ClientStatus::Closed), None).await.unwrap();
+    assert!(cat!(v, close_client(c2, 77)).unwrap());
+    assert!(!cat!(v, close_client(c2, 78)).unwrap(), "closing twice is a no-op");
+    let closed = cat!(v, list_clients(Some(ClientStatus::Closed), None)).unwrap();
     assert_eq!((closed.len(), closed[0].id, closed[0].ended_at), (1, c2, Some(77)));
-    assert_eq!(v.catalog.list_clients(Some(ClientStatus::Active), None).await.unwrap().len(), 1);
-    assert!(matches!(v.catalog.client(Uuid::new_v4()).await, Err(vault::catalog::CatalogError::NotFound(_))));
+    assert_eq!(cat!(v, list_clients(Some(ClientStatus::Active), None)).unwrap().len(), 1);
+    assert!(matches!(cat!(v, client(Uuid::new_v4())), Err(vault::catalog::CatalogError::NotFound(_))));
 }
 on_both_backends!(clients_caseload_and_closing, clients_caseload_and_closing);
 
@@ -579,9 +596,9 @@ async fn running_vault_follows_a_rekey(b: Backend) {
     assert_eq!(a.keyring().current_version(), 1, "A has not looked yet");
     // A meets version 2 in the catalog, reloads the key file, and goes on.
     assert_eq!(read_all(&a, row.id).await.unwrap(), data);
-    let sealed = a.catalog.client_bsn_sealed(client).await.unwrap().unwrap();
+    let sealed = cat!(a, client_bsn_sealed(client)).unwrap().unwrap();
     assert_eq!(sealed.version, 2);
-    assert_eq!(a.open_field("bsn", client, &sealed).unwrap().as_slice(), b"111222333");
+    assert_eq!(a.keyring().open_field("bsn", client, &sealed).unwrap().as_slice(), b"111222333");
     assert_eq!(a.keyring().current_version(), 2);
     // A swapped key file is refused, not silently used.
     let path = b.dir.path().join("master.key");
