@@ -422,8 +422,10 @@ on_both_backends!(refused_uploads_leave_nothing, refused_uploads);
 async fn leftovers(env: &Env) -> (usize, Vec<std::path::PathBuf>) {
     let cfg = kluis_proc::vault_config(&env.b);
     let v = vault::Vault::open(&cfg).await.unwrap();
-    let pending = v.catalog.pending_documents_before(i64::MAX).await.unwrap().len();
-    v.catalog.close().await;
+    let mut tx = v.catalog_for_tests().snapshot(0).await.unwrap();
+    let pending = tx.pending_documents_before(i64::MAX).await.unwrap().len();
+    drop(tx);
+    v.catalog_for_tests().close().await;
     let mut files = Vec::new();
     if !env.b.is_s3() {
         files_under(&env.b.dir.path().join("objects"), &mut files);
@@ -493,16 +495,16 @@ async fn tampered(b: Backend) {
     // Flip one byte in the fourth segment of the stored object.
     let cfg = kluis_proc::vault_config(&env.b);
     let v = vault::Vault::open(&cfg).await.unwrap();
-    let row = v.catalog.get_document(id).await.unwrap();
+    let row = v.catalog_for_tests().snapshot(0).await.unwrap().get_document(id).await.unwrap();
     let name = vault::store::ObjectName::from_catalog(row.object_name);
     let mut obj = Vec::new();
-    let mut s = v.store.get_stream(&name).await.unwrap();
+    let mut s = v.store_for_tests().get_stream(&name).await.unwrap();
     use futures::StreamExt;
     while let Some(c) = s.next().await {
         obj.extend_from_slice(&c.unwrap());
     }
     obj[32 + 3 * (65536 + 16) + 100] ^= 1;
-    v.store.put_bytes(&name, obj.into()).await.unwrap();
+    v.store_for_tests().put_bytes(&name, obj.into()).await.unwrap();
 
     let (_, tok) = admin.token(&doc["id"].as_str().unwrap().to_string(), "assignment").await;
     // Either the connection breaks before the response head is flushed, or
@@ -611,8 +613,10 @@ async fn token_expiry_and_revocation(b: Backend) {
 }
 on_both_backends!(tokens_expire_and_lose_their_power_when_access_ends, token_expiry_and_revocation);
 
+const METRICS_TOKEN: &str = "metrics-token-for-the-test";
+
 async fn users_api(b: Backend) {
-    let env = start(b, &[]).await;
+    let env = start(b, &[("KLUIS_METRICS", "bearer"), ("KLUIS_METRICS_TOKEN", METRICS_TOKEN)]).await;
     let admin = env.admin().await;
     let (s, v) = admin.post("/api/v1/users", json!({"username": "kort", "role": "office", "password": "short"})).await;
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("weak_password")));
@@ -661,7 +665,13 @@ async fn users_api(b: Backend) {
     for path in ["/api/v1/session", "/api/v1/clients/{id}/documents", "/api/v1/download/{token}"] {
         assert!(api["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
-    let metrics = reqwest::get(format!("{}/metrics", env.server.base)).await.unwrap().text().await.unwrap();
+    // Metrics are for the holder of the metrics token only.
+    let url = format!("{}/metrics", env.server.base);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let wrong = reqwest::Client::new().get(&url).bearer_auth("metrics-token-for-the-tesT").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let metrics = reqwest::Client::new().get(&url).bearer_auth(METRICS_TOKEN).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
     assert!(metrics.contains("kluis_http_requests_total{route=\"/api/v1/users\""), "{metrics}");
 }
 on_both_backends!(users_api_and_operations, users_api);
@@ -913,7 +923,7 @@ async fn malformed_requests_get_clear_json_errors() {
         (
             raw(reqwest::Method::POST, "/api/v1/clients", "application/json", b"{not json"),
             StatusCode::BAD_REQUEST,
-            "invalid_body",
+            "invalid_json",
         ),
         (
             raw(reqwest::Method::POST, "/api/v1/clients", "text/plain", b"{}"),
@@ -942,8 +952,8 @@ async fn malformed_requests_get_clear_json_errors() {
         ),
         (
             raw(reqwest::Method::GET, "/api/v1/clients?status=maybe", "application/json", b""),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
         ),
         (
             raw(reqwest::Method::GET, "/api/v1/clients/not-a-uuid", "application/json", b""),

@@ -19,25 +19,26 @@ use vault::{NewDocument, Vault};
 async fn seed(b: &Backend, n: usize) -> Vec<(Uuid, Vec<u8>)> {
     let v = Vault::open(&vault_config(b)).await.unwrap();
     let client = Uuid::new_v4();
-    let bsn = v.seal_field("bsn", client, b"111222333").unwrap();
-    v.catalog
-        .insert_client(&NewClientRow {
-            id: client,
-            first_name: "Fatima".into(),
-            initials: "F.".into(),
-            last_name: "El Amrani".into(),
-            birth_date: "1990-05-17".into(),
-            bsn_sealed: Some(bsn),
-            email: None,
-            phone: None,
-            address: None,
-            postcode: None,
-            city: None,
-            commissioner: vault::domain::Commissioner::Municipality,
-            coach_id: None,
-        })
-        .await
-        .unwrap();
+    let bsn = v.keyring().seal_field("bsn", client, b"111222333").unwrap();
+    let mut tx = v.catalog_for_tests().begin(chrono::Utc::now().timestamp_micros()).await.unwrap();
+    tx.insert_client(&NewClientRow {
+        id: client,
+        first_name: "Fatima".into(),
+        initials: "F.".into(),
+        last_name: "El Amrani".into(),
+        birth_date: "1990-05-17".into(),
+        bsn_sealed: Some(bsn),
+        email: None,
+        phone: None,
+        address: None,
+        postcode: None,
+        city: None,
+        commissioner: vault::domain::Commissioner::Municipality,
+        coach_id: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     let mut docs = Vec::new();
     for i in 0..n {
         let data = format!("werkplan {i} ").repeat(1000 + i * 500).into_bytes();
@@ -59,7 +60,7 @@ async fn seed(b: &Backend, n: usize) -> Vec<(Uuid, Vec<u8>)> {
             .unwrap();
         docs.push((row.id, data));
     }
-    v.catalog.close().await;
+    v.catalog_for_tests().close().await;
     docs
 }
 
@@ -241,9 +242,9 @@ async fn audit_verify_cli(b: Backend) {
     } else {
         "DROP TRIGGER audit_events_no_update"
     };
-    v.catalog.execute_raw_for_tests(drop_guard).await.unwrap();
-    v.catalog.execute_raw_for_tests("UPDATE audit_events SET details = '{}' WHERE seq = 4").await.unwrap();
-    v.catalog.close().await;
+    v.catalog_for_tests().execute_raw_for_tests(drop_guard).await.unwrap();
+    v.catalog_for_tests().execute_raw_for_tests("UPDATE audit_events SET details = '{}' WHERE seq = 4").await.unwrap();
+    v.catalog_for_tests().close().await;
 
     let mut c = kluis(&b);
     c.args(["audit", "verify"]);

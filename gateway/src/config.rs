@@ -76,3 +76,61 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     }
     b.create(dir)
 }
+
+/// How `/metrics` is protected (`KLUIS_METRICS`): never open on the public
+/// listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsMode {
+    /// No metrics at all (`off`).
+    Off,
+    /// On a listener of its own (`HOST:PORT`; default `127.0.0.1:9464`).
+    /// `explicit`: set on purpose, so failing to bind it is an error.
+    Listen { addr: String, explicit: bool },
+    /// On the public listener, for `Authorization: Bearer $KLUIS_METRICS_TOKEN`
+    /// only (`bearer`).
+    Bearer(String),
+}
+
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+
+impl MetricsMode {
+    /// From the values of `KLUIS_METRICS` and `KLUIS_METRICS_TOKEN`.
+    pub fn parse(value: Option<&str>, token: Option<&str>) -> anyhow::Result<Self> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(MetricsMode::Listen { addr: DEFAULT_METRICS_ADDR.into(), explicit: false }),
+            Some("off") => Ok(MetricsMode::Off),
+            Some("bearer") => match token.map(str::trim) {
+                Some(t) if t.len() >= 16 => Ok(MetricsMode::Bearer(t.to_string())),
+                _ => anyhow::bail!("KLUIS_METRICS=bearer needs KLUIS_METRICS_TOKEN of at least 16 characters"),
+            },
+            Some(addr) if addr.parse::<std::net::SocketAddr>().is_ok() => {
+                Ok(MetricsMode::Listen { addr: addr.to_string(), explicit: true })
+            }
+            Some(_) => anyhow::bail!("KLUIS_METRICS is `off`, `bearer` or a listen address HOST:PORT"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_modes() {
+        assert_eq!(
+            MetricsMode::parse(None, None).unwrap(),
+            MetricsMode::Listen { addr: DEFAULT_METRICS_ADDR.into(), explicit: false }
+        );
+        assert_eq!(MetricsMode::parse(Some("off"), None).unwrap(), MetricsMode::Off);
+        assert_eq!(
+            MetricsMode::parse(Some("127.0.0.1:0"), None).unwrap(),
+            MetricsMode::Listen { addr: "127.0.0.1:0".into(), explicit: true }
+        );
+        assert_eq!(
+            MetricsMode::parse(Some("bearer"), Some("0123456789abcdef")).unwrap(),
+            MetricsMode::Bearer("0123456789abcdef".into())
+        );
+        assert!(MetricsMode::parse(Some("bearer"), Some("short")).is_err());
+        assert!(MetricsMode::parse(Some("everyone"), None).is_err());
+    }
+}

@@ -1,73 +1,87 @@
 //! `kluis serve`: the router, the middleware, and the operational endpoints.
 //!
-//! Middleware, outermost first: request id (`x-request-id`, generated if
-//! absent, echoed back), a `tracing` span per request carrying that id,
-//! metrics by route and status, security headers on every response. The
-//! upload route has its own body limit (the configured maximum plus room for
-//! the multipart envelope); everything else keeps axum's 2 MB default.
+//! Middleware, outermost first: the request's id (`x-request-id`, a UUID;
+//! a foreign value is replaced), a `tracing` span per request carrying it,
+//! the client address (trusted proxies resolved), metrics by route and
+//! status, security headers on every response, a per-frame idle timeout on
+//! request bodies, and body limits: JSON bodies at most `max_json_bytes`, the
+//! upload route the configured maximum plus room for the multipart envelope.
+//! A body announced larger than its limit answers 413 at once, after a
+//! bounded drain so the client can read the answer.
+//!
+//! `/metrics` is never open on the public listener: it is served on a
+//! separate listen address (default loopback), or behind a bearer token, or
+//! not at all (`KLUIS_METRICS`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
+use http_body_util::BodyExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
+use vault::service::ErrorCode;
 
-use crate::api::{self, AppState};
+use crate::api::{self, ApiError, AppState};
+use crate::config::MetricsMode;
+use crate::net::{self, ConnLimits, ResolveClient, TrustedProxies};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// After refusing a body for its announced size, read at most this much of
+/// it (or for at most `DRAIN_TIME`) before answering.
+const DRAIN_BYTES: u64 = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(10);
 
-pub fn router(state: AppState, metrics: Option<PrometheusHandle>) -> Router {
-    let upload_limit = state.settings.max_upload_bytes.saturating_add(1 << 20);
-    let upload = Router::new()
-        .route("/api/v1/clients/{id}/documents", post(api::documents::upload).get(api::documents::list))
+/// Everything `router` needs besides the state.
+#[derive(Clone)]
+pub struct RouterOptions {
+    pub trusted_proxies: TrustedProxies,
+    /// `Some` when `/metrics` is served on the public listener behind this
+    /// bearer token.
+    pub metrics_token: Option<Arc<str>>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+pub fn router(state: AppState, opts: RouterOptions) -> Router {
+    let settings = state.settings.clone();
+    let upload_limit = settings.max_upload_bytes.saturating_add(1 << 20);
+    let json_limit = settings.max_json_bytes as u64;
+    let (upload, upload_doc) = api::upload_routes()
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(usize::try_from(upload_limit).unwrap_or(usize::MAX)));
-    let api = Router::new()
-        .route("/api/v1/session", post(api::session::login).delete(api::session::logout))
-        .route("/api/v1/me", get(api::session::me))
-        .route("/api/v1/users", post(api::users::create).get(api::users::list))
-        .route("/api/v1/users/{id}", axum::routing::patch(api::users::patch))
-        .route("/api/v1/clients", post(api::clients::create).get(api::clients::list))
-        .route("/api/v1/clients/{id}", get(api::clients::get))
-        .route("/api/v1/clients/{id}/bsn", get(api::clients::reveal_bsn))
-        .route("/api/v1/clients/{id}/coach", put(api::clients::assign_coach))
-        .route("/api/v1/clients/{id}/close", post(api::clients::close))
-        .route("/api/v1/clients/{id}/restriction", put(api::access::set_restriction))
-        .route("/api/v1/clients/{id}/access-log", get(api::access::access_log))
-        .route("/api/v1/substitutions", post(api::access::create_substitution).get(api::access::list_substitutions))
-        .route("/api/v1/substitutions/{id}", axum::routing::delete(api::access::end_substitution))
-        .route("/api/v1/audit", get(api::access::audit_log))
-        .route("/api/v1/audit/verify", get(api::access::audit_verify))
-        .route("/api/v1/documents/{id}", get(api::documents::get))
-        .route("/api/v1/documents/{id}/download-tokens", post(api::documents::issue_token))
-        // HEAD must not redeem a token (link previewers, scanners).
-        .route(
-            "/api/v1/download/{token}",
-            get(api::download::download).head(|| async {
-                api::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET to download")
-            }),
-        )
-        .route("/api/v1/openapi.json", get(api::openapi::openapi_json))
+        .layer(middleware::from_fn_with_state(upload_limit, limit_body))
+        .split_for_parts();
+    let (routes, mut doc) = api::routes()
+        .layer(DefaultBodyLimit::max(settings.max_json_bytes))
+        .layer(middleware::from_fn_with_state(json_limit, limit_body))
+        .split_for_parts();
+    doc.merge(upload_doc);
+    api::openapi::finish(&mut doc);
+    let doc = Arc::new(doc);
+    let mut app = routes
         .merge(upload)
+        .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state);
-    let api = match metrics {
-        Some(handle) => api.route("/metrics", get(move || async move { handle.render() })),
-        None => api,
-    };
-    api.fallback(|| async { api::ApiError::not_found() })
+    if let (Some(token), Some(handle)) = (opts.metrics_token.clone(), opts.metrics.clone()) {
+        app = app.route(
+            "/metrics",
+            get(move |headers: axum::http::HeaderMap| async move { metrics_with_token(&headers, &token, &handle) }),
+        );
+    }
+    app.fallback(|| async { ApiError::not_found() })
+        .layer(RequestBodyTimeoutLayer::new(settings.body_idle))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -79,6 +93,7 @@ pub fn router(state: AppState, metrics: Option<PrometheusHandle>) -> Router {
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(middleware::from_fn(track_metrics))
+        .layer(ResolveClient::new(opts.trusted_proxies))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Paths may hold a download token: log the route, never the path.
@@ -88,6 +103,61 @@ pub fn router(state: AppState, metrics: Option<PrometheusHandle>) -> Router {
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(middleware::map_request(drop_foreign_request_id))
+}
+
+/// `/metrics` on the public listener, for the holder of the token only.
+fn metrics_with_token(headers: &axum::http::HeaderMap, token: &str, handle: &PrometheusHandle) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .unwrap_or("");
+    use sha2::Digest;
+    let (a, b) = (sha2::Sha256::digest(given.as_bytes()), sha2::Sha256::digest(token.as_bytes()));
+    if !vault::credentials::constant_time_eq(&a, &b) {
+        return ApiError(vault::service::ServiceError::unauthorized()).into_response();
+    }
+    handle.render().into_response()
+}
+
+/// Refuse a body whose announced length is over `limit` (413, after a
+/// bounded drain unless the client waits for `100 Continue`), and bound
+/// bodies without a length as they stream.
+async fn limit_body(State(limit): State<u64>, req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        let waits_for_continue = req
+            .headers()
+            .get(header::EXPECT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        if !waits_for_continue {
+            drain(req.into_body()).await;
+        }
+        let mut resp =
+            ApiError::new(ErrorCode::TooLarge, format!("the body is larger than {limit} bytes")).into_response();
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    let (parts, body) = req.into_parts();
+    let limited = Body::new(http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)));
+    next.run(Request::from_parts(parts, limited)).await
+}
+
+/// Read and discard a refused body, bounded in bytes and time.
+async fn drain(mut body: Body) {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    let mut total = 0u64;
+    while total < DRAIN_BYTES {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => total += frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => break,
+        }
+    }
 }
 
 /// A caller's own `x-request-id` is kept only if it is a UUID; anything else
@@ -125,72 +195,81 @@ async fn healthz() -> impl IntoResponse {
 /// seconds. 503 otherwise, naming which one is down (not why: error details
 /// go to the log, not to unauthenticated callers).
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    const LIMIT: Duration = Duration::from_secs(5);
-    let (db, store) = tokio::join!(
-        tokio::time::timeout(LIMIT, st.vault.catalog.ping()),
-        tokio::time::timeout(LIMIT, st.vault.store.check()),
-    );
-    let db_ok = judge("database", db);
-    let store_ok = judge("storage", store);
+    let r = st.vault.readiness(Duration::from_secs(5)).await;
     let word = |ok| if ok { "ok" } else { "unavailable" };
+    let ready = r.database && r.storage;
     let body = Json(json!({
-        "status": if db_ok && store_ok { "ready" } else { "unavailable" },
-        "checks": { "database": word(db_ok), "storage": word(store_ok) },
+        "status": if ready { "ready" } else { "unavailable" },
+        "checks": { "database": word(r.database), "storage": word(r.storage) },
     }));
-    let code = if db_ok && store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, body)
+    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
 }
 
-/// Log why a readiness check failed; true when it passed.
-fn judge<E: std::fmt::Display>(what: &str, outcome: Result<Result<(), E>, tokio::time::error::Elapsed>) -> bool {
-    match outcome {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::warn!(check = what, error = %e, "readiness check failed");
-            false
-        }
-        Err(_) => {
-            tracing::warn!(check = what, "readiness check timed out");
-            false
-        }
-    }
+/// How `kluis serve` listens.
+pub struct Listen {
+    pub addr: String,
+    pub limits: ConnLimits,
+    pub metrics: MetricsMode,
 }
 
 /// Serve until SIGINT or SIGTERM, then finish in-flight requests.
-pub async fn serve(listen: &str, state: AppState) -> anyhow::Result<()> {
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+pub async fn serve(listen: Listen, state: AppState) -> anyhow::Result<()> {
+    let handle = match &listen.metrics {
+        MetricsMode::Off => None,
+        _ => Some(
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?,
+        ),
+    };
+    let metrics_token = match &listen.metrics {
+        MetricsMode::Bearer(t) => Some(Arc::from(t.as_str())),
+        _ => None,
+    };
+    if let (MetricsMode::Listen { addr, explicit }, Some(h)) = (&listen.metrics, &handle) {
+        serve_metrics(addr, *explicit, h.clone()).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(&listen.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", listen.addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "kluis listening");
     // One line on stdout that scripts and tests can wait for.
     println!("kluis listening on http://{addr}");
-    let app = router(state, Some(metrics));
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let opts = RouterOptions { trusted_proxies: listen.limits.trusted_proxies.clone(), metrics_token, metrics: handle };
+    let app = router(state, opts);
+    net::serve(listener, app, listen.limits, shutdown_signal()).await?;
     tracing::info!("kluis stopped");
     Ok(())
 }
 
-/// A keyed per-address limiter of `per_minute` attempts.
-pub fn login_limiter(per_minute: u32) -> Arc<api::LoginLimiter> {
-    let n = std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
-    Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))
+/// `/metrics` on its own listener. A default address that is taken is a
+/// warning (several servers on one machine); one set on purpose must work.
+async fn serve_metrics(addr: &str, explicit: bool, handle: PrometheusHandle) -> anyhow::Result<()> {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if !explicit => {
+            tracing::warn!(%addr, error = %e, "metrics listener not started (address in use?); set KLUIS_METRICS");
+            return Ok(());
+        }
+        Err(e) => return Err(anyhow::anyhow!("cannot listen for metrics on {addr}: {e}")),
+    };
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "metrics listening");
+    eprintln!("kluis: metrics on http://{local}/metrics");
+    let app = Router::new().route("/metrics", get(move || async move { handle.render() }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
-/// Forget addresses whose budget is full again, once a minute, so the
-/// limiters' memory does not grow with every address ever seen.
-pub async fn prune_limiters(limiters: Vec<Arc<api::LoginLimiter>>) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        every.tick().await;
-        for l in &limiters {
-            l.retain_recent();
-        }
-    }
+/// A keyed per-address limiter of `per_minute` attempts.
+pub fn addr_limiter(per_minute: u32) -> Arc<api::AddrLimiter> {
+    let n = std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))
 }
 
 async fn shutdown_signal() {

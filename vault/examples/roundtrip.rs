@@ -195,21 +195,21 @@ async fn run(args: Args) -> Result<(), AnyError> {
     let client_id = Uuid::new_v4();
     let mut tx = vault.catalog_for_tests().begin(chrono::Utc::now().timestamp_micros()).await?;
     tx.insert_client(&NewClientRow {
-            id: client_id,
-            first_name: "Bench".into(),
-            initials: "B.".into(),
-            last_name: "Mark".into(),
-            birth_date: "1970-01-01".into(),
-            bsn_sealed: None,
-            email: None,
-            phone: None,
-            address: None,
-            postcode: None,
-            city: None,
-            commissioner: vault::domain::Commissioner::Private,
-            coach_id: None,
-        })
-        .await?;
+        id: client_id,
+        first_name: "Bench".into(),
+        initials: "B.".into(),
+        last_name: "Mark".into(),
+        birth_date: "1970-01-01".into(),
+        bsn_sealed: None,
+        email: None,
+        phone: None,
+        address: None,
+        postcode: None,
+        city: None,
+        commissioner: vault::domain::Commissioner::Private,
+        coach_id: None,
+    })
+    .await?;
     tx.commit().await?;
 
     let idle_rss = proc_status_kib("VmRSS");
@@ -237,7 +237,8 @@ async fn run(args: Args) -> Result<(), AnyError> {
     let row = vault.put_document(meta, body).await?;
     let put_s = t.elapsed().as_secs_f64();
     let peak_put = proc_status_kib("VmHWM");
-    let stored_bytes = vault.store_for_tests().size(&vault::store::ObjectName::from_catalog(row.object_name.clone())).await?;
+    let stored_bytes =
+        vault.store_for_tests().size(&vault::store::ObjectName::from_catalog(row.object_name.clone())).await?;
 
     // ---- get ----------------------------------------------------------
     hwm_reset &= reset_hwm();

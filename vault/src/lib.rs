@@ -465,7 +465,7 @@ impl Vault {
     pub(crate) async fn resolve_activation(
         &self,
         doc: &PendingDocument,
-        cause: &dyn std::fmt::Display,
+        cause: &(dyn std::fmt::Display + Sync),
     ) -> Option<DocumentRow> {
         let row = async { self.snapshot().await?.document(doc.id).await }.await;
         match row {

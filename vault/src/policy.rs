@@ -550,7 +550,13 @@ mod tests {
         let subs = [Substitution { absent, substitute: me, from: t0, until: t1 }];
         let c = ClientFacts { coach_id: Some(absent), status: ClientStatus::Active, restricted: false };
         let at = |t| {
-            decide(Actor { id: me, role: Role::Coach }, Action::OpenDocument(Purpose::Guidance), Target::Client(&c), &subs, t)
+            decide(
+                Actor { id: me, role: Role::Coach },
+                Action::OpenDocument(Purpose::Guidance),
+                Target::Client(&c),
+                &subs,
+                t,
+            )
         };
         assert!(!at(t0 - chrono::Duration::seconds(1)).is_allowed());
         assert!(at(t0).is_allowed());

@@ -133,7 +133,8 @@ impl Vault {
             progress.finish();
         }
         let mut e = NewEvent::new("key.rekey", "ok");
-        e.details = serde_json::json!({ "target_version": target, "rewrapped": done, "resumed": resumed, "via": "cli" });
+        e.details =
+            serde_json::json!({ "target_version": target, "rewrapped": done, "resumed": resumed, "via": "cli" });
         let mut tx = self.tx().await?;
         tx.append_audit(&e).await?;
         tx.commit().await?;

@@ -52,7 +52,9 @@ async fn open(b: &Backend) -> Vault {
 async fn new_client(v: &Vault, bsn: Option<&str>) -> Uuid {
     let id = Uuid::new_v4();
     let bsn_sealed = bsn.map(|b| v.keyring().seal_field("bsn", id, b.as_bytes()).unwrap());
-    cat!(v, insert_client(&NewClientRow {
+    cat!(
+        v,
+        insert_client(&NewClientRow {
             id,
             first_name: "Jan".into(),
             initials: "J.".into(),
@@ -66,7 +68,8 @@ async fn new_client(v: &Vault, bsn: Option<&str>) -> Uuid {
             city: None,
             commissioner: vault::domain::Commissioner::Uwv,
             coach_id: None,
-        }))
+        })
+    )
     .unwrap();
     id
 }
@@ -373,7 +376,10 @@ async fn audit_chain(b: Backend) {
 
     // The database itself refuses changes to the log.
     assert!(
-        v.catalog_for_tests().execute_raw_for_tests("UPDATE audit_events SET outcome = 'allowed' WHERE seq = 7").await.is_err()
+        v.catalog_for_tests()
+            .execute_raw_for_tests("UPDATE audit_events SET outcome = 'allowed' WHERE seq = 7")
+            .await
+            .is_err()
     );
     assert!(v.catalog_for_tests().execute_raw_for_tests("DELETE FROM audit_events WHERE seq = 7").await.is_err());
 
@@ -384,7 +390,10 @@ async fn audit_chain(b: Backend) {
         "DROP TRIGGER audit_events_no_update"
     };
     v.catalog_for_tests().execute_raw_for_tests(drop_guard).await.unwrap();
-    v.catalog_for_tests().execute_raw_for_tests("UPDATE audit_events SET outcome = 'tampered' WHERE seq = 7").await.unwrap();
+    v.catalog_for_tests()
+        .execute_raw_for_tests("UPDATE audit_events SET outcome = 'tampered' WHERE seq = 7")
+        .await
+        .unwrap();
     assert_eq!(cat!(v, verify_audit_chain()).unwrap(), Err(ChainBreak::Altered { seq: 7 }));
 }
 on_both_backends!(audit_chain_is_append_only_and_verifiable, audit_chain);
@@ -440,14 +449,17 @@ async fn dead_database_is_a_clear_error() {
 async fn new_user(v: &Vault, username: &str, role: vault::domain::Role) -> Uuid {
     let id = Uuid::new_v4();
     let totp_secret = v.keyring().seal_field("totp", id, b"JBSWY3DPEHPK3PXP").unwrap();
-    cat!(v, insert_user(&vault::catalog::NewUserRow {
-        id,
-        username: username.into(),
-        display_name: username.to_uppercase(),
-        role,
-        password_hash: "$argon2id$placeholder".into(),
-        totp_secret,
-    }))
+    cat!(
+        v,
+        insert_user(&vault::catalog::NewUserRow {
+            id,
+            username: username.into(),
+            display_name: username.to_uppercase(),
+            role,
+            password_hash: "$argon2id$placeholder".into(),
+            totp_secret,
+        })
+    )
     .unwrap();
     id
 }

@@ -1,6 +1,7 @@
 //! `GET /api/v1/download/{token}`: the token is the capability (no
-//! Authorization header). Redeemed once, atomically; access is decided again
-//! now, with the holder's current role and the client's current state.
+//! Authorization header). The vault redeems it once and decides again; here
+//! the transport: the per-address limit, a bounded wait for a download
+//! slot (held until the body is sent), and the response headers.
 //!
 //! The body streams decrypted segments as they verify. When a segment fails
 //! to authenticate the stream ends with an error, which aborts the response:
@@ -10,23 +11,14 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use futures::StreamExt;
-use vault::catalog::{DocumentState, Redemption};
-use vault::policy::{self, Action, Actor};
+use vault::service::ErrorCode;
 
-use super::{ApiError, ApiResult, AppState, RequestId, event, facts};
-use crate::auth;
-
-fn gone(code: &'static str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::GONE, code, message)
-}
-
-fn revoked() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "access_revoked", "the token's holder no longer has access to this document")
-}
+use super::{ApiError, ApiPath, ApiResult, AppState, Ctx, ErrorBody};
+use crate::net::ClientAddr;
 
 /// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`.
 pub fn content_disposition(name: &str) -> String {
@@ -46,100 +38,36 @@ pub fn content_disposition(name: &str) -> String {
 }
 
 #[utoipa::path(get, path = "/api/v1/download/{token}", tag = "documents",
-    responses((status = 200, description = "the document, streamed"), (status = 401, description = "invalid_token"),
-              (status = 403, description = "access_revoked"), (status = 410, description = "token_used / token_expired / gone")))]
+    params(("token" = String, Path, description = "the token from download-tokens", min_length = 1, max_length = 100)),
+    responses(
+        (status = 200, description = "the document, streamed", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, description = "`invalid_token`: unknown or altered", body = ErrorBody),
+        (status = 403, description = "`access_revoked`: the holder lost access since it was issued", body = ErrorBody),
+        (status = 410, description = "`token_used`, `token_expired`, `gone`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests` from this address", body = ErrorBody),
+        (status = 503, description = "`busy`: every download slot is taken; retry", body = ErrorBody),
+    ))]
 pub async fn download(
     State(st): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
-    request_id: RequestId,
-    Path(token): Path<String>,
+    ClientAddr(ip): ClientAddr,
+    Ctx(ctx): Ctx,
+    ApiPath(token): ApiPath<String>,
 ) -> ApiResult<Response> {
-    if st.download_limiter.check_key(&peer.ip()).is_err() {
+    if st.download_limiter.check_key(&crate::net::limit_key(ip)).is_err() {
         metrics::counter!("kluis_download_rate_limited_total").increment(1);
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
+            ErrorCode::TooManyRequests,
             "too many download requests from this address; slow down",
         ));
     }
+    // A slot for the whole transfer, before the token is used: it travels
+    // with the body stream.
+    let slot = st.slot(&st.download_slots, "downloads").await?;
     let started = Instant::now();
-    let now = chrono::Utc::now();
-    let redemption = st.vault.catalog.redeem_download_token(&auth::token_hash(&token), now.timestamp_micros()).await?;
-    let mut e = event(None, "document.download", "denied");
-    e.request_id = request_id.0;
-    let t = match redemption {
-        Redemption::Redeemed(t) => t,
-        Redemption::Unknown => {
-            e.reason = Some("unknown or altered token".into());
-            st.audit(e).await?;
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "unknown or altered token"));
-        }
-        Redemption::Used(_) | Redemption::Expired(_) | Redemption::Voided(_) => {
-            let (code, reason, t) = match redemption {
-                Redemption::Used(t) => ("token_used", "token already used", t),
-                Redemption::Expired(t) => ("token_expired", "token expired", t),
-                Redemption::Voided(t) | Redemption::Redeemed(t) => {
-                    ("access_revoked", "token voided: holder deactivated", t)
-                }
-                Redemption::Unknown => return Err(ApiError::internal("unreachable redemption state")),
-            };
-            e.actor_id = Some(t.user_id);
-            e.actor_role = Some(t.role.as_str().into());
-            e.document_id = Some(t.document_id);
-            e.purpose = Some(t.purpose.as_str().into());
-            e.reason = Some(reason.into());
-            st.audit(e).await?;
-            return Err(if code == "access_revoked" { revoked() } else { gone(code, reason) });
-        }
-    };
-    e.actor_id = Some(t.user_id);
-    e.actor_role = Some(t.role.as_str().into());
-    e.document_id = Some(t.document_id);
-    e.purpose = Some(t.purpose.as_str().into());
-
-    // Decide again, now: the holder, their role, the client, the document.
-    let user = st.vault.catalog.user(t.user_id).await?;
-    let doc = st.vault.catalog.get_document(t.document_id).await?;
-    let client = st.client(doc.client_id).await?;
-    e.client_id = Some(client.id);
-    let subs = st.substitutions_for(user.id, user.role, now).await?;
-    let decision = policy::decide(
-        Actor { id: user.id, role: user.role },
-        Action::OpenDocument(t.purpose),
-        Some(&facts(&client)),
-        &subs,
-        now,
-    );
-    let denial = if !user.active {
-        Some(("holder deactivated", revoked()))
-    } else if user.role != t.role {
-        Some(("holder's role changed", revoked()))
-    } else if !decision.is_allowed() {
-        Some((decision.reason(), revoked()))
-    } else if doc.state == DocumentState::Destroyed {
-        Some(("document destroyed", gone("gone", "the document has been destroyed")))
-    } else {
-        None
-    };
-    if let Some((reason, err)) = denial {
-        e.reason = Some(reason.into());
-        st.audit(e).await?;
-        return Err(err);
-    }
-    if let policy::Decision::Allow { on_behalf_of, .. } = decision {
-        e.on_behalf_of = on_behalf_of;
-    }
-    e.reason = Some(decision.reason().into());
-    // A slot for the whole transfer: it travels with the body stream.
-    let slot = st.download_slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
-    let plain = st.vault.open_document(&doc).await?;
-    let row = doc;
-    e.outcome = "allowed".into();
-    e.details = serde_json::json!({ "size": row.size });
-    st.audit(e).await?;
-
-    let doc_id = row.id;
-    let body = plain.map(move |item| match item {
+    let dl = st.vault.redeem_download(&token, &ctx).await?;
+    let doc = dl.document;
+    let doc_id = doc.id;
+    let body = dl.content.map(move |item| match item {
         Ok(bytes) => {
             metrics::counter!("kluis_download_bytes_total").increment(bytes.len() as u64);
             Ok(bytes)
@@ -157,17 +85,25 @@ pub async fn download(
     }));
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
-    let ct = HeaderValue::from_str(&row.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_TYPE, ct);
-    if let Some(size) = row.size {
+    let ct = doc.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok());
+    h.insert(header::CONTENT_TYPE, ct.unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    if let Some(size) = doc.size {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(size as u64));
     }
-    if let Ok(v) = HeaderValue::from_str(&content_disposition(&row.filename)) {
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(doc.filename.as_deref().unwrap_or("document"))) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
     Ok(resp)
+}
+
+/// HEAD must not redeem a token (link previewers and scanners send it).
+#[utoipa::path(head, path = "/api/v1/download/{token}", tag = "documents",
+    params(("token" = String, Path, min_length = 1, max_length = 100)),
+    responses((status = 405, description = "`method_not_allowed`: use GET", body = ErrorBody)))]
+pub async fn head() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "use GET to download")
 }
 
 #[cfg(test)]

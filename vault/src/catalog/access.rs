@@ -132,7 +132,12 @@ impl Tx {
 
     /// Assign (or unassign) a client's coach and record the change in the
     /// caseload history.
-    pub async fn assign_coach(&mut self, client: Uuid, coach: Option<Uuid>, by: Option<Uuid>) -> Result<(), CatalogError> {
+    pub async fn assign_coach(
+        &mut self,
+        client: Uuid,
+        coach: Option<Uuid>,
+        by: Option<Uuid>,
+    ) -> Result<(), CatalogError> {
         let now = self.now;
         let r = sqlx::query("UPDATE clients SET coach_id = $1, updated_at = $2 WHERE id = $3")
             .bind(coach.map(|c| c.to_string()))

@@ -163,7 +163,8 @@ impl Tx {
     /// Pending rows started before `before` (micros): interrupted uploads.
     pub async fn pending_documents_before(&mut self, before: i64) -> Result<Vec<DocumentRow>, CatalogError> {
         let sql = select_documents!("WHERE state = 'pending' AND uploaded_at < $1");
-        let rows = sqlx::query(sql).bind(before).fetch_all(&mut *self.tx).await.map_err(q("pending_documents_before"))?;
+        let rows =
+            sqlx::query(sql).bind(before).fetch_all(&mut *self.tx).await.map_err(q("pending_documents_before"))?;
         rows.iter().map(document_from_row).collect()
     }
 

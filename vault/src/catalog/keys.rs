@@ -120,14 +120,16 @@ impl Tx {
     }
 
     pub async fn register_key_version(&mut self, version: u32, check_value: &str) -> Result<(), CatalogError> {
-        sqlx::query("INSERT INTO key_versions (version, check_value, state, created_at) VALUES ($1, $2, 'active', $3) \
-             ON CONFLICT (version) DO NOTHING")
-            .bind(i64::from(version))
-            .bind(check_value)
-            .bind(self.now)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(q("register_key_version"))?;
+        sqlx::query(
+            "INSERT INTO key_versions (version, check_value, state, created_at) VALUES ($1, $2, 'active', $3) \
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(i64::from(version))
+        .bind(check_value)
+        .bind(self.now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(q("register_key_version"))?;
         Ok(())
     }
 

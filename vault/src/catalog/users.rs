@@ -137,7 +137,13 @@ impl Tx {
     /// so two demotions at once cannot both pass; run it after
     /// [`Tx::lock_chain`] so the count sees every committed change.
     pub async fn set_user_role(&mut self, id: Uuid, role: Role) -> Result<RoleChange, CatalogError> {
-        self.guarded_user_update("UPDATE users SET role = $1, updated_at = $2", role.as_str(), id, role != Role::Management).await
+        self.guarded_user_update(
+            "UPDATE users SET role = $1, updated_at = $2",
+            role.as_str(),
+            id,
+            role != Role::Management,
+        )
+        .await
     }
 
     /// Activate or deactivate a user; deactivating the last active manager
@@ -163,14 +169,12 @@ impl Tx {
         } else {
             " WHERE id = $3"
         };
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("{set}{guard}"))).bind(value).bind(self.now).bind(id.to_string());
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(format!("{set}{guard}"))).bind(value).bind(self.now).bind(id.to_string());
         if removes_management {
             query = query.bind(false).bind(true);
         }
-        let r = query
-            .execute(&mut *self.tx)
-            .await
-            .map_err(q("update_user"))?;
+        let r = query.execute(&mut *self.tx).await.map_err(q("update_user"))?;
         if r.rows_affected() == 1 {
             return Ok(RoleChange::Done);
         }

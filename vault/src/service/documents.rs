@@ -123,6 +123,9 @@ pub enum UploadAbort {
     Interrupted(String),
     #[error("the upload stalled: no data for too long")]
     TimedOut,
+    /// The form broke a rule (for example a second file part).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The UploadAbort somewhere in an error's chain of sources.
@@ -144,6 +147,7 @@ pub fn abort_error(a: &UploadAbort) -> ServiceError {
         UploadAbort::Refused(_) => ErrorCode::UnsupportedMediaType,
         UploadAbort::Interrupted(_) => ErrorCode::UploadInterrupted,
         UploadAbort::TimedOut => ErrorCode::Timeout,
+        UploadAbort::Invalid(_) => ErrorCode::InvalidField,
     };
     let message = match a {
         UploadAbort::Refused(what) => {
@@ -273,7 +277,8 @@ impl Vault {
             op.event.document_id = Some(doc.id);
             op.event.on_behalf_of = permit.on_behalf_of;
             op.event.reason = Some(permit.reason.into());
-            op.event.details = serde_json::json!({ "size": size, "type": permit.doc_type, "content_type": content_type });
+            op.event.details =
+                serde_json::json!({ "size": size, "type": permit.doc_type, "content_type": content_type });
             op.tx()?.activate_document(doc.id, size as i64, &sha).await.map_err(ServiceError::from)?;
             op.commit().await?;
             if self.faults.fire(FaultPoint::ActivationAckLost) {
@@ -333,7 +338,8 @@ mod tests {
     #[test]
     fn aborts_are_found_through_the_error_chain() {
         let inner: Box<dyn std::error::Error + Send + Sync> = Box::new(UploadAbort::TooLarge { max: 10 });
-        let e = VaultError::Store(crate::store::StoreError::Source(Box::new(crate::crypto::CryptoError::Source(inner))));
+        let e =
+            VaultError::Store(crate::store::StoreError::Source(Box::new(crate::crypto::CryptoError::Source(inner))));
         assert_eq!(abort_in(&e), Some(UploadAbort::TooLarge { max: 10 }));
         assert_eq!(abort_error(&UploadAbort::TooLarge { max: 10 }).code, ErrorCode::TooLarge);
     }

@@ -87,8 +87,12 @@ impl Vault {
                 let e = token_error(ErrorCode::InvalidToken, "unknown or altered token");
                 return Err(op.deny(e, "unknown or altered token").await);
             }
-            Redemption::Used(t) => refused(t, token_error(ErrorCode::TokenUsed, "token already used"), "token already used"),
-            Redemption::Expired(t) => refused(t, token_error(ErrorCode::TokenExpired, "token expired"), "token expired"),
+            Redemption::Used(t) => {
+                refused(t, token_error(ErrorCode::TokenUsed, "token already used"), "token already used")
+            }
+            Redemption::Expired(t) => {
+                refused(t, token_error(ErrorCode::TokenExpired, "token expired"), "token expired")
+            }
             Redemption::Voided(t) => refused(t, revoked(), "token voided: holder deactivated"),
         };
         let t = match t {
@@ -142,4 +146,3 @@ impl Vault {
 fn revoked() -> ServiceError {
     ServiceError::new(ErrorCode::AccessRevoked, "the token's holder no longer has access to this document")
 }
-

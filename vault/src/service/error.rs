@@ -40,7 +40,9 @@ macro_rules! make_error_codes {
 make_error_codes! {
     /// The request is malformed (bad JSON, a broken multipart body).
     BadRequest = 400 "bad_request",
-    InvalidBody = 400 "invalid_body",
+    /// The body is not JSON at all.
+    InvalidJson = 400 "invalid_json",
+    /// An unknown or repeated query parameter, or one of the wrong form.
     InvalidQuery = 400 "invalid_query",
     /// The upload stopped before its end.
     UploadInterrupted = 400 "upload_interrupted",
@@ -74,6 +76,8 @@ make_error_codes! {
     TokenExpired = 410 "token_expired",
     TooLarge = 413 "too_large",
     UnsupportedMediaType = 415 "unsupported_media_type",
+    /// Well-formed JSON with a missing, unknown, repeated or ill-typed field.
+    InvalidBody = 422 "invalid_body",
     /// A field's value breaks a rule (length, characters, date, shape).
     InvalidField = 422 "invalid_field",
     InvalidBsn = 422 "invalid_bsn",

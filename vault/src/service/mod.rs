@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 pub use audit_log::{AccessEntry, AccessLog, AuditEntry, AuditQuery, CaseloadEntry, ChainReport};
 pub use clients::{Client, ClientQuery, CloseTrajectory, NewClient, RevealedBsn, SetCoach, SetRestriction};
-pub use documents::{Document, UploadAbort, UploadFields, UploadPermit};
+pub use documents::{Document, UploadAbort, UploadFields, UploadPermit, abort_error};
 pub use downloads::{Download, IssuedToken, TokenRequest};
 pub use error::{ErrorCode, ServiceError, ServiceResult};
 pub use sessions::{LoginRequest, NewSession};

@@ -64,11 +64,7 @@ impl Vault {
     /// Log in with password and TOTP code.
     pub async fn login(&self, req: LoginRequest, ctx: &RequestContext) -> ServiceResult<NewSession> {
         // Bounded before anything else: no memory is spent on a flood.
-        let slot = self
-            .password_checks
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ServiceError::busy("logins"))?;
+        let slot = self.password_checks.clone().try_acquire_owned().map_err(|_| ServiceError::busy("logins"))?;
         let name = req.username.trim().to_string();
         let name_key = self.keyring().name_key(&name.to_lowercase());
 
@@ -116,8 +112,7 @@ impl Vault {
         };
         let Some(user) = user.clone().filter(|_| accepted) else {
             let lock_until = op.now() + self.settings.lock_duration.as_micros() as i64;
-            let attempts =
-                op.tx()?.record_login_failure(&name_key, self.settings.lock_threshold, lock_until).await?;
+            let attempts = op.tx()?.record_login_failure(&name_key, self.settings.lock_threshold, lock_until).await?;
             op.event.details["failures_in_a_row"] = attempts.failures.into();
             let reason = failure_reason(user.as_ref(), password_ok, step);
             return Err(op.deny(ServiceError::invalid_credentials(), reason).await);
@@ -142,12 +137,7 @@ impl Vault {
     }
 
     /// Audit a refused login whose answer was known before any check.
-    async fn refuse_login(
-        &self,
-        user: Option<&UserRow>,
-        ctx: &RequestContext,
-        reason: &str,
-    ) -> ServiceError {
+    async fn refuse_login(&self, user: Option<&UserRow>, ctx: &RequestContext, reason: &str) -> ServiceError {
         let op = self.anonymous_op(ctx, "session.login").await;
         let mut op = match op {
             Ok(op) => op,
@@ -162,7 +152,10 @@ impl Vault {
 
     fn locked_error(&self) -> ServiceError {
         let minutes = self.settings.lock_duration.as_secs().div_ceil(60);
-        ServiceError::new(ErrorCode::TooManyAttempts, format!("too many failed attempts; try again in {minutes} minutes"))
+        ServiceError::new(
+            ErrorCode::TooManyAttempts,
+            format!("too many failed attempts; try again in {minutes} minutes"),
+        )
     }
 
     /// The caller behind a bearer token: a live session of an active user.

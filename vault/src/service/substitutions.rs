@@ -117,7 +117,11 @@ impl Vault {
         Substitution::try_from(&row)
     }
 
-    pub async fn list_substitutions(&self, caller: &Caller, show: SubstitutionShow) -> ServiceResult<Vec<Substitution>> {
+    pub async fn list_substitutions(
+        &self,
+        caller: &Caller,
+        show: SubstitutionShow,
+    ) -> ServiceResult<Vec<Substitution>> {
         let mut op = self.op(caller, "substitution.list").await?;
         op.authorize(Action::RegisterSubstitution, Target::Nothing).await?;
         let current = (show == SubstitutionShow::Current).then(|| op.now());

@@ -30,8 +30,10 @@ impl Vault {
     /// Check the catalog and the store, each within `limit`; failures are
     /// logged (with their cause) and reported as `false`.
     pub async fn readiness(&self, limit: std::time::Duration) -> Readiness {
-        let (db, store) =
-            tokio::join!(tokio::time::timeout(limit, self.catalog.ping()), tokio::time::timeout(limit, self.store.check()));
+        let (db, store) = tokio::join!(
+            tokio::time::timeout(limit, self.catalog.ping()),
+            tokio::time::timeout(limit, self.store.check())
+        );
         Readiness { database: judge("database", db), storage: judge("storage", store) }
     }
 

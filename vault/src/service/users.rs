@@ -196,7 +196,10 @@ impl Vault {
             return Err(op.deny(ServiceError::denied(&d), d.reason()).await);
         }
         let last_manager = || {
-            ServiceError::new(ErrorCode::LastManager, "the last active management user cannot be demoted or deactivated")
+            ServiceError::new(
+                ErrorCode::LastManager,
+                "the last active management user cannot be demoted or deactivated",
+            )
         };
         let now = op.now();
         if let Some(r) = role {

@@ -1,0 +1,314 @@
+//! The streaming upload pipeline: a `multipart/form-data` body into
+//! `Vault::store_upload`, never whole in memory, never as a plaintext file.
+//!
+//! Order: the form fields (small, bounded, each at most once), then the
+//! `file` part, which must come last and once. The vault decides the upload
+//! when the file part starts ([`vault::Vault::authorize_upload`]); then its
+//! head decides the content type by magic bytes ([`sniff`]) before anything
+//! is stored, and an [`sniff::Inspector`] checks every further byte as it
+//! streams past. The size limit is counted as the bytes flow. Any refusal,
+//! from the first byte to the last, ends the body stream with an
+//! [`UploadAbort`], and the vault removes what it wrote: a refused or
+//! interrupted upload leaves no document and no object.
+//!
+//! A body that was refused for its size is drained (bounded in bytes and
+//! time) before the answer, so that a client that sends its whole body
+//! before reading still receives the 413 instead of a connection reset.
+
+pub mod sniff;
+
+use std::time::{Duration, Instant};
+
+use axum::extract::Multipart;
+use axum::extract::multipart::{Field, MultipartError};
+use bytes::Bytes;
+use uuid::Uuid;
+use vault::service::{Caller, Document, ErrorCode, ServiceError, UploadAbort, UploadFields};
+
+use crate::api::{ApiError, ApiResult, AppState};
+use sniff::{Inspector, SNIFF_LEN, Sniffed};
+
+/// Form fields before the file: at most this many bytes each.
+const MAX_FIELD: usize = 1000;
+/// After a refusal for size, read and discard at most this much more ...
+const DRAIN_BYTES: u64 = 1 << 30;
+/// ... for at most this long, before answering.
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+
+/// Was this failure a body that stalled (the body idle timeout)?
+pub fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() || err.to_string().contains("timed out") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    if is_timeout(&e) {
+        return ApiError::new(ErrorCode::Timeout, "the upload stalled: no data for too long");
+    }
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(ErrorCode::TooLarge, "the upload is too large");
+    }
+    ApiError::new(ErrorCode::BadRequest, "malformed multipart body")
+}
+
+fn abort_of(e: &MultipartError) -> UploadAbort {
+    if is_timeout(e) { UploadAbort::TimedOut } else { UploadAbort::Interrupted("the body broke off".into()) }
+}
+
+/// The stored name ends in an extension that matches the content
+/// (mime_guess judges the name only; the content was judged by its bytes).
+fn name_for(filename: &str, kind: sniff::Kind) -> String {
+    let guessed = mime_guess::from_path(filename).first_raw();
+    let essence = kind.mime().split(';').next().unwrap_or("").trim();
+    if guessed == Some(essence) { filename.to_string() } else { format!("{filename}.{}", kind.extension()) }
+}
+
+/// Take one small form field (before the file) into `out`.
+async fn take_field(out: &mut UploadFields, name: &str, mut field: Field<'_>) -> ApiResult<()> {
+    let slot = match name {
+        "type" => &mut out.doc_type,
+        "title" => &mut out.title,
+        "retention_until" => &mut out.retention_until,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "unknown form field; the fields are type, title, retention_until and file",
+            ));
+        }
+    };
+    if slot.is_some() {
+        return Err(ApiError::new(ErrorCode::InvalidField, format!("the field `{name}` is given twice")));
+    }
+    let mut raw = Vec::new();
+    while let Some(c) = field.chunk().await.map_err(multipart_error)? {
+        raw.extend_from_slice(&c);
+        if raw.len() > MAX_FIELD {
+            return Err(ApiError::new(ErrorCode::InvalidField, format!("the field `{name}` is too long")));
+        }
+    }
+    let value = String::from_utf8(raw)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidField, format!("the field `{name}` is not UTF-8 text")))?;
+    *slot = Some(value);
+    Ok(())
+}
+
+/// Receive one upload for `client_id` into the vault.
+pub async fn receive(st: &AppState, caller: &Caller, client_id: Uuid, mut multipart: Multipart) -> ApiResult<Document> {
+    let _slot = st.slot(&st.upload_slots, "uploads").await?;
+    let started = Instant::now();
+    let max = st.settings.max_upload_bytes;
+    let mut fields = UploadFields::default();
+    let mut field = loop {
+        let Some(field) = multipart.next_field().await.map_err(multipart_error)? else {
+            return Err(ApiError::new(ErrorCode::MissingFile, "the multipart body has no `file` part"));
+        };
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            fields.filename = field.file_name().map(str::to_string);
+            break field;
+        }
+        take_field(&mut fields, &name, field).await?;
+    };
+    let permit = st.vault.authorize_upload(caller, client_id, fields).await?;
+
+    // The head decides the content type before anything is stored.
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    let mut ended = false;
+    while head.len() < SNIFF_LEN {
+        match field.chunk().await.map_err(multipart_error)? {
+            Some(c) => head.extend_from_slice(&c),
+            None => {
+                ended = true;
+                break;
+            }
+        }
+        if head.len() as u64 > max {
+            drain(field, 0).await;
+            return Err(UploadAbort::TooLarge { max }.into_api());
+        }
+    }
+    let refuse = |what: &str| {
+        let e = ServiceError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("{what} is not accepted; upload PDF, PNG, JPEG, TIFF, text, DOCX, XLSX or ODT"),
+        );
+        (e, format!("refused content: {what}"))
+    };
+    let kind = match sniff::sniff(&head[..head.len().min(SNIFF_LEN)]) {
+        Sniffed::Accepted(kind) => kind,
+        Sniffed::Unknown if head.is_empty() => {
+            return Err(ApiError::new(ErrorCode::EmptyFile, "the file is empty"));
+        }
+        Sniffed::Refused(what) => {
+            let (e, reason) = refuse(what.describe());
+            return Err(st.vault.refuse_upload(permit, e, &reason).await.into());
+        }
+        Sniffed::Unknown => {
+            let (e, reason) = refuse("content of an unrecognised type");
+            return Err(st.vault.refuse_upload(permit, e, &reason).await.into());
+        }
+    };
+    let mut inspector = Inspector::new(kind);
+    if let Err(what) = inspector.feed(&head) {
+        let (e, reason) = refuse(what.describe());
+        return Err(st.vault.refuse_upload(permit, e, &reason).await.into());
+    }
+    let filename = name_for(permit.filename(), kind);
+
+    // Producer: the rest of the part, counted and inspected; consumer: the
+    // vault, in its own task so that a cancelled request cannot cut a store
+    // operation in half. The body ends with `Piece::End`: a channel that
+    // closes without it (the request was dropped) is an error, never the
+    // end of a shorter document.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
+    let vault = st.vault.clone();
+    let mime = kind.mime();
+    let store = tokio::spawn(async move { vault.store_upload(permit, filename, mime, receiver_stream(rx)).await });
+    let last = feed(&tx, &mut field, head, ended, max, &mut inspector).await;
+    let last = match last {
+        Fed::Complete => match inspector.finish() {
+            Err(what) => Piece::Abort(UploadAbort::Refused(what.describe().into())),
+            Ok(()) => {
+                drop(field);
+                // The file is the last part, and there is one.
+                match multipart.next_field().await {
+                    Ok(None) => Piece::End,
+                    Ok(Some(_)) => {
+                        Piece::Abort(UploadAbort::Invalid("the `file` part must come last, and once".into()))
+                    }
+                    Err(e) => Piece::Abort(abort_of(&e)),
+                }
+            }
+        },
+        Fed::Stopped(piece) => piece,
+        Fed::TooLarge(total) => {
+            let _ = tx.send(Piece::Abort(UploadAbort::TooLarge { max })).await;
+            drain(field, total).await;
+            Piece::Abort(UploadAbort::TooLarge { max })
+        }
+    };
+    let _ = tx.send(last).await;
+    drop(tx);
+    let stored = store.await;
+    let doc = stored.map_err(ApiError::internal)?.map_err(|e| {
+        if e.code == ErrorCode::UploadInterrupted {
+            tracing::warn!(client = %client_id, "upload interrupted; nothing was kept");
+        }
+        ApiError(e)
+    })?;
+    metrics::counter!("kluis_upload_bytes_total").increment(doc.size.unwrap_or(0) as u64);
+    metrics::histogram!("kluis_upload_duration_seconds").record(started.elapsed().as_secs_f64());
+    Ok(doc)
+}
+
+/// How feeding the file part to the vault ended.
+enum Fed {
+    /// Every byte went through; the final checks come next.
+    Complete,
+    /// Refused or broken: this piece ends the body.
+    Stopped(Piece),
+    /// Over the limit after this many bytes.
+    TooLarge(u64),
+}
+
+/// Hand the rest of the file part to the vault, counted and inspected.
+async fn feed(
+    tx: &tokio::sync::mpsc::Sender<Piece>,
+    field: &mut Field<'_>,
+    head: Vec<u8>,
+    ended: bool,
+    max: u64,
+    inspector: &mut Inspector,
+) -> Fed {
+    let mut total = head.len() as u64;
+    if tx.send(Piece::Data(Bytes::from(head))).await.is_err() {
+        return Fed::Stopped(Piece::End); // the vault stopped reading; its error tells why
+    }
+    if ended {
+        return Fed::Complete;
+    }
+    loop {
+        match field.chunk().await {
+            Ok(Some(c)) => {
+                total += c.len() as u64;
+                if total > max {
+                    return Fed::TooLarge(total);
+                }
+                if let Err(what) = inspector.feed(&c) {
+                    return Fed::Stopped(Piece::Abort(UploadAbort::Refused(what.describe().into())));
+                }
+                if tx.send(Piece::Data(c)).await.is_err() {
+                    return Fed::Stopped(Piece::End);
+                }
+            }
+            Ok(None) => return Fed::Complete,
+            Err(e) => return Fed::Stopped(Piece::Abort(abort_of(&e))),
+        }
+    }
+}
+
+/// Read and discard the rest of a refused body, bounded in bytes and time,
+/// so the client reads our answer instead of a connection reset.
+async fn drain(mut field: Field<'_>, mut total: u64) {
+    let deadline = Instant::now() + DRAIN_TIME;
+    while total < DRAIN_BYTES {
+        match tokio::time::timeout_at(deadline.into(), field.chunk()).await {
+            Ok(Ok(Some(c))) => total += c.len() as u64,
+            _ => break,
+        }
+    }
+}
+
+trait IntoApi {
+    fn into_api(self) -> ApiError;
+}
+
+impl IntoApi for UploadAbort {
+    fn into_api(self) -> ApiError {
+        ApiError(vault::service::abort_error(&self))
+    }
+}
+
+/// What the request side hands the store side of an upload.
+enum Piece {
+    Data(Bytes),
+    /// The body ends here with a refusal or a failure.
+    Abort(UploadAbort),
+    /// The part ended normally and every check passed.
+    End,
+}
+
+/// A `'static` stream over the receiving end of the upload channel. It ends
+/// only after `Piece::End`; a channel closed without it yields an error.
+fn receiver_stream(
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+) -> impl futures::Stream<Item = Result<Bytes, UploadAbort>> + Send + 'static {
+    futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Piece::Data(b)) => Some((Ok(b), Some(rx))),
+            Some(Piece::Abort(a)) => Some((Err(a), None)),
+            Some(Piece::End) => None,
+            None => Some((Err(UploadAbort::Interrupted("the upload was cut off".into())), None)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_keep_a_matching_extension() {
+        assert_eq!(name_for("brief.txt", sniff::Kind::Text), "brief.txt");
+        assert_eq!(name_for("rapport.PDF", sniff::Kind::Pdf), "rapport.PDF");
+        assert_eq!(name_for("scan", sniff::Kind::Png), "scan.png");
+        assert_eq!(name_for("rapport.pdf", sniff::Kind::Docx), "rapport.pdf.docx");
+    }
+}
