@@ -253,7 +253,21 @@ impl Catalog {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await.map_err(|source| CatalogError::Migrate { backend, source })?;
+        // PostgreSQL migrations hold an advisory lock; SQLite's do not, so
+        // two processes starting on a new file can both try the first one.
+        // The loser fails on "already exists" once the winner committed; a
+        // second run then sees it applied.
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&pool).await {
+                Ok(()) => break,
+                Err(_) if backend == Backend::Sqlite && attempt < 3 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(source) => return Err(CatalogError::Migrate { backend, source }),
+            }
+        }
         Ok(Catalog { pool, backend })
     }
 
