@@ -506,7 +506,7 @@ async fn tampered(b: Backend) {
     obj[32 + 3 * (65536 + 16) + 100] ^= 1;
     v.store_for_tests().put_bytes(&name, obj.into()).await.unwrap();
 
-    let (_, tok) = admin.token(&doc["id"].as_str().unwrap().to_string(), "assignment").await;
+    let (_, tok) = admin.token(doc["id"].as_str().unwrap(), "assignment").await;
     // Either the connection breaks before the response head is flushed, or
     // the head (200, full Content-Length) went out and the body breaks off:
     // both are a failed transfer, never a complete-looking short file.

@@ -44,7 +44,7 @@ fn chunked(data: &Bytes, chunk: usize) -> Vec<Bytes> {
 }
 
 fn stream_of(chunks: &[Bytes]) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    futures::stream::iter(chunks.to_vec().into_iter().map(Ok))
+    futures::stream::iter(chunks.iter().cloned().map(Ok).collect::<Vec<_>>())
 }
 
 /// Drain a stream, returning the number of bytes it produced.

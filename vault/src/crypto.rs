@@ -571,7 +571,7 @@ mod tests {
     /// The plaintext a failed decryption released must be a prefix of whole,
     /// authenticated segments of the original, never altered bytes.
     fn assert_prefix(out: &[u8], plain: &[u8]) {
-        assert!(out.len() % SEG == 0 && plain.starts_with(out), "released non-authentic bytes");
+        assert!(out.len().is_multiple_of(SEG) && plain.starts_with(out), "released non-authentic bytes");
     }
 
     proptest! {

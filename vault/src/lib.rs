@@ -318,10 +318,10 @@ impl Vault {
     /// registered (another process's `kluis rekey` may have added one to the
     /// key file): new values are always sealed under the newest version.
     pub(crate) async fn refresh_keys(&self, tx: &mut Tx) -> Result<(), VaultError> {
-        if let Some(newest) = tx.newest_key_version().await? {
-            if newest > self.keyring().current_version() {
-                self.reload_keyring()?;
-            }
+        if let Some(newest) = tx.newest_key_version().await?
+            && newest > self.keyring().current_version()
+        {
+            self.reload_keyring()?;
         }
         Ok(())
     }

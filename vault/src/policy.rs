@@ -300,10 +300,11 @@ pub fn may_manage_user(
     if !matches!(actor.role, Role::Management | Role::Office) {
         return Decision::Forbidden("management and office only");
     }
-    if let Some((id, _)) = target {
-        if id == actor.id && (new_role.is_some() || deactivate) {
-            return Decision::Forbidden("nobody changes their own role or deactivates themselves");
-        }
+    if let Some((id, _)) = target
+        && id == actor.id
+        && (new_role.is_some() || deactivate)
+    {
+        return Decision::Forbidden("nobody changes their own role or deactivates themselves");
     }
     let touches_management = new_role == Some(Role::Management) || target.is_some_and(|(_, r)| r == Role::Management);
     if touches_management && actor.role != Role::Management {

@@ -31,17 +31,17 @@ impl Progress for Bar {
         }
     }
     fn inc(&self, n: u64) {
-        if let Ok(g) = self.bar.lock() {
-            if let Some(pb) = g.as_ref() {
-                pb.inc(n);
-            }
+        if let Ok(g) = self.bar.lock()
+            && let Some(pb) = g.as_ref()
+        {
+            pb.inc(n);
         }
     }
     fn finish(&self) {
-        if let Ok(mut g) = self.bar.lock() {
-            if let Some(pb) = g.take() {
-                pb.finish();
-            }
+        if let Ok(mut g) = self.bar.lock()
+            && let Some(pb) = g.take()
+        {
+            pb.finish();
         }
     }
 }

@@ -80,30 +80,23 @@ impl Vault {
         let mut op = self.anonymous_op(ctx, "document.download").await?;
         let now = op.now();
         let redemption = op.tx()?.redeem_download_token(&credentials::token_hash(token), now).await?;
-        let refused = |t, err, reason: &'static str| Err((t, err, reason));
-        let t = match redemption {
-            Redemption::Redeemed(t) => Ok(t),
+        let (t, refusal) = match redemption {
+            Redemption::Redeemed(t) => (t, None),
             Redemption::Unknown => {
                 let e = token_error(ErrorCode::InvalidToken, "unknown or altered token");
                 return Err(op.deny(e, "unknown or altered token").await);
             }
-            Redemption::Used(t) => {
-                refused(t, token_error(ErrorCode::TokenUsed, "token already used"), "token already used")
-            }
-            Redemption::Expired(t) => {
-                refused(t, token_error(ErrorCode::TokenExpired, "token expired"), "token expired")
-            }
-            Redemption::Voided(t) => refused(t, revoked(), "token voided: holder deactivated"),
+            Redemption::Used(t) => (t, Some((ErrorCode::TokenUsed, "token already used"))),
+            Redemption::Expired(t) => (t, Some((ErrorCode::TokenExpired, "token expired"))),
+            Redemption::Voided(t) => (t, Some((ErrorCode::AccessRevoked, "token voided: holder deactivated"))),
         };
-        let t = match t {
-            Ok(t) => t,
-            Err((t, err, reason)) => {
-                op.act_as(Actor { id: t.user_id, role: t.role });
-                op.event.document_id = Some(t.document_id);
-                op.event.purpose = Some(t.purpose.as_str().into());
-                return Err(op.deny(err, reason).await);
-            }
-        };
+        if let Some((code, reason)) = refusal {
+            op.act_as(Actor { id: t.user_id, role: t.role });
+            op.event.document_id = Some(t.document_id);
+            op.event.purpose = Some(t.purpose.as_str().into());
+            let err = if code == ErrorCode::AccessRevoked { revoked() } else { token_error(code, reason) };
+            return Err(op.deny(err, reason).await);
+        }
         op.act_as(Actor { id: t.user_id, role: t.role });
         op.event.purpose = Some(t.purpose.as_str().into());
         // Decide again, now: the holder, their role, the client, the document.

@@ -115,7 +115,7 @@ impl Vault {
         let display_name = domain::optional_text("display_name", new.display_name.as_deref(), 100)?
             .unwrap_or_else(|| username.clone());
         let length = new.password.chars().count();
-        if length < credentials::MIN_PASSWORD_LEN || length > MAX_PASSWORD_LEN {
+        if !(credentials::MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&length) {
             return Err(ServiceError::new(
                 ErrorCode::WeakPassword,
                 format!(
