@@ -70,6 +70,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     let doc = Arc::new(doc);
     let mut app = routes
         .merge(upload)
+        .route("/api/v1/download/{token}", axum::routing::head(api::download::head))
         .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -38,23 +38,93 @@ pub fn is_forbidden_char(c: char) -> bool {
             | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
-/// A free-text value from outside, trimmed: at most `max` characters and
-/// none of [`is_forbidden_char`]. `None` for an absent or blank value.
+/// [`is_forbidden_char`] as a regular-expression character range (for the
+/// OpenAPI patterns; kept beside the function it mirrors).
+pub const FORBIDDEN_CLASS: &str =
+    r"\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb";
+/// The white space that trimming removes from a value without forbidden
+/// characters (the rest of Unicode's White_Space is forbidden anyway).
+pub const SPACE_CLASS: &str = r" \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000";
+
+/// A free-text value from outside: at most `max` characters as sent, none
+/// of [`is_forbidden_char`], surrounding spaces trimmed. `None` for an
+/// absent or blank value.
 pub fn optional_text(field: &'static str, raw: Option<&str>, max: usize) -> Result<Option<String>, ParseError> {
-    let Some(v) = raw.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
-    if v.chars().count() > max {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.chars().count() > max {
         return Err(ParseError::TooLong { field, max });
     }
-    if v.chars().any(is_forbidden_char) {
+    if raw.chars().any(is_forbidden_char) {
         return Err(ParseError::BadCharacters { field });
     }
-    Ok(Some(v.to_string()))
+    Ok(Some(raw.trim().to_string()).filter(|v| !v.is_empty()))
 }
 
-/// Like [`optional_text`], for a field that must be given.
+/// Like [`optional_text`], for a field that must be given (not blank).
 pub fn required_text(field: &'static str, raw: &str, max: usize) -> Result<String, ParseError> {
     optional_text(field, Some(raw), max)?.ok_or(ParseError::Missing { field })
 }
+
+/// OpenAPI schemas that say exactly what [`optional_text`],
+/// [`required_text`] and the other parsers here accept, built from the same
+/// constants (the `openapi` feature).
+#[cfg(feature = "openapi")]
+pub mod schema {
+    use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+
+    use super::{FORBIDDEN_CLASS, SPACE_CLASS};
+
+    fn string(nullable: bool) -> ObjectBuilder {
+        let t = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { Type::String.into() };
+        ObjectBuilder::new().schema_type(t)
+    }
+
+    /// A required text: at most `MAX` characters, at least one that is not a
+    /// space, none forbidden.
+    pub fn required<const MAX: usize>() -> Object {
+        let f = FORBIDDEN_CLASS;
+        let s = SPACE_CLASS;
+        string(false)
+            .min_length(Some(1))
+            .max_length(Some(MAX))
+            .pattern(Some(format!("^[^{f}]*[^{f}{s}][^{f}]*$")))
+            .build()
+    }
+
+    /// An optional text: null, or at most `MAX` characters, none forbidden
+    /// (blank means none).
+    pub fn optional<const MAX: usize>() -> Object {
+        string(true).max_length(Some(MAX)).pattern(Some(format!("^[^{FORBIDDEN_CLASS}]*$"))).build()
+    }
+
+    /// A BSN: null, blank, or nine digits (the eleven-test is checked
+    /// beyond the schema, 422 `invalid_bsn`).
+    pub fn bsn() -> Object {
+        string(true)
+            .max_length(Some(40))
+            .pattern(Some(format!("^[{SPACE_CLASS}]*([0-9]{{9}})?[{SPACE_CLASS}]*$")))
+            .build()
+    }
+
+    /// An e-mail address as [`super::email`] accepts it.
+    pub fn email() -> Object {
+        let (f, s) = (FORBIDDEN_CLASS, SPACE_CLASS);
+        let local = format!("[^@{f}{s}]+");
+        let label = format!("[^@.{f}{s}]+");
+        string(true)
+            .max_length(Some(254))
+            .pattern(Some(format!("^[{s}]*({local}@{label}(\\.{label})+)?[{s}]*$")))
+            .build()
+    }
+
+    /// A user name as [`super::username`] accepts it.
+    pub fn username() -> Object {
+        string(false).pattern(Some(super::USERNAME_PATTERN)).build()
+    }
+}
+
+/// What [`username`] accepts, as a pattern.
+pub const USERNAME_PATTERN: &str = "^[a-z0-9._@-]{1,64}$";
 
 /// A birth date `YYYY-MM-DD` that a living client can have: not before
 /// 1900-01-01 and not after `today`.
@@ -69,19 +139,18 @@ pub fn birth_date(raw: &str, today: chrono::NaiveDate) -> Result<chrono::NaiveDa
     Ok(d)
 }
 
-/// An e-mail address of plausible shape (one `@`, something on both sides, a
-/// dot in the domain, no spaces), at most 254 characters.
+/// An e-mail address of plausible shape: `local@domain.tld`, the local
+/// part and each dot-separated label of the domain non-empty, no `@` or
+/// space inside, at most 254 characters (surrounding spaces trimmed; blank
+/// means none). [`schema::email`] says the same as a pattern.
 pub fn email(raw: Option<&str>) -> Result<Option<String>, ParseError> {
     let field = "email";
     let Some(v) = optional_text(field, raw, 254)? else { return Ok(None) };
+    let part_ok = |p: &str| !p.is_empty() && !p.contains(|c: char| c == '@' || c.is_whitespace());
     let ok = match v.split_once('@') {
         Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !v.contains(char::is_whitespace)
-                && !domain.contains('@')
+            let labels: Vec<&str> = domain.split('.').collect();
+            part_ok(local) && labels.len() >= 2 && labels.iter().all(|l| part_ok(l))
         }
         None => false,
     };
@@ -91,9 +160,10 @@ pub fn email(raw: Option<&str>) -> Result<Option<String>, ParseError> {
     Ok(Some(v))
 }
 
-/// A user name: 1-64 characters of lowercase letters, digits, `.`, `_`, `-`, `@`.
+/// A user name: 1-64 characters of lowercase letters, digits, `.`, `_`, `-`,
+/// `@`, exactly as sent.
 pub fn username(raw: &str) -> Result<String, ParseError> {
-    let u = raw.trim();
+    let u = raw;
     let ok = (1..=64).contains(&u.len())
         && u.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@'));
     if !ok {
@@ -326,6 +396,8 @@ mod tests {
     fn free_text_refuses_controls_bidi_and_overlong_values() {
         // (input, max, accepted as)
         let ok = [("  Jan ", 10, Some("Jan")), ("", 10, None), ("   ", 10, None), ("Cliënt", 6, Some("Cliënt"))];
+        // The length counts as sent, surrounding spaces included.
+        assert!(optional_text("f", Some("  Jan "), 5).is_err());
         for (input, max, want) in ok {
             assert_eq!(optional_text("f", Some(input), max).unwrap().as_deref(), want, "{input:?}");
         }
@@ -351,7 +423,7 @@ mod tests {
             assert!(email(Some(bad)).is_err(), "{bad}");
         }
         assert!(username("anna.de-vries@kluis").is_ok());
-        for bad in ["", "Anna", "an na", &"a".repeat(65), "anna\u{202E}"] {
+        for bad in ["", "Anna", "an na", " anna", &"a".repeat(65), "anna\u{202E}"] {
             assert!(username(bad).is_err(), "{bad:?}");
         }
     }

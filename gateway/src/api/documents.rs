@@ -29,7 +29,7 @@ impl utoipa::PartialSchema for UploadForm {
         ObjectBuilder::new()
             .property("type", DocumentType::schema())
             .required("type")
-            .property("title", text(200))
+            .property("title", vault::domain::schema::optional::<200>())
             .property(
                 "retention_until",
                 text(40)

@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use vault::service::ErrorCode;
 
@@ -98,12 +98,12 @@ pub async fn download(
     Ok(resp)
 }
 
-/// HEAD must not redeem a token (link previewers and scanners send it).
-#[utoipa::path(head, path = "/api/v1/download/{token}", tag = "documents",
-    params(("token" = String, Path, min_length = 1, max_length = 100)),
-    responses((status = 405, description = "`method_not_allowed`: use GET", body = ErrorBody)))]
-pub async fn head() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "use GET to download")
+/// HEAD must not redeem a token (link previewers and scanners send it):
+/// 405, like any method the route does not have.
+pub async fn head() -> Response {
+    let mut resp = ApiError::new(ErrorCode::MethodNotAllowed, "use GET to download").into_response();
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+    resp
 }
 
 #[cfg(test)]

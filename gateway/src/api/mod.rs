@@ -99,7 +99,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::audit_verify))
         .routes(routes!(documents::get))
         .routes(routes!(documents::issue_token))
-        .routes(routes!(download::download, download::head))
+        .routes(routes!(download::download))
 }
 
 /// The upload route (it has its own body limit).
@@ -190,7 +190,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     async fn from_request(req: Request, st: &S) -> Result<Self, Self::Rejection> {
         let json = is_json(req.headers());
         let bytes = axum::body::Bytes::from_request(req, st).await.map_err(body_error)?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let text = bytes.iter().filter(|b| !b.is_ascii_whitespace()).copied().collect::<Vec<u8>>();
+        if text.is_empty() || text == b"null" {
             return Ok(OptionalJson(None));
         }
         if !json {
@@ -216,6 +217,14 @@ fn not_json() -> ApiError {
 
 /// Parse a JSON body (also used where the body is optional).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    // Every body is an object: serde would also take a struct from an array.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b'n' | b't' | b'f' | b'-' | b'0'..=b'9') => {
+            return Err(ApiError::new(ErrorCode::InvalidBody, "the body is a JSON object"));
+        }
+        _ => return Err(ApiError::new(ErrorCode::InvalidJson, "the body is not valid JSON")),
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let classify = e.inner().classify();

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Caller, ServiceResult, opt_time};
+use super::{Caller, ErrorCode, ServiceError, ServiceResult, opt_time};
 use crate::Vault;
 use crate::audit::Event;
 use crate::catalog::{AuditFilter, micros_to_time};
@@ -14,14 +14,14 @@ use crate::policy::{Action, Target};
 
 /// `GET /api/v1/audit`: every given filter must match; newest first.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub client_id: Option<Uuid>,
     pub document_id: Option<Uuid>,
     pub actor_id: Option<Uuid>,
     /// An event name such as `document.download`.
-    #[cfg_attr(feature = "openapi", param(max_length = 64))]
+    #[cfg_attr(feature = "openapi", param(pattern = "^[a-z_.]{1,64}$"))]
     pub action: Option<String>,
     /// Default 100, at most 1000.
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
@@ -128,12 +128,25 @@ impl Vault {
     pub async fn audit_events(&self, caller: &Caller, query: AuditQuery) -> ServiceResult<Vec<AuditEntry>> {
         let mut op = self.op(caller, "audit.read").await?;
         op.authorize(Action::ReadAuditLog, Target::Nothing).await?;
+        let limit = query.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ServiceError::new(ErrorCode::InvalidQuery, "limit is between 1 and 1000"));
+        }
+        let action_ok = |a: &str| {
+            (1..=64).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.')
+        };
+        if query.action.as_deref().is_some_and(|a| !action_ok(a)) {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidQuery,
+                "action is an event name such as document.download",
+            ));
+        }
         let filter = AuditFilter {
             client_id: query.client_id,
             document_id: query.document_id,
             actor_id: query.actor_id,
             action: query.action.clone(),
-            limit: query.limit.unwrap_or(100).clamp(1, 1000),
+            limit,
         };
         let events = op.tx()?.audit_events_filtered(&filter).await?;
         op.event.details = serde_json::json!({

@@ -22,27 +22,27 @@ use crate::policy::{Action, Target};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::required::<100>))]
     pub first_name: String,
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 20))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::required::<20>))]
     pub initials: String,
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::required::<100>))]
     pub last_name: String,
     /// Between 1900-01-01 and today.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
     pub birth_date: String,
     /// Nine digits that pass the eleven-test; stored encrypted, returned masked.
-    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{9}$"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::bsn))]
     pub bsn: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::email))]
     pub email: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(max_length = 32))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::optional::<32>))]
     pub phone: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::optional::<200>))]
     pub address: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(max_length = 16))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::optional::<16>))]
     pub postcode: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::optional::<100>))]
     pub city: Option<String>,
     pub commissioner: Commissioner,
 }
@@ -73,9 +73,10 @@ pub struct Client {
 
 /// `GET /api/v1/clients?status=`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ClientQuery {
+    #[cfg_attr(feature = "openapi", param(inline))]
     pub status: Option<ClientStatus>,
 }
 
@@ -110,7 +111,7 @@ pub struct CloseTrajectory {
 #[serde(deny_unknown_fields)]
 pub struct SetRestriction {
     pub restricted: bool,
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1000))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::required::<1000>))]
     pub reason: String,
 }
 

@@ -71,9 +71,10 @@ pub enum SubstitutionShow {
 
 /// `GET /api/v1/substitutions?show=`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct SubstitutionQuery {
+    #[cfg_attr(feature = "openapi", param(inline))]
     pub show: Option<SubstitutionShow>,
 }
 

@@ -29,9 +29,9 @@ use crate::policy::{self, Action, Target};
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// Lowercase letters, digits, `.`, `_`, `-`, `@`.
-    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9._@-]{1,64}$"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::username))]
     pub username: String,
-    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = domain::schema::optional::<100>))]
     pub display_name: Option<String>,
     pub role: Role,
     /// At least 12 characters.
