@@ -70,7 +70,12 @@ impl Vault {
 
         let (user, locked) = {
             let mut tx = self.snapshot().await?;
-            let user = tx.user_by_username(&name).await?.filter(|u| u.active);
+            // A name no user can have is looked up nowhere (it may hold
+            // anything, NUL included), and answered like an unknown one.
+            let user = match crate::domain::username(&name) {
+                Ok(valid) => tx.user_by_username(&valid).await?.filter(|u| u.active),
+                Err(_) => None,
+            };
             let locked = tx.login_locked(&name_key).await?;
             (user, locked)
         };
