@@ -1,0 +1,20 @@
+//! End-to-end tests of the HTTP API (SPEC §6) against the real `kluis`
+//! binary, on SQLite + files and on PostgreSQL + SeaweedFS; one file per
+//! resource, helpers in `helpers.rs`.
+
+#[path = "../support/kluis.rs"]
+mod kluis_proc;
+#[macro_use]
+#[path = "../support/mod.rs"]
+mod support;
+
+mod helpers;
+
+mod access;
+mod documents;
+mod download;
+mod errors;
+mod resilience;
+mod session;
+mod transport;
+mod users;
