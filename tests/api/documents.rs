@@ -181,3 +181,134 @@ async fn disconnect(b: Backend) {
     assert_eq!(admin.upload(&client, "intake", "ok.pdf", pdf(2000).0).await.0, StatusCode::CREATED);
 }
 on_both_backends!(client_disconnecting_mid_upload_leaves_nothing, disconnect);
+
+/// A ZIP of stored entries (what a DOCX is), written by hand.
+fn zip(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in entries {
+        let offset = out.len() as u32;
+        let (crc, len, n) = (crc32(data), data.len() as u32, name.len() as u16);
+        let mut local = b"PK\x03\x04".to_vec();
+        local.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, stored, time, date
+        for v in [crc, len, len] {
+            local.extend_from_slice(&v.to_le_bytes());
+        }
+        local.extend_from_slice(&n.to_le_bytes());
+        local.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&local);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        central.extend_from_slice(b"PK\x01\x02");
+        central.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for v in [crc, len, len] {
+            central.extend_from_slice(&v.to_le_bytes());
+        }
+        central.extend_from_slice(&n.to_le_bytes());
+        central.extend_from_slice(&[0u8; 8]); // extra, comment, disk, internal attributes
+        central.extend_from_slice(&0u32.to_le_bytes()); // external attributes
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let (cd_offset, cd_len, count) = (out.len() as u32, central.len() as u32, entries.len() as u16);
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&cd_len.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+fn docx(extra: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut entries = vec![
+        ("[Content_Types].xml", b"<?xml version=\"1.0\"?><Types/>".to_vec()),
+        ("word/document.xml", b"<w:document/>".to_vec()),
+        ("word/media/padding.bin", vec![7u8; 12_000]),
+    ];
+    entries.extend(extra.iter().cloned());
+    zip(&entries)
+}
+
+async fn content_rules_hold_for_the_whole_file(b: Backend) {
+    let env = start(b, &[]).await;
+    let admin = env.admin().await;
+    let client = env.client(&admin).await;
+    // The same document is accepted without macros ...
+    let (s, v) = admin.upload(&client, "work_plan", "plan.docx", docx(&[])).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // ... and refused with a macro part after 12 KB of other entries.
+    let late_macro = docx(&[("word/vbaProject.bin", b"Attribute VB_Name".to_vec())]);
+    let (s, v) = admin.upload(&client, "work_plan", "plan.docx", late_macro).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
+    // Text with markup after its first 8 KiB, and invalid UTF-8 after it.
+    let mut late_script = "Beste Jan,\n".repeat(2000).into_bytes();
+    late_script.extend_from_slice(b"<ScRiPt>alert(1)</script>\n");
+    let (s, _) = admin.upload(&client, "correspondence", "brief.txt", late_script).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let mut late_binary = "Beste Jan,\n".repeat(2000).into_bytes();
+    late_binary.extend_from_slice(&[0xff, 0xfe, 0x00]);
+    assert_eq!(
+        admin.upload(&client, "correspondence", "brief.txt", late_binary).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    // A text file keeps its name (no brief.txt.txt).
+    let (s, v) = admin.upload(&client, "correspondence", "brief.txt", b"Beste Jan,\nTot ziens.\n".to_vec()).await;
+    assert_eq!((s, v["filename"].as_str()), (StatusCode::CREATED, Some("brief.txt")));
+    // A refusal at the end leaves nothing, like any failed upload; the
+    // refusals are audited.
+    assert_no_leftovers(&env, 2).await;
+    let (_, audit) = admin.get("/api/v1/audit?action=document.upload&limit=20").await;
+    let denied = audit["events"].as_array().unwrap().iter().filter(|e| e["outcome"] == "denied").count();
+    assert_eq!(denied, 3, "{audit}");
+}
+on_both_backends!(content_rules_hold_for_the_whole_file_not_its_head, content_rules_hold_for_the_whole_file);
+
+#[tokio::test]
+async fn a_form_with_unknown_repeated_or_late_fields_is_refused() {
+    let env = start(support::embedded().await, &[]).await;
+    let admin = env.admin().await;
+    let client = env.client(&admin).await;
+    let path = format!("/api/v1/clients/{client}/documents");
+    let file = || reqwest::multipart::Part::bytes(pdf(2000).0).file_name("a.pdf");
+    let forms = [
+        (
+            "a repeated type",
+            reqwest::multipart::Form::new().text("type", "intake").text("type", "fml").part("file", file()),
+        ),
+        (
+            "an unknown field",
+            reqwest::multipart::Form::new().text("type", "intake").text("owner", "x").part("file", file()),
+        ),
+        (
+            "a second file",
+            reqwest::multipart::Form::new().text("type", "intake").part("file", file()).part("file", file()),
+        ),
+        (
+            "a field after the file",
+            reqwest::multipart::Form::new().text("type", "intake").part("file", file()).text("title", "x"),
+        ),
+        (
+            "a right-to-left override in the name",
+            reqwest::multipart::Form::new()
+                .text("type", "intake")
+                .part("file", reqwest::multipart::Part::bytes(pdf(2000).0).file_name("rapport\u{202E}fdp.exe")),
+        ),
+    ];
+    for (what, form) in forms {
+        let (s, v) = admin.send(admin.req(reqwest::Method::POST, &path).multipart(form)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {v}");
+        assert!(!v["error"]["message"].as_str().unwrap().contains("owner"), "never echo what was sent: {v}");
+    }
+    assert_no_leftovers(&env, 0).await;
+}

@@ -2,6 +2,31 @@
 
 use crate::helpers::*;
 
+/// Five failures lock a name whether or not it exists, with the same
+/// answers: the lock-out does not tell which names are real.
+#[tokio::test]
+async fn unknown_names_are_locked_out_like_real_ones() {
+    let env = start(support::embedded().await, &[]).await;
+    let anon = Api::anonymous(&env.server);
+    let mut answers = Vec::new();
+    for name in ["ghost", env.admin.username.as_str()] {
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            let (s, v) = anon
+                .post("/api/v1/session", json!({"username": name, "password": "wrong password!!", "otp": "000000"}))
+                .await;
+            seen.push((s, v["error"]["code"].as_str().map(str::to_string)));
+        }
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1], "an unknown name and a real one answer alike");
+    assert_eq!(answers[0][4].0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (answers[0][5].0, answers[0][5].1.as_deref()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts"))
+    );
+}
+
 async fn login_refusals(b: Backend) {
     let env = start(b, &[]).await;
     let anon = Api::anonymous(&env.server);
