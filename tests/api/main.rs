@@ -13,7 +13,6 @@ mod helpers;
 mod access;
 mod documents;
 mod download;
-mod errors;
 mod resilience;
 mod session;
 mod transport;
