@@ -13,6 +13,7 @@ mod helpers;
 mod access;
 mod documents;
 mod download;
+mod keys;
 mod resilience;
 mod session;
 mod transport;
