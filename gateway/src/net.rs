@@ -55,6 +55,9 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The environment variable [`TrustedProxies`] is read from.
 pub const TRUSTED_PROXIES_VAR: &str = "KLUIS_TRUSTED_PROXIES";
 
+/// The most an HTTP/1 connection buffers of what the client sent ahead.
+const READ_BUFFER: usize = 64 << 10;
+
 /// Entries longer than this are not quoted back in parse errors.
 const MAX_QUOTED_ENTRY: usize = 50;
 
@@ -463,7 +466,10 @@ impl Connections {
     fn new(limits: &ConnLimits) -> Self {
         let idle_limit = limits.header_read_timeout.min(MAX_TIMEOUT);
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(idle_limit);
+        // A connection's read buffer is bounded: while a request waits (for
+        // an upload slot, say), hyper keeps reading to notice a hang-up, and
+        // with its default (about 400 KiB) 200 waiting uploads held 60 MiB.
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(idle_limit).max_buf_size(READ_BUFFER);
         builder.http2().timer(TokioTimer::new());
         let total = match limits.max_connections {
             0 => Semaphore::MAX_PERMITS,

@@ -402,7 +402,8 @@ impl Vault {
     {
         // SHA-256 of the plaintext runs on its own thread, beside the
         // encryption: each chunk (a cheap `Bytes` clone) goes to the hasher.
-        let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        // A short queue: chunks are cheap clones, but each holds its buffer.
+        let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
         let hasher = tokio::task::spawn_blocking(move || {
             let (mut h, mut n) = (Sha256::new(), 0u64);
             while let Some(chunk) = hash_rx.blocking_recv() {

@@ -335,6 +335,9 @@ impl CreateDirErr {
 /// Bytes per read when streaming a file:// object (two chunks are read
 /// ahead: about 0.75 MiB per download in flight).
 const READ_CHUNK: usize = 256 << 10;
+/// Sealed segments (64 KiB each) queued for the file:// writer thread:
+/// enough to keep encryption and writing overlapped, little per upload.
+const WRITE_QUEUE: usize = 4;
 /// Start disk writeback every this many bytes while writing a file:// object,
 /// so the disk works while the next segments are encrypted and the final
 /// fsync has little left to do.
@@ -386,7 +389,7 @@ where
     };
     create_dir_durable(&dir).map_err(io("create directory"))?;
     // `None` marks the end of a complete body.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(WRITE_QUEUE);
     let (tmp2, dest2, dir2) = (tmp.clone(), dest.clone(), dir.clone());
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
         let mut f = std::fs::File::create(&tmp2)?;

@@ -72,7 +72,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KLUIS_BODY_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     body_idle_timeout: Duration,
     /// Open connections per client address (trusted proxies excepted).
-    #[arg(long, env = "KLUIS_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
+    #[arg(long, env = "KLUIS_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
     max_connections_per_address: usize,
     /// Load balancers (CIDR list) whose X-Forwarded-For names the client.
     #[arg(long, env = "KLUIS_TRUSTED_PROXIES", default_value = "")]

@@ -18,6 +18,7 @@
 //!   arrive sealed.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -164,6 +165,8 @@ pub struct Tx {
     /// The operation's time (microseconds since the epoch), from the vault's
     /// clock: every row and event written in this transaction carries it.
     now: i64,
+    /// This process's turn as SQLite's writer, held until the end.
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -201,6 +204,11 @@ impl Tx {
 pub struct Catalog {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite allows one writer at a time. Writers of this process queue
+    /// here, in order, instead of in SQLite's busy handler (which sleeps in
+    /// growing steps and holds a pool connection while it waits); other
+    /// processes (the CLI) still meet the busy timeout.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -268,7 +276,7 @@ impl Catalog {
                 Err(source) => return Err(CatalogError::Migrate { backend, source }),
             }
         }
-        Ok(Catalog { pool, backend })
+        Ok(Catalog { pool, backend, writer: Arc::new(tokio::sync::Mutex::new(())) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -291,12 +299,15 @@ impl Catalog {
     /// On PostgreSQL it is READ COMMITTED; rules that must not race take a
     /// lock first (see [`Tx::lock_chain`]).
     pub async fn begin(&self, now: i64) -> Result<Tx, CatalogError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
-        .map_err(|source| begin_error(self.backend, source))?;
-        Ok(Tx { tx, backend: self.backend, now })
+        let (tx, writer) = match self.backend {
+            Backend::Sqlite => {
+                let turn = self.writer.clone().lock_owned().await;
+                (self.pool.begin_with("BEGIN IMMEDIATE").await, Some(turn))
+            }
+            Backend::Postgres => (self.pool.begin().await, None),
+        };
+        let tx = tx.map_err(|source| begin_error(self.backend, source))?;
+        Ok(Tx { tx, backend: self.backend, now, _writer: writer })
     }
 
     /// A read-only transaction that sees one consistent snapshot (REPEATABLE
@@ -308,7 +319,7 @@ impl Catalog {
             Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await,
         }
         .map_err(|source| begin_error(self.backend, source))?;
-        Ok(Tx { tx, backend: self.backend, now })
+        Ok(Tx { tx, backend: self.backend, now, _writer: None })
     }
 
     /// For tests and tools that must simulate an attacker with database
