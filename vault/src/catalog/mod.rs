@@ -203,6 +203,8 @@ impl Tx {
 #[derive(Clone)]
 pub struct Catalog {
     pool: AnyPool,
+    /// SQLite: the one connection write transactions use.
+    write_pool: Option<AnyPool>,
     backend: Backend,
     /// SQLite allows one writer at a time. Writers of this process queue
     /// here, in order, instead of in SQLite's busy handler (which sleeps in
@@ -256,7 +258,7 @@ impl Catalog {
                     Ok(())
                 })
             });
-        let pool = opts.connect(&url).await.map_err(|source| CatalogError::Connect { backend, source })?;
+        let pool = opts.clone().connect(&url).await.map_err(|source| CatalogError::Connect { backend, source })?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
@@ -276,7 +278,20 @@ impl Catalog {
                 Err(source) => return Err(CatalogError::Migrate { backend, source }),
             }
         }
-        Ok(Catalog { pool, backend, writer: Arc::new(tokio::sync::Mutex::new(())) })
+        // SQLite: writers get a connection of their own, so a writer (who
+        // holds the one write lock) never waits for a connection behind a
+        // queue of readers.
+        let write_pool = match backend {
+            Backend::Sqlite => Some(
+                opts.max_connections(1)
+                    .min_connections(1)
+                    .connect(&url)
+                    .await
+                    .map_err(|source| CatalogError::Connect { backend, source })?,
+            ),
+            Backend::Postgres => None,
+        };
+        Ok(Catalog { pool, write_pool, backend, writer: Arc::new(tokio::sync::Mutex::new(())) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -291,6 +306,9 @@ impl Catalog {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(w) = &self.write_pool {
+            w.close().await;
+        }
     }
 
     /// A read-write transaction at time `now` (microseconds). On SQLite it
@@ -302,7 +320,8 @@ impl Catalog {
         let (tx, writer) = match self.backend {
             Backend::Sqlite => {
                 let turn = self.writer.clone().lock_owned().await;
-                (self.pool.begin_with("BEGIN IMMEDIATE").await, Some(turn))
+                let pool = self.write_pool.as_ref().unwrap_or(&self.pool);
+                (pool.begin_with("BEGIN IMMEDIATE").await, Some(turn))
             }
             Backend::Postgres => (self.pool.begin().await, None),
         };
