@@ -59,7 +59,7 @@ async fn spawn_app() -> TestApp {
     let state = AppState {
         vault: Arc::new(vault),
         settings: Arc::new(ServeSettings {
-            max_upload_bytes: 100_000,
+            max_upload_bytes: 100_000_000,
             max_json_bytes: 64 << 10,
             slot_wait: Duration::from_secs(1),
             body_idle: Duration::from_secs(5),
@@ -356,4 +356,20 @@ async fn free_text_unknown_fields_and_implausible_values_are_refused_without_ech
     // Nothing was created by any of it.
     let (_, _, list) = app.call(app.req(Method::GET, "/api/v1/clients").body(Body::empty()).unwrap()).await;
     assert_eq!(list["clients"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_form_whose_envelope_never_ends_is_refused_without_buffering_it() {
+    let app = spawn_app().await;
+    let client = app.client().await;
+    // A part header that never ends: 3 MiB without the blank line.
+    let mut body = b"--X\r\nContent-Disposition: form-data; name=\"type\"\r\nX-Padding: ".to_vec();
+    body.extend(std::iter::repeat_n(b'a', 3 << 20));
+    let req = app
+        .req(Method::POST, &format!("/api/v1/clients/{client}/documents"))
+        .header("content-type", "multipart/form-data; boundary=X")
+        .body(Body::from(body))
+        .unwrap();
+    let (s, _, v) = app.call(req).await;
+    assert_eq!((s, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large")), "{v}");
 }

@@ -235,7 +235,9 @@ impl Vault {
 
     /// A read-write transaction at the clock's current time.
     pub(crate) async fn tx(&self) -> Result<Tx, CatalogError> {
-        self.catalog.begin(self.now_micros()).await
+        let mut tx = self.catalog.begin(self.now_micros()).await?;
+        tx.set_now(self.now_micros());
+        Ok(tx)
     }
 
     /// A read-only snapshot at the clock's current time.
@@ -264,6 +266,9 @@ impl Vault {
                 // same version at the same moment; its check value is
                 // compared below.
                 tx.register_key_version(v, &keyring.check_value(v)?).await?;
+                let mut e = audit::NewEvent::new("key.register", "ok");
+                e.details = serde_json::json!({ "version": v });
+                tx.append_audit(&e).await?;
                 tracing::info!(version = v, "registered master key version");
             }
         }
@@ -431,6 +436,7 @@ impl Vault {
     /// no audit: the engine under [`service`]'s upload, for the vault's own
     /// tests and benchmarks. On any failure the object and the row are
     /// removed and the error returned.
+    #[doc(hidden)]
     pub async fn put_document<S, E>(&self, meta: NewDocument, body: S) -> Result<DocumentRow, VaultError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
@@ -478,7 +484,15 @@ impl Vault {
                 self.discard(doc.id, &doc.name).await;
                 None
             }
-            Ok(_) => None,
+            Ok(Some(_)) => None,
+            // The row is gone (the sweeper removed a very slow upload): the
+            // object belongs to nothing.
+            Ok(None) => {
+                if let Err(e) = self.store.delete(&doc.name).await {
+                    tracing::warn!(document = %doc.id, error = %e, "could not delete the object of a removed upload");
+                }
+                None
+            }
             Err(read) => {
                 tracing::warn!(document = %doc.id, error = %cause, read_error = %read,
                     "activation failed and its outcome is unknown; the object is kept for the sweeper");
@@ -510,7 +524,10 @@ impl Vault {
         }
     }
 
-    /// The document's row and a stream of its decrypted content.
+    /// The document's row and a stream of its decrypted content, with no
+    /// policy and no audit: the engine, for the vault's own tests and
+    /// benchmarks. Callers use `Vault::redeem_download`.
+    #[doc(hidden)]
     pub async fn read_document(&self, id: Uuid) -> Result<(DocumentRow, PlainStream), VaultError> {
         let row = match self.snapshot().await?.get_document(id).await {
             Err(CatalogError::NotFound(_)) => return Err(VaultError::NotFound(id)),
@@ -537,7 +554,10 @@ impl Vault {
 
     /// Destroy a document: data key first (crypto-shredding), then the
     /// object. Safe to call again after a crash between the two steps.
-    /// Refused with [`VaultError::Held`] while a legal hold is set.
+    /// Refused with [`VaultError::Held`] while a legal hold is set. The
+    /// engine step, with no policy and no audit: the purge and erasure
+    /// operations (issues 9 and 10) will call it inside their own.
+    #[doc(hidden)]
     pub async fn destroy_document(&self, id: Uuid, by: &str) -> Result<(), VaultError> {
         let mut tx = self.tx().await?;
         let row = match tx.get_document(id).await {

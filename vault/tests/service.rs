@@ -78,7 +78,8 @@ async fn upload(v: &Vault, by: &Caller, client: Uuid, data: &'static [u8]) -> va
         filename: Some("plan.txt".into()),
         ..Default::default()
     };
-    let permit = v.authorize_upload(by, client, fields).await.unwrap();
+    let mut permit = v.authorize_upload(by, client).await.unwrap();
+    v.upload_fields(&mut permit, fields).await.unwrap();
     v.store_upload(permit, "plan.txt".into(), "text/plain; charset=utf-8", body(data)).await.unwrap()
 }
 
@@ -268,7 +269,8 @@ async fn substitution_and_reads_audited(b: Backend) {
         retention_until: Some("2030-01-01".into()),
         ..Default::default()
     };
-    let err = v.authorize_upload(&sub, c.id, fields).await.unwrap_err();
+    let mut permit = v.authorize_upload(&sub, c.id).await.unwrap();
+    let err = v.upload_fields(&mut permit, fields).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::Forbidden);
     let up = events(&v, &anna, "document.upload").await;
     assert_eq!((up[0].outcome.as_str(), up[0].actor_id), ("denied", Some(sub.id())));

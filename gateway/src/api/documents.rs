@@ -68,11 +68,17 @@ pub async fn upload(
     State(st): State<AppState>,
     Auth(caller): Auth,
     ApiPath(id): ApiPath<Uuid>,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    req: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<Document>)> {
-    let multipart = multipart
+    use axum::extract::FromRequest;
+    // The body is counted against the envelope budget as the parser reads it.
+    let budget = std::sync::Arc::new(crate::upload::Budget::default());
+    let (parts, body) = req.into_parts();
+    let req = axum::extract::Request::from_parts(parts, crate::upload::budgeted(body, budget.clone()));
+    let multipart = Multipart::from_request(req, &st)
+        .await
         .map_err(|_| ApiError::new(ErrorCode::UnsupportedMediaType, "send multipart/form-data with a boundary"))?;
-    Ok((StatusCode::CREATED, Json(crate::upload::receive(&st, &caller, id, multipart).await?)))
+    Ok((StatusCode::CREATED, Json(crate::upload::receive(&st, &caller, id, multipart, budget).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/clients/{id}/documents", tag = "documents", params(("id" = Uuid, Path)),

@@ -161,7 +161,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 
 /// Where a value failed to deserialise, without the value: serde's own
 /// messages quote what was sent (a BSN sent as a number, say).
-fn field_of<E>(e: &serde_path_to_error::Error<E>) -> String {
+fn field_of<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
+    // An unknown key is the path itself: it was sent, so it is not named.
+    if e.inner().to_string().starts_with("unknown field") {
+        return "an unknown field".into();
+    }
     let path = e.path().to_string();
     if path == "." || path.is_empty() { "the body".into() } else { format!("field `{path}`") }
 }

@@ -17,6 +17,8 @@
 
 pub mod sniff;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::Multipart;
@@ -30,6 +32,16 @@ use sniff::{Inspector, SNIFF_LEN, Sniffed};
 
 /// Form fields before the file: at most this many bytes each.
 const MAX_FIELD: usize = 1000;
+/// What the form may hold besides the file's content (its preamble, part
+/// headers and fields, and what the parser has read ahead of the file):
+/// beyond it the body is refused, so a part header that never ends cannot
+/// make the parser buffer without bound.
+const ENVELOPE: u64 = 1 << 20;
+/// After this long, an upload must have averaged at least `MIN_RATE`
+/// bytes per second, or it is cut off as stalled (a trickle would
+/// otherwise hold an upload slot indefinitely).
+const MIN_RATE_AFTER: Duration = Duration::from_secs(60);
+const MIN_RATE: u64 = 16 << 10;
 /// After a refusal for size, read and discard at most this much more ...
 const DRAIN_BYTES: u64 = 1 << 30;
 /// ... for at most this long, before answering.
@@ -98,14 +110,52 @@ async fn take_field(out: &mut UploadFields, name: &str, mut field: Field<'_>) ->
     Ok(())
 }
 
-/// Receive one upload for `client_id` into the vault.
-pub async fn receive(st: &AppState, caller: &Caller, client_id: Uuid, mut multipart: Multipart) -> ApiResult<Document> {
+/// Bytes of the body so far, and of it the file's content: the difference is
+/// what the multipart parser holds of the envelope.
+#[derive(Default)]
+pub struct Budget {
+    read: AtomicU64,
+    file: AtomicU64,
+    exceeded: std::sync::atomic::AtomicBool,
+}
+
+/// The request body, counted against the envelope budget.
+pub fn budgeted(body: axum::body::Body, budget: Arc<Budget>) -> axum::body::Body {
+    use futures::StreamExt;
+    axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
+        let chunk = chunk?;
+        let read = budget.read.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+        if read.saturating_sub(budget.file.load(Ordering::Relaxed)) > ENVELOPE {
+            budget.exceeded.store(true, Ordering::Relaxed);
+            return Err(axum::Error::new(std::io::Error::other("the form around the file is too large")));
+        }
+        Ok(chunk)
+    }))
+}
+
+/// Receive one upload for `client_id` into the vault: decided before any of
+/// the body is read.
+pub async fn receive(
+    st: &AppState,
+    caller: &Caller,
+    client_id: Uuid,
+    mut multipart: Multipart,
+    budget: Arc<Budget>,
+) -> ApiResult<Document> {
     let _slot = st.slot(&st.upload_slots, "uploads").await?;
     let started = Instant::now();
     let max = st.settings.max_upload_bytes;
+    let mut permit = st.vault.authorize_upload(caller, client_id).await?;
+    let over = |e: MultipartError| {
+        if budget.exceeded.load(Ordering::Relaxed) {
+            ApiError::new(ErrorCode::TooLarge, format!("the form around the file is larger than {ENVELOPE} bytes"))
+        } else {
+            multipart_error(e)
+        }
+    };
     let mut fields = UploadFields::default();
     let mut field = loop {
-        let Some(field) = multipart.next_field().await.map_err(multipart_error)? else {
+        let Some(field) = multipart.next_field().await.map_err(over)? else {
             return Err(ApiError::new(ErrorCode::MissingFile, "the multipart body has no `file` part"));
         };
         let name = field.name().unwrap_or("").to_string();
@@ -115,14 +165,17 @@ pub async fn receive(st: &AppState, caller: &Caller, client_id: Uuid, mut multip
         }
         take_field(&mut fields, &name, field).await?;
     };
-    let permit = st.vault.authorize_upload(caller, client_id, fields).await?;
+    st.vault.upload_fields(&mut permit, fields).await?;
 
     // The head decides the content type before anything is stored.
     let mut head = Vec::with_capacity(SNIFF_LEN);
     let mut ended = false;
     while head.len() < SNIFF_LEN {
-        match field.chunk().await.map_err(multipart_error)? {
-            Some(c) => head.extend_from_slice(&c),
+        match field.chunk().await.map_err(over)? {
+            Some(c) => {
+                budget.file.fetch_add(c.len() as u64, Ordering::Relaxed);
+                head.extend_from_slice(&c)
+            }
             None => {
                 ended = true;
                 break;
@@ -170,7 +223,7 @@ pub async fn receive(st: &AppState, caller: &Caller, client_id: Uuid, mut multip
     let vault = st.vault.clone();
     let mime = kind.mime();
     let store = tokio::spawn(async move { vault.store_upload(permit, filename, mime, receiver_stream(rx)).await });
-    let last = feed(&tx, &mut field, head, ended, max, &mut inspector).await;
+    let last = feed(&tx, &mut field, head, ended, max, &mut inspector, &budget, started).await;
     let last = match last {
         Fed::Complete => match inspector.finish() {
             Err(what) => Piece::Abort(UploadAbort::Refused(what.describe().into())),
@@ -218,6 +271,7 @@ enum Fed {
 }
 
 /// Hand the rest of the file part to the vault, counted and inspected.
+#[allow(clippy::too_many_arguments)]
 async fn feed(
     tx: &tokio::sync::mpsc::Sender<Piece>,
     field: &mut Field<'_>,
@@ -225,6 +279,8 @@ async fn feed(
     ended: bool,
     max: u64,
     inspector: &mut Inspector,
+    budget: &Budget,
+    started: Instant,
 ) -> Fed {
     let mut total = head.len() as u64;
     if tx.send(Piece::Data(Bytes::from(head))).await.is_err() {
@@ -237,8 +293,13 @@ async fn feed(
         match field.chunk().await {
             Ok(Some(c)) => {
                 total += c.len() as u64;
+                budget.file.fetch_add(c.len() as u64, Ordering::Relaxed);
                 if total > max {
                     return Fed::TooLarge(total);
+                }
+                let elapsed = started.elapsed();
+                if elapsed > MIN_RATE_AFTER && total < MIN_RATE * elapsed.as_secs() {
+                    return Fed::Stopped(Piece::Abort(UploadAbort::TimedOut));
                 }
                 if let Err(what) = inspector.feed(&c) {
                     return Fed::Stopped(Piece::Abort(UploadAbort::Refused(what.describe().into())));

@@ -22,18 +22,6 @@ const EVENT_COLUMNS: &str = "SELECT seq, at, actor_id, actor_role, action, outco
                              document_id, on_behalf_of, request_id, details, prev_hash, hash FROM audit_events ";
 
 impl Tx {
-    /// Take the chain head's lock now, at the start of a transaction: until
-    /// commit, no other transaction can append an event, so a rule that reads
-    /// and then writes (the last manager) cannot race another one. On SQLite
-    /// every write transaction already holds the database's write lock.
-    pub async fn lock_chain(&mut self) -> Result<(), CatalogError> {
-        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-            .execute(&mut *self.tx)
-            .await
-            .map_err(q("audit lock head"))?;
-        Ok(())
-    }
-
     /// Append one event to the chain, in this transaction, and return it as
     /// it will be stored. Call it last, just before commit: on PostgreSQL it
     /// holds the chain head's row lock until then.

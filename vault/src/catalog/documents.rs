@@ -183,11 +183,12 @@ impl Tx {
     /// in one statement, and only if no legal hold is set (checked in the
     /// same statement, so a hold set concurrently always wins). The tombstone
     /// keeps what SPEC §4 lists (id, type, client, dates, who destroyed it):
-    /// title, file name, content type, size and hash are cleared with the key.
+    /// title, file name, content type, size, hash and uploader are cleared
+    /// with the key.
     pub async fn destroy_document(&mut self, id: Uuid, by: &str) -> Result<Destroyed, CatalogError> {
         let r = sqlx::query(
             "UPDATE documents SET state = 'destroyed', wrapped_key = NULL, key_version = NULL, \
-             title = NULL, filename = '', content_type = '', size = NULL, sha256 = NULL, \
+             title = NULL, filename = '', content_type = '', size = NULL, sha256 = NULL, uploaded_by = NULL, \
              destroyed_at = $1, destroyed_by = $2 WHERE id = $3 AND state <> 'destroyed' AND legal_hold = $4",
         )
         .bind(self.now)

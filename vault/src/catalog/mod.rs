@@ -46,6 +46,9 @@ pub use logins::LoginAttempts;
 pub use tokens::{DownloadTokenRow, NewDownloadToken, Redemption, SessionRow};
 pub use users::{NewUserRow, RoleChange, UserRow};
 
+/// How long a SQLite write transaction waits for its turn.
+const WRITER_WAIT: Duration = Duration::from_secs(10);
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -178,6 +181,12 @@ impl std::fmt::Debug for Tx {
 impl Tx {
     pub fn now(&self) -> i64 {
         self.now
+    }
+
+    /// Set the operation's time (the vault reads its clock once the
+    /// transaction has begun, so a wait for the writer's turn does not age it).
+    pub fn set_now(&mut self, now: i64) {
+        self.now = now;
     }
 
     pub fn backend(&self) -> Backend {
@@ -319,7 +328,10 @@ impl Catalog {
     pub async fn begin(&self, now: i64) -> Result<Tx, CatalogError> {
         let (tx, writer) = match self.backend {
             Backend::Sqlite => {
-                let turn = self.writer.clone().lock_owned().await;
+                // Bounded: a writer that cannot get its turn answers 503.
+                let turn = tokio::time::timeout(WRITER_WAIT, self.writer.clone().lock_owned())
+                    .await
+                    .map_err(|_| CatalogError::Query { op: "begin", source: sqlx::Error::PoolTimedOut })?;
                 let pool = self.write_pool.as_ref().unwrap_or(&self.pool);
                 (pool.begin_with("BEGIN IMMEDIATE").await, Some(turn))
             }

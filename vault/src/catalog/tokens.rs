@@ -186,6 +186,19 @@ impl Tx {
         })
     }
 
+    /// A download token by its hash, without using it.
+    pub async fn download_token(&mut self, token_hash: &str) -> Result<Option<DownloadTokenRow>, CatalogError> {
+        let row = sqlx::query(
+            "SELECT document_id, user_id, role, purpose, created_at, expires_at, used_at, voided_at \
+             FROM download_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(q("download_token"))?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
     /// Void the unused download tokens of a user. Returns how many.
     pub async fn void_tokens_of(&mut self, user_id: Uuid, now: i64) -> Result<u64, CatalogError> {
         let r = sqlx::query(

@@ -132,10 +132,25 @@ impl Tx {
         Ok(row.try_get::<i64, _>("n").map_err(q("decode"))? as u64)
     }
 
+    /// Lock, until this transaction ends, the rows a user change reads and
+    /// writes: every manager's, the caller's and the target's (PostgreSQL;
+    /// on SQLite the write transaction holds the database's write lock).
+    pub async fn lock_users_for_change(&mut self, caller: Uuid, target: Uuid) -> Result<(), CatalogError> {
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE role = 'management' OR id = $1 OR id = $2 ORDER BY id FOR UPDATE")
+                .bind(caller.to_string())
+                .bind(target.to_string())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(q("lock_users_for_change"))?;
+        }
+        Ok(())
+    }
+
     /// Give a user another role. Taking the management role away from the
     /// last active manager is refused (`LastManager`) in the same statement,
     /// so two demotions at once cannot both pass; run it after
-    /// [`Tx::lock_chain`] so the count sees every committed change.
+    /// [`Tx::lock_users_for_change`] so the count sees every committed change.
     pub async fn set_user_role(&mut self, id: Uuid, role: Role) -> Result<RoleChange, CatalogError> {
         self.guarded_user_update(
             "UPDATE users SET role = $1, updated_at = $2",

@@ -12,6 +12,9 @@ use crate::audit::Event;
 use crate::catalog::{AuditFilter, micros_to_time};
 use crate::policy::{Action, Target};
 
+/// How many events a client's access log shows at most.
+const ACCESS_LOG_LIMIT: i64 = 10_000;
+
 /// `GET /api/v1/audit`: every given filter must match; newest first.
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
@@ -120,7 +123,11 @@ pub struct CaseloadEntry {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessLog {
     pub client_id: Uuid,
+    /// The newest `ACCESS_LOG_LIMIT` events, oldest first.
     pub entries: Vec<AccessEntry>,
+    /// True when older events exist than `entries` shows (read them with
+    /// `GET /api/v1/audit?client_id=`).
+    pub truncated: bool,
     pub caseload: Vec<CaseloadEntry>,
 }
 
@@ -180,8 +187,10 @@ impl Vault {
     pub async fn access_log(&self, caller: &Caller, client_id: Uuid) -> ServiceResult<AccessLog> {
         let mut op = self.op(caller, "client.access_log").await?;
         let (c, _) = op.client(client_id, Action::ReadAccessLog).await?;
-        let filter = AuditFilter { client_id: Some(c.id), limit: 10_000, ..Default::default() };
+        let filter = AuditFilter { client_id: Some(c.id), limit: ACCESS_LOG_LIMIT + 1, ..Default::default() };
         let mut events = op.tx()?.audit_events_filtered(&filter).await?;
+        let truncated = events.len() as i64 > ACCESS_LOG_LIMIT;
+        events.truncate(ACCESS_LOG_LIMIT as usize);
         events.reverse();
         let names: std::collections::HashMap<Uuid, String> =
             op.tx()?.list_users().await?.into_iter().map(|u| (u.id, u.display_name)).collect();
@@ -213,6 +222,6 @@ impl Vault {
             })
             .collect();
         op.commit().await?;
-        Ok(AccessLog { client_id: c.id, entries, caseload })
+        Ok(AccessLog { client_id: c.id, entries, truncated, caseload })
     }
 }

@@ -1,15 +1,19 @@
 //! Documents: upload (decided, streamed, activated with its audit event),
 //! list, metadata (tombstones for management and office).
 //!
-//! An upload is two steps. [`Vault::authorize_upload`] decides (may this
-//! caller upload to this client, and set a retention date?) and parses the
-//! form fields; it returns an [`UploadPermit`], which only the vault can
-//! make. The transport then checks the content's head and streams the body
-//! into [`Vault::store_upload`], which writes it encrypted under a `pending`
-//! row and activates the row together with the upload's audit event. The
-//! body stream ends with an error ([`UploadAbort`]) when the transport
-//! refuses the content or the size, or the client goes away; the vault then
-//! removes what it wrote, and a refused content is audited as a denial.
+//! An upload is three steps. [`Vault::authorize_upload`] decides, before
+//! any of the body is read, whether this caller may upload to this client;
+//! it returns an [`UploadPermit`], which only the vault can make.
+//! [`Vault::upload_fields`] parses the form fields into it (and decides a
+//! retention date, which only some roles may set). The transport then
+//! checks the content's head and streams the body into
+//! [`Vault::store_upload`], which writes it encrypted under a `pending` row
+//! and activates the row together with the upload's audit event, deciding
+//! once more first (the trajectory may have closed, or the substitution
+//! ended, while the bytes flowed). The body stream ends with an error
+//! ([`UploadAbort`]) when the transport refuses the content or the size, or
+//! the client goes away; the vault then removes what it wrote, and a refused
+//! content is audited as a denial.
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -92,8 +96,7 @@ pub struct UploadPermit {
     caller: Caller,
     client_id: Uuid,
     on_behalf_of: Option<Uuid>,
-    reason: &'static str,
-    doc_type: DocumentType,
+    doc_type: Option<DocumentType>,
     title: Option<String>,
     retention_until: Option<i64>,
     filename: String,
@@ -176,33 +179,11 @@ fn parse_date_or_time(s: &str) -> Option<i64> {
 }
 
 impl Vault {
-    /// Decide an upload to a client and parse its fields. Denials (role,
-    /// scope, closed trajectory, a retention date from a role that may not
-    /// set one) are audited here.
-    pub async fn authorize_upload(
-        &self,
-        caller: &Caller,
-        client_id: Uuid,
-        fields: UploadFields,
-    ) -> ServiceResult<UploadPermit> {
+    /// Decide an upload to a client, before any of the body is read.
+    /// Denials (role, scope, closed trajectory) are audited here.
+    pub async fn authorize_upload(&self, caller: &Caller, client_id: Uuid) -> ServiceResult<UploadPermit> {
         let mut op = self.op(caller, "document.upload").await?;
         let (client, decision) = op.client(client_id, Action::UploadDocument).await?;
-        let retention = fields.retention_until.as_deref().map(str::trim).filter(|r| !r.is_empty());
-        if retention.is_some() {
-            op.authorize(Action::SetRetention, Target::Client(&super::facts(&client))).await?;
-        }
-        let doc_type: DocumentType = fields
-            .doc_type
-            .as_deref()
-            .ok_or_else(|| ServiceError::new(ErrorCode::InvalidField, "`type` must come before `file`"))?
-            .trim()
-            .parse()?;
-        let retention_until = match retention {
-            None => None,
-            Some(r) => Some(parse_date_or_time(r).ok_or_else(|| {
-                ServiceError::new(ErrorCode::InvalidField, "retention_until is a date YYYY-MM-DD or RFC 3339")
-            })?),
-        };
         let permit = UploadPermit {
             caller: caller.clone(),
             client_id: client.id,
@@ -210,14 +191,40 @@ impl Vault {
                 crate::policy::Decision::Allow { on_behalf_of, .. } => on_behalf_of,
                 _ => None,
             },
-            reason: decision.reason(),
-            doc_type,
-            title: domain::optional_text("title", fields.title.as_deref(), 200)?,
-            retention_until,
-            filename: clean_filename(fields.filename.as_deref())?,
+            doc_type: None,
+            title: None,
+            retention_until: None,
+            filename: String::new(),
         };
         op.commit_unaudited().await?;
         Ok(permit)
+    }
+
+    /// Parse an upload's form fields into its permit. A retention date is
+    /// decided (only management and office set one; a refusal is audited).
+    pub async fn upload_fields(&self, permit: &mut UploadPermit, fields: UploadFields) -> ServiceResult<()> {
+        let retention = fields.retention_until.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        if retention.is_some() {
+            let mut op = self.op(&permit.caller, "document.upload").await?;
+            op.client(permit.client_id, Action::SetRetention).await?;
+            op.commit_unaudited().await?;
+        }
+        let doc_type: DocumentType = fields
+            .doc_type
+            .as_deref()
+            .ok_or_else(|| ServiceError::new(ErrorCode::InvalidField, "`type` must come before `file`"))?
+            .trim()
+            .parse()?;
+        permit.retention_until = match retention {
+            None => None,
+            Some(r) => Some(parse_date_or_time(r).ok_or_else(|| {
+                ServiceError::new(ErrorCode::InvalidField, "retention_until is a date YYYY-MM-DD or RFC 3339")
+            })?),
+        };
+        permit.doc_type = Some(doc_type);
+        permit.title = domain::optional_text("title", fields.title.as_deref(), 200)?;
+        permit.filename = clean_filename(fields.filename.as_deref())?;
+        Ok(())
     }
 
     /// The transport refused the content by its head, before anything was
@@ -247,9 +254,10 @@ impl Vault {
         S: Stream<Item = Result<Bytes, UploadAbort>> + Send + 'static,
     {
         let filename = domain::required_text("filename", &filename, 220)?;
+        let doc_type = permit.doc_type.ok_or_else(|| ServiceError::internal("store_upload before upload_fields"))?;
         let meta = NewDocument {
             client_id: permit.client_id,
-            doc_type: permit.doc_type.as_str().into(),
+            doc_type: doc_type.as_str().into(),
             title: permit.title.clone(),
             filename,
             content_type: content_type.into(),
@@ -273,12 +281,18 @@ impl Vault {
         };
         let activated = async {
             let mut op = self.op(&permit.caller, "document.upload").await?;
-            op.event.client_id = Some(permit.client_id);
+            // Decided again: access may have ended while the bytes flowed.
             op.event.document_id = Some(doc.id);
-            op.event.on_behalf_of = permit.on_behalf_of;
-            op.event.reason = Some(permit.reason.into());
-            op.event.details =
-                serde_json::json!({ "size": size, "type": permit.doc_type, "content_type": content_type });
+            let (client, decision) = op.client(permit.client_id, Action::UploadDocument).await?;
+            if permit.retention_until.is_some() {
+                op.authorize(Action::SetRetention, Target::Client(&super::facts(&client))).await?;
+            }
+            op.event.on_behalf_of = match decision {
+                crate::policy::Decision::Allow { on_behalf_of, .. } => on_behalf_of,
+                _ => None,
+            };
+            op.event.reason = Some(decision.reason().into());
+            op.event.details = serde_json::json!({ "size": size, "type": doc_type, "content_type": content_type });
             op.tx()?.activate_document(doc.id, size as i64, &sha).await.map_err(ServiceError::from)?;
             op.commit().await?;
             if self.faults.fire(FaultPoint::ActivationAckLost) {
@@ -289,6 +303,11 @@ impl Vault {
         .await;
         let row = match activated {
             Ok(()) => self.snapshot().await?.get_document(doc.id).await?,
+            // Refused at the last moment (audited by the decision): nothing is kept.
+            Err(e) if matches!(e.code, ErrorCode::NotFound | ErrorCode::Forbidden | ErrorCode::ClientClosed) => {
+                self.discard(doc.id, &doc.name).await;
+                return Err(e);
+            }
             Err(e) => match self.resolve_activation(&doc, &e).await {
                 Some(row) => row,
                 None => return Err(e),

@@ -76,10 +76,32 @@ impl Vault {
     }
 
     /// Redeem a download token (the token is the capability: no session).
+    ///
+    /// The object is opened first, outside any write transaction (on S3 it
+    /// is a network request, and no writer may wait on it); then one
+    /// transaction redeems the token, decides again and appends the event.
+    /// If the store cannot open the object, the token stays unused; if the
+    /// new decision refuses, the opened stream is dropped unread (and the
+    /// token is used up by the refused attempt, which is audited).
     pub async fn redeem_download(&self, token: &str, ctx: &RequestContext) -> ServiceResult<Download> {
+        let hash = credentials::token_hash(token);
+        let mut content = None;
+        let peek = async {
+            let mut tx = self.snapshot().await?;
+            let Some(t) = tx.download_token(&hash).await? else { return Ok(None) };
+            if t.used_at.is_some() || t.voided_at.is_some() || t.expires_at <= tx.now() {
+                return Ok(None);
+            }
+            tx.document(t.document_id).await
+        }
+        .await;
+        if let Some(doc) = peek.map_err(ServiceError::from)?.filter(|d| d.state == DocumentState::Active) {
+            content = Some((doc.id, self.open_document(&doc).await?));
+        }
+
         let mut op = self.anonymous_op(ctx, "document.download").await?;
         let now = op.now();
-        let redemption = op.tx()?.redeem_download_token(&credentials::token_hash(token), now).await?;
+        let redemption = op.tx()?.redeem_download_token(&hash, now).await?;
         let (t, refusal) = match redemption {
             Redemption::Redeemed(t) => (t, None),
             Redemption::Unknown => {
@@ -90,26 +112,21 @@ impl Vault {
             Redemption::Expired(t) => (t, Some((ErrorCode::TokenExpired, "token expired"))),
             Redemption::Voided(t) => (t, Some((ErrorCode::AccessRevoked, "token voided: holder deactivated"))),
         };
+        op.act_as(Actor { id: t.user_id, role: t.role });
+        op.event.document_id = Some(t.document_id);
+        op.event.purpose = Some(t.purpose.as_str().into());
         if let Some((code, reason)) = refusal {
-            op.act_as(Actor { id: t.user_id, role: t.role });
-            op.event.document_id = Some(t.document_id);
-            op.event.purpose = Some(t.purpose.as_str().into());
             let err = if code == ErrorCode::AccessRevoked { revoked() } else { token_error(code, reason) };
             return Err(op.deny(err, reason).await);
         }
-        op.act_as(Actor { id: t.user_id, role: t.role });
-        op.event.purpose = Some(t.purpose.as_str().into());
         // Decide again, now: the holder, their role, the client, the document.
         let holder = op.tx()?.user(t.user_id).await?;
         if !holder.active {
-            op.event.document_id = Some(t.document_id);
             return Err(op.deny(revoked(), "holder deactivated").await);
         }
         if holder.role != t.role {
-            op.event.document_id = Some(t.document_id);
             return Err(op.deny(revoked(), "holder's role changed").await);
         }
-        op.event.document_id = Some(t.document_id);
         let doc = op.tx()?.get_document(t.document_id).await?;
         let client = op.tx()?.client(doc.client_id).await?;
         op.event.client_id = Some(client.id);
@@ -122,14 +139,17 @@ impl Vault {
             };
             return Err(op.deny(err, d.reason()).await);
         }
+        // The stream opened above is for this document (a token names one
+        // document, and its row was active then and is active now).
+        let Some((_, content)) = content.filter(|(id, _)| *id == doc.id) else {
+            return Err(ServiceError::internal("the document changed while its download was being opened"));
+        };
         if let crate::policy::Decision::Allow { on_behalf_of, .. } = d {
             op.event.on_behalf_of = on_behalf_of;
         }
         op.event.reason = Some(d.reason().into());
         op.event.outcome = "allowed".into();
         op.event.details = serde_json::json!({ "size": doc.size });
-        // Opened before commit: if the store is down, nothing is used up.
-        let content = self.open_document(&doc).await?;
         let document = Document::try_from(&doc)?;
         op.commit().await?;
         Ok(Download { document, content })

@@ -131,6 +131,7 @@ impl Vault {
         op.event.actor_id = Some(caller.user.id);
         op.event.actor_role = Some(caller.user.role.as_str().into());
         op.actor = Some(caller.actor());
+        op.check_caller(caller).await?;
         Ok(op)
     }
 
@@ -164,6 +165,17 @@ impl<'v> Op<'v> {
 
     pub(crate) fn now(&self) -> i64 {
         self.tx.as_ref().map_or_else(|| self.vault.now_micros(), Tx::now)
+    }
+
+    /// The caller was read when the request was authenticated; in this
+    /// transaction they must still be active and hold the same role (a
+    /// demotion that committed meanwhile ended their session).
+    pub(crate) async fn check_caller(&mut self, caller: &Caller) -> ServiceResult<()> {
+        let now = self.tx()?.user_opt(caller.id()).await?;
+        match now {
+            Some(u) if u.active && u.role == caller.role() => Ok(()),
+            _ => Err(ServiceError::unauthorized()),
+        }
     }
 
     pub(crate) fn now_time(&self) -> DateTime<Utc> {
@@ -269,10 +281,9 @@ impl<'v> Op<'v> {
     ) -> ServiceResult<(DocumentRow, ClientRow, Decision)> {
         self.event.document_id = Some(id);
         let doc = self.tx()?.document(id).await?.filter(|d| d.state != DocumentState::Pending);
-        let client = match &doc {
-            Some(d) => self.tx()?.client_opt(d.client_id).await?,
-            None => None,
-        };
+        // The client is looked up also for a missing document, so that both
+        // take the same queries (and time).
+        let client = self.tx()?.client_opt(doc.as_ref().map_or(Uuid::nil(), |d| d.client_id)).await?;
         self.event.client_id = client.as_ref().map(|c| c.id);
         let (d, c) = match (doc, client) {
             (Some(d), Some(c)) => (d, c),

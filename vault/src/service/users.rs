@@ -100,7 +100,7 @@ impl Vault {
     pub async fn create_user(&self, by: By<'_>, new: NewUser) -> ServiceResult<CreatedUser> {
         // The decision first (a forbidden caller hears 403 whatever it sent),
         // audited if it is a denial; the password is hashed outside any
-        // transaction, and the change is decided again with it.
+        // transaction, and the change is decided again in its own.
         if let By::User(caller) = by {
             let mut op = self.op(caller, "user.create").await?;
             op.authorize(Action::ManageUsers, Target::Nothing).await?;
@@ -137,7 +137,15 @@ impl Vault {
         let (b32, url) = credentials::totp_enrolment(&secret, &username).map_err(ServiceError::internal)?;
 
         let mut op = match by {
-            By::User(caller) => self.op(caller, "user.create").await?,
+            By::User(caller) => {
+                let mut op = self.op(caller, "user.create").await?;
+                op.authorize(Action::ManageUsers, Target::Nothing).await?;
+                let d = policy::may_manage_user(caller.actor(), None, Some(new.role), false);
+                if !d.is_allowed() {
+                    return Err(op.deny(ServiceError::denied(&d), d.reason()).await);
+                }
+                op
+            }
             By::Operator => self.anonymous_op(&RequestContext::default(), "user.create").await?,
         };
         let sealed = self.seal_field_in(op.tx()?, "totp", id, &secret).await?;
@@ -181,9 +189,12 @@ impl Vault {
     pub async fn update_user(&self, caller: &Caller, id: Uuid, patch: UserPatch) -> ServiceResult<User> {
         let mut op = self.op(caller, "user.update").await?;
         op.authorize(Action::ManageUsers, Target::Nothing).await?;
-        // Serialise user changes: the last-manager count below then sees
-        // every change that committed before this one.
-        op.tx()?.lock_chain().await?;
+        // Serialise user changes: lock the managers' rows, the caller's and
+        // the target's (rows first, the chain head last, in every
+        // operation), so the last-manager count below sees every change that
+        // committed before, and the caller's own role is read after them.
+        op.tx()?.lock_users_for_change(caller.id(), id).await?;
+        op.check_caller(caller).await?;
         let Some(before) = op.tx()?.user_opt(id).await? else {
             op.event.details = serde_json::json!({ "user_id": id });
             return Err(op.deny(ServiceError::not_found(), "no such user").await);
