@@ -364,8 +364,9 @@ impl Vault {
         let name = ObjectName::random();
         let mut attempt = 0;
         loop {
+            // No look at the newest version first: the check after the
+            // insert refuses a superseded one, and the retry reloads.
             let mut tx = self.tx().await?;
-            self.refresh_keys(&mut tx).await?;
             let wrapped = self.keyring().wrap_data_key(id, &key)?;
             let version = wrapped.version;
             tx.insert_pending_document(&NewDocumentRow {

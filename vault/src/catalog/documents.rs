@@ -43,7 +43,7 @@ macro_rules! select_documents {
     };
 }
 
-fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
+pub(super) fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
     let wrapped_key = sealed_cols(row, "wrapped_key", "key_version")?;
     let state: String = row.try_get("state").map_err(q("decode"))?;
     Ok(DocumentRow {

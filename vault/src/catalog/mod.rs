@@ -353,6 +353,49 @@ impl Catalog {
         Ok(Tx { tx, backend: self.backend, now, _writer: None })
     }
 
+    /// The session with this token hash and its user, in one statement
+    /// outside any transaction (every authenticated request asks this).
+    pub async fn session_with_user(&self, token_hash: &str) -> Result<Option<(SessionRow, UserRow)>, CatalogError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.display_name, u.role, u.password_hash, u.totp_secret, u.totp_key_version, \
+             u.totp_last_step, CAST(u.active AS INTEGER) AS active, u.failed_attempts, u.locked_until, u.created_at, \
+             u.updated_at, s.token_hash, s.user_id, s.created_at AS session_created_at, s.last_seen_at, s.expires_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("session_with_user"))?;
+        let Some(r) = row else { return Ok(None) };
+        let session = SessionRow {
+            token_hash: r.try_get("token_hash").map_err(q("decode"))?,
+            user_id: uuid_col(&r, "user_id")?,
+            created_at: r.try_get("session_created_at").map_err(q("decode"))?,
+            last_seen_at: r.try_get("last_seen_at").map_err(q("decode"))?,
+            expires_at: r.try_get("expires_at").map_err(q("decode"))?,
+        };
+        Ok(Some((session, users::user_from_row(&r)?)))
+    }
+
+    /// A download token that is still usable, and its document, in one
+    /// statement outside any transaction (to open the object before the
+    /// redemption's transaction).
+    pub async fn usable_token_document(&self, token_hash: &str, now: i64) -> Result<Option<DocumentRow>, CatalogError> {
+        let row = sqlx::query(
+            "SELECT d.id, d.client_id, d.doc_type, d.title, d.filename, d.content_type, d.size, d.sha256, \
+             d.object_name, d.wrapped_key, d.key_version, d.state, d.uploaded_by, d.uploaded_at, d.retention_until, \
+             CAST(d.legal_hold AS INTEGER) AS legal_hold, d.destroyed_at, d.destroyed_by \
+             FROM download_tokens t JOIN documents d ON d.id = t.document_id \
+             WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.voided_at IS NULL AND t.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("usable_token_document"))?;
+        row.as_ref().map(documents::document_from_row).transpose()
+    }
+
     /// For tests and tools that must simulate an attacker with database
     /// access: run raw SQL. Never used by the server.
     #[doc(hidden)]

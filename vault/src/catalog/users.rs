@@ -56,7 +56,7 @@ macro_rules! select_users {
     };
 }
 
-fn user_from_row(r: &AnyRow) -> Result<UserRow, CatalogError> {
+pub(super) fn user_from_row(r: &AnyRow) -> Result<UserRow, CatalogError> {
     let role: String = r.try_get("role").map_err(q("decode"))?;
     Ok(UserRow {
         id: uuid_col(r, "id")?,

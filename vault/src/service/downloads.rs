@@ -86,16 +86,8 @@ impl Vault {
     pub async fn redeem_download(&self, token: &str, ctx: &RequestContext) -> ServiceResult<Download> {
         let hash = credentials::token_hash(token);
         let mut content = None;
-        let peek = async {
-            let mut tx = self.snapshot().await?;
-            let Some(t) = tx.download_token(&hash).await? else { return Ok(None) };
-            if t.used_at.is_some() || t.voided_at.is_some() || t.expires_at <= tx.now() {
-                return Ok(None);
-            }
-            tx.document(t.document_id).await
-        }
-        .await;
-        if let Some(doc) = peek.map_err(ServiceError::from)?.filter(|d| d.state == DocumentState::Active) {
+        let peek = self.catalog.usable_token_document(&hash, self.now_micros()).await?;
+        if let Some(doc) = peek.filter(|d| d.state == DocumentState::Active) {
             content = Some((doc.id, self.open_document(&doc).await?));
         }
 

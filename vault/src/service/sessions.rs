@@ -168,11 +168,8 @@ impl Vault {
     /// every 30 s.
     pub async fn authenticate(&self, token: &str, ctx: RequestContext) -> ServiceResult<Caller> {
         let hash = credentials::token_hash(token);
-        let (session, user) = {
-            let mut tx = self.snapshot().await?;
-            let Some(session) = tx.session(&hash).await? else { return Err(ServiceError::unauthorized()) };
-            let user = tx.user(session.user_id).await?;
-            (session, user)
+        let Some((session, user)) = self.catalog.session_with_user(&hash).await? else {
+            return Err(ServiceError::unauthorized());
         };
         let now = self.now_micros();
         let idle = self.settings.session_idle.as_micros() as i64;
