@@ -14,28 +14,22 @@ pub mod server;
 pub mod upload;
 pub mod workers;
 
-/// Tune glibc's allocator for a server with many short-lived blocking
-/// threads, unless the operator set `MALLOC_ARENA_MAX` or
-/// `MALLOC_MMAP_THRESHOLD_` already. Measured under 200 concurrent 1 MiB
-/// uploads and downloads after one large transfer (BENCHMARKS.md): glibc's
-/// default gives every blocking thread an arena of its own (up to 8 per
-/// core), and after one large buffer is freed it raises its mmap threshold
-/// for good, so later 64 KiB–1 MiB buffers stay in fragmented arenas; peak
-/// RSS above idle was 64 MiB, with two arenas and a fixed threshold 35–38.
-/// Call first in `main`, before any thread starts.
+/// Hold glibc's allocator to two arenas, unless the operator set
+/// `MALLOC_ARENA_MAX`. glibc gives every thread that allocates while the
+/// others hold their arenas an arena of its own, up to 8 per core, and each
+/// keeps what it freed: under 200 concurrent 1 MiB uploads and downloads
+/// after one large transfer, peak RSS above idle was 64 MiB with the default
+/// and 38–40 MiB with two arenas, at the same CPU cost per GiB
+/// (BENCHMARKS.md). A fixed mmap threshold saved a little more memory but
+/// doubled a download's CPU time (every large buffer mapped, zeroed and
+/// unmapped again), so it is left dynamic. Call first in `main`, before any
+/// thread starts.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-            // SAFETY: mallopt only sets a parameter of the allocator; called
-            // before any other thread exists.
-            unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
-        }
-        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-            // SAFETY: as above. 128 KiB is glibc's initial threshold; setting
-            // it turns the dynamic adjustment off.
-            unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
-        }
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a parameter of the allocator, and it is
+        // called before any other thread exists.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     }
 }
 

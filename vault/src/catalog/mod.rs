@@ -323,8 +323,9 @@ impl Catalog {
     /// A read-write transaction at time `now` (microseconds). On SQLite it
     /// starts with `BEGIN IMMEDIATE`: it holds the write lock from the start,
     /// so it can never fail half-way when upgrading from reader to writer.
-    /// On PostgreSQL it is READ COMMITTED; rules that must not race take a
-    /// lock first (see [`Tx::lock_chain`]).
+    /// On PostgreSQL it is READ COMMITTED; rules that must not race lock the
+    /// rows they read first (see [`Tx::lock_users_for_change`]), and the
+    /// audit append, last in every write transaction, locks the chain head.
     pub async fn begin(&self, now: i64) -> Result<Tx, CatalogError> {
         let (tx, writer) = match self.backend {
             Backend::Sqlite => {

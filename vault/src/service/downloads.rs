@@ -3,9 +3,10 @@
 //! redemption with the holder's current role, substitutions and the
 //! client's and document's current state.
 //!
-//! Redemption, the new decision, opening the object and the audit event are
-//! one transaction: if the object cannot be opened (the store is down), the
-//! token stays unused and nothing is recorded as downloaded.
+//! The object is opened first, outside any write transaction; redemption,
+//! the new decision and the audit event are then one transaction. If the
+//! object cannot be opened (the store is down), the token stays unused and
+//! nothing is recorded as downloaded.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
