@@ -63,6 +63,7 @@ pub async fn download(
     // A slot for the whole transfer, before the token is used: it travels
     // with the body stream.
     let slot = st.slot(&st.download_slots, "downloads").await?;
+    let transfer = crate::alloc::Transfer::start();
     let started = Instant::now();
     let dl = st.vault.redeem_download(&token, &ctx).await?;
     let doc = dl.document;
@@ -81,6 +82,7 @@ pub async fn download(
     let body = body.chain(futures::stream::once(async move {
         metrics::histogram!("kluis_download_duration_seconds").record(started.elapsed().as_secs_f64());
         drop(slot);
+        drop(transfer);
         Ok(bytes::Bytes::new())
     }));
     let mut resp = Response::new(Body::from_stream(body));

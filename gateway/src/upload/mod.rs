@@ -143,6 +143,7 @@ pub async fn receive(
     budget: Arc<Budget>,
 ) -> ApiResult<Document> {
     let _slot = st.slot(&st.upload_slots, "uploads").await?;
+    let _transfer = crate::alloc::Transfer::start();
     let started = Instant::now();
     let max = st.settings.max_upload_bytes;
     let mut permit = st.vault.authorize_upload(caller, client_id).await?;
