@@ -40,7 +40,19 @@ pub fn content_disposition(name: &str) -> String {
 #[utoipa::path(get, path = "/api/v1/download/{token}", tag = "documents",
     params(("token" = String, Path, description = "the token from download-tokens", min_length = 1, max_length = 100)),
     responses(
-        (status = 200, description = "the document, streamed", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "the document, streamed, with the content type its bytes were recognised as at upload \
+            (`application/octet-stream` if none was recorded)",
+            content(
+                (Vec<u8> = "application/pdf"),
+                (Vec<u8> = "image/png"),
+                (Vec<u8> = "image/jpeg"),
+                (Vec<u8> = "image/tiff"),
+                (Vec<u8> = "text/plain; charset=utf-8"),
+                (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+                (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+                (Vec<u8> = "application/vnd.oasis.opendocument.text"),
+                (Vec<u8> = "application/octet-stream"),
+            )),
         (status = 401, description = "`invalid_token`: unknown or altered", body = ErrorBody),
         (status = 403, description = "`access_revoked`: the holder lost access since it was issued", body = ErrorBody),
         (status = 410, description = "`token_used`, `token_expired`, `gone`", body = ErrorBody),
