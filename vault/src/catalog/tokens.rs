@@ -165,16 +165,7 @@ impl Tx {
         .map_err(q("redeem_download_token"))?
         .rows_affected()
             == 1;
-        let row = sqlx::query(
-            "SELECT document_id, user_id, role, purpose, created_at, expires_at, used_at, voided_at \
-             FROM download_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(q("redeem_download_token"))?;
-        let Some(row) = row else { return Ok(Redemption::Unknown) };
-        let t = token_from_row(&row)?;
+        let Some(t) = self.download_token(token_hash).await? else { return Ok(Redemption::Unknown) };
         Ok(if won {
             Redemption::Redeemed(t)
         } else if t.voided_at.is_some() {
