@@ -66,7 +66,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_transfer_releases() {
+    fn transfers_are_counted_in_and_out() {
         let before = IN_FLIGHT.load(Ordering::Acquire);
         let a = Transfer::start();
         let b = Transfer::start();
