@@ -139,7 +139,7 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || stream_of(&object_chunks),
                 |s| {
-                    let n = drain(crypto::decrypt_stream(&key, id, s));
+                    let n = drain(crypto::decrypt_stream(crypto::Decryptor::new(&key, id, None, 1), s));
                     assert_eq!(n, TOTAL);
                     n
                 },

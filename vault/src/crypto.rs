@@ -232,16 +232,29 @@ impl SegmentCipher {
         if buf.len() < TAG_LEN {
             return Err(CryptoError::Truncated("segment shorter than its tag"));
         }
-        let nonce = self.nonce(index, last)?;
         let body_len = buf.len() - TAG_LEN;
-        let tag = Tag::<Aes256Gcm>::try_from(&buf[body_len..]).map_err(|_| CryptoError::Truncated("segment tag"))?;
-        let res = self.cipher.decrypt_inout_detached(&nonce, &self.aad, buf[..body_len].as_mut().into(), &tag);
-        if res.is_err() {
-            // Never leave unauthenticated plaintext behind in the buffer.
-            buf.clear();
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&buf[body_len..]);
+        let res = self.open_detached(index, last, &mut buf[..body_len], &tag);
+        buf.truncate(if res.is_ok() { body_len } else { 0 });
+        res
+    }
+
+    /// Decrypt one segment's ciphertext in place against its tag. On
+    /// failure `body` is zeroed: no unauthenticated plaintext is left behind.
+    pub fn open_detached(
+        &self,
+        index: u64,
+        last: bool,
+        body: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        let nonce = self.nonce(index, last)?;
+        let tag = Tag::<Aes256Gcm>::from(*tag);
+        if self.cipher.decrypt_inout_detached(&nonce, &self.aad, body.into(), &tag).is_err() {
+            body.fill(0);
             return Err(CryptoError::Authentication { segment: index });
         }
-        buf.truncate(body_len);
         Ok(())
     }
 }
@@ -319,34 +332,99 @@ where
     })
 }
 
-struct DecryptState<E> {
-    input: BoxedInput<E>,
+/// Opens an object as its bytes arrive, in any chunks: the synchronous core
+/// under [`decrypt_stream`], also driven directly by a blocking reader.
+/// Authenticated plaintext comes out of [`Decryptor::next_frame`] in frames
+/// of a chosen number of segments (the last one shorter): larger frames mean
+/// fewer write calls and hand-offs, and more memory per download.
+pub struct Decryptor {
     expected: Uuid,
     key: DataKey,
     /// Header bytes until the header is complete.
     head: Vec<u8>,
     cipher: Option<SegmentCipher>,
-    /// A complete sealed segment, waiting to learn whether anything follows.
-    full: Option<BytesMut>,
-    /// The segment being filled, allocated at its exact sealed size.
-    cur: BytesMut,
+    /// The frame being assembled: `opened` bytes of authenticated plaintext,
+    /// then the ciphertext of the segment being received. Its tag is kept
+    /// apart (`tag`), so opened segments lie back to back.
+    frame: BytesMut,
+    opened: usize,
+    /// Sealed bytes of the current segment received so far: up to the
+    /// segment size in `frame`, the rest in `tag`. A complete segment waits
+    /// here until a following byte shows it is not the last one.
+    fill: usize,
+    tag: [u8; TAG_LEN],
+    /// Plaintext bytes still expected, as the catalog recorded them: only
+    /// sizes the last frame's buffer (a wrong hint costs a reallocation).
+    remaining: Option<u64>,
+    /// Segments per frame.
+    frame_segments: usize,
     index: u64,
     out: VecDeque<Bytes>,
-    /// An error found while segments opened before it still wait in `out`:
-    /// those go out first, then the error.
-    failed: Option<CryptoError>,
-    eof: bool,
-    done: bool,
+    failed: bool,
 }
 
-impl<E> DecryptState<E> {
-    /// Take in one chunk of object bytes: one copy per byte, into a buffer of
-    /// exactly one sealed segment, which is then opened in place.
-    fn absorb(&mut self, mut chunk: Bytes) -> Result<(), CryptoError> {
+impl Decryptor {
+    /// Frames of `frame_segments` segments (at least one). `plaintext_len`,
+    /// when known, only sizes the buffers.
+    pub fn new(key: &DataKey, document_id: Uuid, plaintext_len: Option<u64>, frame_segments: usize) -> Self {
+        Decryptor {
+            expected: document_id,
+            key: key.clone(),
+            head: Vec::with_capacity(HEADER_LEN),
+            cipher: None,
+            frame: BytesMut::new(),
+            opened: 0,
+            fill: 0,
+            tag: [0; TAG_LEN],
+            remaining: plaintext_len,
+            frame_segments: frame_segments.max(1),
+            index: 0,
+            out: VecDeque::new(),
+            failed: false,
+        }
+    }
+
+    /// Take in the next object bytes: one copy per byte, into the frame
+    /// (ciphertext) or the tag; each segment is opened in place as soon as
+    /// a following byte shows it is not the last. After an error, the
+    /// plaintext authenticated before it is still in [`Self::next_frame`],
+    /// and nothing more is accepted.
+    pub fn absorb(&mut self, chunk: &[u8]) -> Result<(), CryptoError> {
+        if self.failed {
+            return Err(CryptoError::Truncated("decryption already failed"));
+        }
+        let res = self.absorb_inner(chunk);
+        self.settle(res)
+    }
+
+    /// The object ended: the segment being received is the last one (its
+    /// tag is its last `TAG_LEN` bytes).
+    pub fn finish(&mut self) -> Result<(), CryptoError> {
+        if self.failed {
+            return Err(CryptoError::Truncated("decryption already failed"));
+        }
+        let res = self.finish_inner();
+        self.settle(res)
+    }
+
+    /// The next frame of authenticated plaintext, if one is complete.
+    pub fn next_frame(&mut self) -> Option<Bytes> {
+        self.out.pop_front()
+    }
+
+    fn settle(&mut self, res: Result<(), CryptoError>) -> Result<(), CryptoError> {
+        if res.is_err() {
+            self.failed = true;
+            self.release();
+        }
+        res
+    }
+
+    fn absorb_inner(&mut self, mut chunk: &[u8]) -> Result<(), CryptoError> {
         if self.cipher.is_none() {
-            let need = HEADER_LEN - self.head.len();
-            let take = need.min(chunk.len());
-            self.head.extend_from_slice(&chunk.split_to(take));
+            let take = (HEADER_LEN - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
             if self.head.len() < HEADER_LEN {
                 return Ok(());
             }
@@ -356,71 +434,106 @@ impl<E> DecryptState<E> {
             }
             self.cipher = Some(SegmentCipher::new(&self.key, header));
         }
-        let Some(cipher) = &self.cipher else { return Ok(()) };
-        let sealed = cipher.header().segment_size() + TAG_LEN;
+        let Some(seg) = self.cipher.as_ref().map(|c| c.header().segment_size()) else { return Ok(()) };
         while !chunk.is_empty() {
-            // More bytes follow the waiting segment: it is not the last one.
-            if let Some(mut seg) = self.full.take() {
-                cipher.open(self.index, false, &mut seg)?;
-                self.index += 1;
-                self.out.push_back(seg.freeze());
+            if self.fill == seg + TAG_LEN {
+                // More bytes follow the waiting segment: it is not the last one.
+                let tag = self.tag;
+                self.open_current(false, seg, tag)?;
             }
-            if self.cur.capacity() == 0 {
-                self.cur.reserve(sealed);
+            if self.frame.is_empty() && self.frame.capacity() == 0 {
+                let want = (self.frame_segments * seg) as u64;
+                let cap = self.remaining.map_or(want, |r| r.saturating_add(TAG_LEN as u64).min(want));
+                self.frame = BytesMut::with_capacity(cap as usize);
             }
-            let take = (sealed - self.cur.len()).min(chunk.len());
-            self.cur.extend_from_slice(&chunk.split_to(take));
-            if self.cur.len() == sealed {
-                self.full = Some(std::mem::take(&mut self.cur));
+            let take;
+            if self.fill < seg {
+                take = (seg - self.fill).min(chunk.len());
+                self.frame.extend_from_slice(&chunk[..take]);
+            } else {
+                let at = self.fill - seg;
+                take = (TAG_LEN - at).min(chunk.len());
+                self.tag[at..at + take].copy_from_slice(&chunk[..take]);
             }
+            self.fill += take;
+            chunk = &chunk[take..];
         }
         Ok(())
     }
 
-    /// The input ended: whatever is buffered is the last segment.
-    fn finish(&mut self) -> Result<(), CryptoError> {
-        let Some(cipher) = &self.cipher else { return Err(CryptoError::Truncated("header incomplete")) };
-        let mut last = match (self.full.take(), self.cur.is_empty()) {
-            (Some(full), true) => full,
-            (None, false) => std::mem::take(&mut self.cur),
-            (None, true) => return Err(CryptoError::Truncated("last segment missing")),
-            (Some(_), false) => unreachable!("a full segment is opened as soon as a byte follows it"),
+    fn finish_inner(&mut self) -> Result<(), CryptoError> {
+        let Some(seg) = self.cipher.as_ref().map(|c| c.header().segment_size()) else {
+            return Err(CryptoError::Truncated("header incomplete"));
         };
-        cipher.open(self.index, true, &mut last)?;
-        self.out.push_back(last.freeze());
+        if self.fill == 0 {
+            return Err(CryptoError::Truncated("last segment missing"));
+        }
+        if self.fill < TAG_LEN {
+            return Err(CryptoError::Truncated("segment shorter than its tag"));
+        }
+        let (len, in_frame) = (self.fill - TAG_LEN, self.fill.min(seg));
+        let mut tag = [0u8; TAG_LEN];
+        for (j, t) in tag.iter_mut().enumerate() {
+            let p = len + j;
+            *t = if p < in_frame { self.frame[self.opened + p] } else { self.tag[p - in_frame] };
+        }
+        self.open_current(true, len, tag)
+    }
+
+    /// Open the segment at `opened..opened + len` of the frame; a full frame
+    /// goes out. On failure the segment's bytes are wiped and dropped.
+    fn open_current(&mut self, last: bool, len: usize, tag: [u8; TAG_LEN]) -> Result<(), CryptoError> {
+        let Some(cipher) = &self.cipher else { return Err(CryptoError::Truncated("header incomplete")) };
+        let seg = cipher.header().segment_size();
+        let start = self.opened;
+        if let Err(e) = cipher.open_detached(self.index, last, &mut self.frame[start..start + len], &tag) {
+            self.frame[start..].fill(0);
+            self.frame.truncate(start);
+            return Err(e);
+        }
+        self.frame.truncate(start + len);
+        self.opened += len;
+        self.fill = 0;
+        self.index += 1;
+        if let Some(r) = &mut self.remaining {
+            *r = r.saturating_sub(len as u64);
+        }
+        if last || self.opened >= self.frame_segments * seg {
+            self.release();
+        }
         Ok(())
+    }
+
+    /// Send the authenticated part of the frame out.
+    fn release(&mut self) {
+        if self.opened > 0 {
+            self.out.push_back(self.frame.split_to(self.opened).freeze());
+            self.opened = 0;
+        }
     }
 }
 
-/// Decrypt a stream of object bytes into plaintext, one item per segment.
-/// Every item is authenticated; a failure ends the stream with an error and
-/// no further items.
+/// Decrypt a stream of object bytes into plaintext, in the frames `dec`
+/// makes. Every frame is authenticated; a failure ends the stream with an
+/// error and no further items.
 pub fn decrypt_stream<S, E>(
-    key: &DataKey,
-    document_id: Uuid,
+    dec: Decryptor,
     input: S,
 ) -> impl Stream<Item = Result<Bytes, CryptoError>> + Send + use<S, E>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    let state = DecryptState {
-        input: Box::pin(input),
-        expected: document_id,
-        key: key.clone(),
-        head: Vec::with_capacity(HEADER_LEN),
-        cipher: None,
-        full: None,
-        cur: BytesMut::new(),
-        index: 0,
-        out: VecDeque::new(),
-        failed: None,
-        eof: false,
-        done: false,
-    };
+    struct State<E> {
+        input: BoxedInput<E>,
+        dec: Decryptor,
+        failed: Option<CryptoError>,
+        done: bool,
+    }
+    let state = State { input: Box::pin(input), dec, failed: None, done: false };
     futures::stream::try_unfold(state, |mut st| async move {
         loop {
-            if let Some(b) = st.out.pop_front() {
+            if let Some(b) = st.dec.next_frame() {
                 return Ok(Some((b, st)));
             }
             if let Some(e) = st.failed.take() {
@@ -429,16 +542,15 @@ where
             if st.done {
                 return Ok(None);
             }
-            if st.eof {
-                st.failed = st.finish().err();
-                st.done = true;
-                continue;
-            }
             match st.input.next().await {
-                Some(Ok(chunk)) => st.failed = st.absorb(chunk).err(),
+                Some(Ok(chunk)) => st.failed = st.dec.absorb(&chunk).err(),
                 Some(Err(e)) => return Err(CryptoError::Source(e.into())),
-                None => st.eof = true,
+                None => {
+                    st.failed = st.dec.finish().err();
+                    st.done = true;
+                }
             }
+            st.done = st.done || st.failed.is_some();
         }
     })
 }
@@ -462,7 +574,7 @@ mod tests {
 
     /// Returns the plaintext released before the first error, and that error.
     fn decrypt(key: &DataKey, id: Uuid, obj: &[u8], chunk: usize) -> (Vec<u8>, Option<CryptoError>) {
-        let s = decrypt_stream(key, id, futures::stream::iter(chunks(obj, chunk)));
+        let s = decrypt_stream(Decryptor::new(key, id, None, 1), futures::stream::iter(chunks(obj, chunk)));
         let items = futures::executor::block_on(s.collect::<Vec<_>>());
         let mut out = Vec::new();
         for it in items {
@@ -491,6 +603,29 @@ mod tests {
             let (out, err) = decrypt(&key, id, &obj, 5000);
             assert!(err.is_none(), "len {len}: {err:?}");
             assert_eq!(out, plain, "len {len}");
+        }
+    }
+
+    #[test]
+    fn plaintext_goes_out_in_whole_frames_whatever_the_size_hint() {
+        let key = DataKey::generate();
+        let id = Uuid::new_v4();
+        let frame = 4 * SEG;
+        for len in [0, 10, SEG, frame - 5, frame, frame + 1, 2 * frame + SEG + 3] {
+            let plain = data(len, 4);
+            let obj = encrypt(&key, id, &plain, 65536);
+            // A right hint, none, and wrong ones (too small, too large).
+            for hint in [Some(len as u64), None, Some(0), Some(1), Some(len as u64 * 3 + 7)] {
+                let input = futures::stream::iter(chunks(&obj, 70_001));
+                let items: Vec<Bytes> = futures::executor::block_on(
+                    decrypt_stream(Decryptor::new(&key, id, hint, 4), input).map(|r| r.unwrap()).collect::<Vec<_>>(),
+                );
+                assert_eq!(items.concat(), plain, "len {len} hint {hint:?}");
+                // Every item but the last is a whole frame; none is empty.
+                let whole = items.len().saturating_sub(1);
+                assert!(items[..whole].iter().all(|f| f.len() == frame), "len {len} hint {hint:?}: frames not whole");
+                assert!(items.iter().all(|f| !f.is_empty() && f.len() <= frame), "len {len} hint {hint:?}");
+            }
         }
     }
 

@@ -549,8 +549,17 @@ impl Vault {
         let wrapped = row.wrapped_key.as_ref().ok_or(VaultError::Gone(id))?;
         let key = self.with_keys(|k| k.unwrap_data_key(id, wrapped))?;
         let name = ObjectName::from_catalog(row.object_name.clone());
+        let size = row.size.and_then(|s| u64::try_from(s).ok());
+        if let Some(file) = self.store.open_local(&name)? {
+            let dec = crypto::Decryptor::new(&key, id, size, LOCAL_FRAME_SEGMENTS);
+            return Ok(decrypt_local(file, name.to_string(), dec));
+        }
+        // Other stores: opened on the connection's task as the chunks
+        // arrive, one segment per frame (no hand-off to amortise).
         let raw = self.store.get_stream(&name).await?;
-        Ok(crypto::decrypt_stream(&key, id, raw).map(|r| r.map_err(VaultError::from)).boxed())
+        Ok(crypto::decrypt_stream(crypto::Decryptor::new(&key, id, size, 1), raw)
+            .map(|r| r.map_err(VaultError::from))
+            .boxed())
     }
 
     /// Destroy a document: data key first (crypto-shredding), then the
@@ -615,4 +624,78 @@ pub(crate) struct PendingDocument {
     pub(crate) id: Uuid,
     pub(crate) name: ObjectName,
     pub(crate) key: DataKey,
+}
+
+/// Bytes per read of a file:// object being decrypted. The buffer is reused
+/// for the whole download.
+const LOCAL_READ: usize = 64 << 10;
+/// Segments per frame of a file:// download (256 KiB): each frame is one
+/// hand-off between threads and one write call. Two segments per frame cost
+/// as much CPU per GiB as one; four match the code before issue 7, at about
+/// 560 KiB per download in flight (BENCHMARKS.md).
+const LOCAL_FRAME_SEGMENTS: usize = 4;
+
+/// Read and open a file:// object on one blocking thread: the read buffer
+/// is reused, decryption runs beside the connection's writes, and the
+/// connection's task wakes once per frame, not once per read. The next frame
+/// is begun only once the connection took the previous one (a channel slot
+/// is reserved before reading on): a download holds the read buffer and two
+/// frames, the one being written and the one being opened.
+fn decrypt_local(file: std::fs::File, name: String, mut dec: crypto::Decryptor) -> PlainStream {
+    type Item = Result<Bytes, VaultError>;
+    /// Hold a reserved slot: the one already held, or a new one (the channel
+    /// holds one item, so never wait for a slot while holding it). False
+    /// when the client went away.
+    fn reserve<'a>(
+        tx: &'a tokio::sync::mpsc::Sender<Item>,
+        slot: &mut Option<tokio::sync::mpsc::Permit<'a, Item>>,
+    ) -> bool {
+        if slot.is_none() {
+            *slot = futures::executor::block_on(tx.reserve()).ok();
+        }
+        slot.is_some()
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        let mut buf = vec![0u8; LOCAL_READ];
+        let mut slot = None;
+        loop {
+            if !reserve(&tx, &mut slot) {
+                return;
+            }
+            let n = match file.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if let Some(p) = slot.take() {
+                        p.send(Err(StoreError::Io { op: "read", name, source: e }.into()));
+                    }
+                    return;
+                }
+            };
+            let res = if n == 0 { dec.finish() } else { dec.absorb(&buf[..n]) };
+            while let Some(frame) = dec.next_frame() {
+                if !reserve(&tx, &mut slot) {
+                    return;
+                }
+                if let Some(p) = slot.take() {
+                    p.send(Ok(frame));
+                }
+            }
+            if let Err(e) = res {
+                if reserve(&tx, &mut slot) {
+                    if let Some(p) = slot.take() {
+                        p.send(Err(e.into()));
+                    }
+                }
+                return;
+            }
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }

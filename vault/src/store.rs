@@ -260,6 +260,17 @@ impl BlobStore {
         .map_err(|source| StoreError::Sync { name: n, source })
     }
 
+    /// A file:// object opened for reading with blocking calls (`None` for
+    /// other stores), for a reader that runs on its own blocking thread.
+    pub fn open_local(&self, name: &ObjectName) -> Result<Option<std::fs::File>, StoreError> {
+        let Kind::File(root) = &self.kind else { return Ok(None) };
+        match std::fs::File::open(root.join(name.as_str())) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(name.to_string())),
+            Err(e) => Err(StoreError::Io { op: "open", name: name.to_string(), source: e }),
+        }
+    }
+
     /// Stream an object's bytes.
     pub async fn get_stream(
         &self,
@@ -267,15 +278,7 @@ impl BlobStore {
     ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
         // object_store reads local files 8 KiB at a time, each read its own
         // blocking task; read 256 KiB chunks on one thread instead.
-        if let Kind::File(root) = &self.kind {
-            let path = root.join(name.as_str());
-            let file = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(StoreError::NotFound(name.to_string()));
-                }
-                Err(e) => return Err(StoreError::Io { op: "open", name: name.to_string(), source: e }),
-            };
+        if let Some(file) = self.open_local(name)? {
             return Ok(file_reader(file, name.to_string()));
         }
         let res = self.inner.get(&name.path()).await.map_err(Self::err("get", name))?;
