@@ -685,10 +685,10 @@ fn decrypt_local(file: std::fs::File, name: String, mut dec: crypto::Decryptor) 
                 }
             }
             if let Err(e) = res {
-                if reserve(&tx, &mut slot) {
-                    if let Some(p) = slot.take() {
-                        p.send(Err(e.into()));
-                    }
+                if reserve(&tx, &mut slot)
+                    && let Some(p) = slot.take()
+                {
+                    p.send(Err(e.into()));
                 }
                 return;
             }
