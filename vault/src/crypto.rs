@@ -10,10 +10,13 @@
 //! every byte of ciphertext.
 //!
 //! Invariants:
-//! - plaintext is only ever released segment by segment, after that segment's
+//! - plaintext is only ever released in whole segments, after each one's
 //!   tag verified; a stream that ends early, has segments swapped, dropped,
 //!   appended or taken from another document fails with [`CryptoError`];
-//! - memory is bounded by one segment plus one input chunk, whatever the size;
+//! - decryption memory is bounded by one frame (a chosen number of segments,
+//!   [`Decryptor`]) plus one input chunk, whatever the size; the tags are
+//!   kept apart, so a frame's segments lie back to back and go out as one
+//!   buffer, with one copy per byte (input chunk into frame);
 //! - a [`DataKey`] is never reused across documents (a fresh random key per
 //!   call to [`DataKey::generate`]) and is zeroed when dropped.
 

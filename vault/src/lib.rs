@@ -551,13 +551,12 @@ impl Vault {
         let name = ObjectName::from_catalog(row.object_name.clone());
         let size = row.size.and_then(|s| u64::try_from(s).ok());
         if let Some(file) = self.store.open_local(&name)? {
-            let dec = crypto::Decryptor::new(&key, id, size, LOCAL_FRAME_SEGMENTS);
+            let dec = crypto::Decryptor::new(&key, id, size, FRAME_SEGMENTS);
             return Ok(decrypt_local(file, name.to_string(), dec));
         }
-        // Other stores: opened on the connection's task as the chunks
-        // arrive, one segment per frame (no hand-off to amortise).
+        // Other stores: opened on the connection's task as the chunks arrive.
         let raw = self.store.get_stream(&name).await?;
-        Ok(crypto::decrypt_stream(crypto::Decryptor::new(&key, id, size, 1), raw)
+        Ok(crypto::decrypt_stream(crypto::Decryptor::new(&key, id, size, FRAME_SEGMENTS), raw)
             .map(|r| r.map_err(VaultError::from))
             .boxed())
     }
@@ -629,11 +628,13 @@ pub(crate) struct PendingDocument {
 /// Bytes per read of a file:// object being decrypted. The buffer is reused
 /// for the whole download.
 const LOCAL_READ: usize = 64 << 10;
-/// Segments per frame of a file:// download (256 KiB): each frame is one
-/// hand-off between threads and one write call. Two segments per frame cost
-/// as much CPU per GiB as one; four match the code before issue 7, at about
-/// 560 KiB per download in flight (BENCHMARKS.md).
-const LOCAL_FRAME_SEGMENTS: usize = 4;
+/// Segments per frame of a download (256 KiB): each frame is one write call
+/// (hyper's buffer is 64 KiB, so it writes each frame on its own), and on
+/// file:// one hand-off between threads. With one segment per frame a
+/// download cost about 30 % more CPU per GiB than before issue 7; two gained
+/// nothing on file://; four match the code before issue 7, at about 560 KiB
+/// per file:// download in flight (BENCHMARKS.md).
+const FRAME_SEGMENTS: usize = 4;
 
 /// Read and open a file:// object on one blocking thread: the read buffer
 /// is reused, decryption runs beside the connection's writes, and the

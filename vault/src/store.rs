@@ -335,11 +335,10 @@ impl CreateDirErr {
     }
 }
 
-/// Bytes per read when streaming a file:// object. Two chunks are read
-/// ahead, so a download in flight holds about 256 KiB; 256 KiB chunks held
-/// 1 MiB each and 64 concurrent downloads 50 MiB (heaptrack). The price:
-/// with hyper's 64 KiB connection buffer, a download is one read and one
-/// write per segment, about 30 % more CPU per GiB (BENCHMARKS.md, "Open").
+/// Bytes per read when streaming a file:// object's raw bytes through
+/// `get_stream` (two chunks read ahead). Downloads do not come this way:
+/// the vault reads and opens file:// objects on one thread of its own
+/// (`open_local`, `decrypt_local` in `lib.rs`).
 const READ_CHUNK: usize = 64 << 10;
 /// Sealed segments (64 KiB each) queued for the file:// writer thread:
 /// enough to keep encryption and writing overlapped, little per upload.
