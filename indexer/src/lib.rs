@@ -1,0 +1,367 @@
+//! The search index of Kluis: document metadata in tantivy (issue 8).
+//!
+//! This crate never decides access. It answers a query within a [`Scope`]
+//! the policy hands it (all clients, or a list of client ids), and the scope
+//! is a filter inside the tantivy query itself, so `total` and pagination
+//! count only what the scope allows. The caller (the vault) checks every hit
+//! once more against the catalog before showing it: the index is a cache.
+//!
+//! What is indexed: metadata only, never document content and never a BSN
+//! (see [`Record`]). Words of the title, the file name and the client's name
+//! go through a Dutch analyser ([`DUTCH`]: lower case, accents folded,
+//! Kraaij-Pohlmann stemming), so `rapportage` finds "Rapportages" and
+//! `client` finds "Cliënt". Ids, types and the trajectory status are exact
+//! terms; dates are fast fields, for ranges and sorting.
+//!
+//! Invariants:
+//! - the index and its cursor move together: every commit carries the
+//!   cursor of the last change it applied as its payload ([`Index::apply`]);
+//! - applying a change twice is harmless (a record replaces any earlier
+//!   record of the same document);
+//! - a missing or unreadable index directory is rebuilt empty, never a
+//!   reason to fail ([`Opened::Rebuilt`]); the caller then reindexes.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, QueryParser, RangeQuery, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+};
+use tantivy::{DocAddress, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
+use uuid::Uuid;
+
+/// The name the Dutch analyser is registered under on every index.
+pub const DUTCH: &str = "kluis_nl";
+
+/// Memory for the one index writer of a node (tantivy's minimum per thread
+/// is 15 MB; one thread).
+const WRITER_HEAP: usize = 20_000_000;
+
+/// Everything that can go wrong in the index.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("search index directory {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+    #[error("search index: a stored document lacks its id")]
+    MissingId,
+}
+
+pub type Result<T> = std::result::Result<T, IndexError>;
+
+/// One document's metadata as the index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    /// The client's name as shown (never the BSN).
+    pub client_name: String,
+    pub doc_type: String,
+    pub title: String,
+    pub filename: String,
+    pub uploaded_by: Option<Uuid>,
+    /// Microseconds since the Unix epoch.
+    pub uploaded_at: i64,
+    pub retention_until: Option<i64>,
+    /// The client's trajectory.
+    pub status: Status,
+}
+
+/// A client's trajectory: active, or closed (the archive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+/// One change to apply: a document's current record, or its removal
+/// (destroyed, pending, or gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Upsert(Record),
+    Remove(Uuid),
+}
+
+/// Which clients' documents a caller may find, from the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Clients(Vec<Uuid>),
+}
+
+/// A search, parsed at the edge.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Words to find in title, file name and client name (all must match).
+    pub text: Option<String>,
+    pub doc_type: Option<String>,
+    pub client_id: Option<Uuid>,
+    pub status: Option<Status>,
+    /// Upload dates, microseconds, from inclusive, to exclusive.
+    pub uploaded_from: Option<i64>,
+    pub uploaded_to: Option<i64>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// The ids of one page of hits, best first, and how many match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hits {
+    pub total: usize,
+    pub ids: Vec<Uuid>,
+}
+
+/// How [`Index::open`] found the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// An existing index, with the cursor of its last commit.
+    Existing { cursor: Option<String> },
+    /// Nothing usable was there (missing, corrupt, another schema): a new
+    /// empty index; the caller reindexes from the catalog.
+    Rebuilt,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    client_id: Field,
+    client_name: Field,
+    doc_type: Field,
+    title: Field,
+    filename: Field,
+    uploaded_by: Field,
+    uploaded_at: Field,
+    retention_until: Field,
+    status: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer(DUTCH).set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let f = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        client_id: b.add_text_field("client_id", STRING),
+        client_name: b.add_text_field("client_name", words.clone()),
+        doc_type: b.add_text_field("type", STRING),
+        title: b.add_text_field("title", words.clone()),
+        filename: b.add_text_field("filename", words),
+        uploaded_by: b.add_text_field("uploaded_by", STRING),
+        uploaded_at: b.add_i64_field("uploaded_at", INDEXED | FAST),
+        retention_until: b.add_i64_field("retention_until", INDEXED | FAST),
+        status: b.add_text_field("status", STRING),
+    };
+    (b.build(), f)
+}
+
+fn dutch() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(Stemmer::new(Language::Dutch))
+        .build()
+}
+
+/// A node's search index: one writer, one reader.
+pub struct Index {
+    index: tantivy::Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    f: Fields,
+}
+
+impl Index {
+    /// Open the index in `dir`, or make a new one when nothing usable is
+    /// there. Fails only when the directory cannot be written, or when
+    /// another process holds its writer.
+    pub fn open(dir: &Path) -> Result<(Index, Opened)> {
+        let io = |source| IndexError::Directory { path: dir.display().to_string(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let (schema, _) = schema();
+        let existing = tantivy::Index::open_in_dir(dir).ok().filter(|i| i.schema() == schema);
+        let opened = match existing {
+            Some(index) => match index.load_metas() {
+                Ok(metas) => Some((index, Opened::Existing { cursor: metas.payload })),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let (index, opened) = match opened {
+            Some(found) => found,
+            None => {
+                // Unusable: start again from an empty directory.
+                std::fs::remove_dir_all(dir).map_err(io)?;
+                std::fs::create_dir_all(dir).map_err(io)?;
+                (tantivy::Index::create_in_dir(dir, schema)?, Opened::Rebuilt)
+            }
+        };
+        Ok((Self::with(index)?, opened))
+    }
+
+    /// An index in memory (tests).
+    pub fn in_memory() -> Result<Index> {
+        Self::with(tantivy::Index::create_in_ram(schema().0))
+    }
+
+    fn with(index: tantivy::Index) -> Result<Index> {
+        index.tokenizers().register(DUTCH, dutch());
+        let (_, f) = schema();
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(Index { index, reader, writer: Mutex::new(writer), f })
+    }
+
+    /// The cursor stored with the last commit.
+    pub fn cursor(&self) -> Result<Option<String>> {
+        Ok(self.index.load_metas()?.payload)
+    }
+
+    /// Apply changes in order and commit them with `cursor` (the position of
+    /// the last change applied), then make them visible to searches.
+    pub fn apply(&self, changes: &[Change], cursor: &str) -> Result<()> {
+        let f = self.f;
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for change in changes {
+            let id = match change {
+                Change::Upsert(r) => r.id,
+                Change::Remove(id) => *id,
+            };
+            w.delete_term(Term::from_field_text(f.id, &id.to_string()));
+            if let Change::Upsert(r) = change {
+                let mut d = doc!(
+                    f.id => r.id.to_string(),
+                    f.client_id => r.client_id.to_string(),
+                    f.client_name => r.client_name.as_str(),
+                    f.doc_type => r.doc_type.as_str(),
+                    f.title => r.title.as_str(),
+                    f.filename => r.filename.as_str(),
+                    f.uploaded_at => r.uploaded_at,
+                    f.status => r.status.as_str(),
+                );
+                if let Some(by) = r.uploaded_by {
+                    d.add_text(f.uploaded_by, by.to_string());
+                }
+                if let Some(until) = r.retention_until {
+                    d.add_i64(f.retention_until, until);
+                }
+                w.add_document(d)?;
+            }
+        }
+        let mut commit = w.prepare_commit()?;
+        commit.set_payload(cursor);
+        commit.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Remove everything (before a full reindex), keeping `cursor`.
+    pub fn clear(&self, cursor: &str) -> Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        w.delete_all_documents()?;
+        let mut commit = w.prepare_commit()?;
+        commit.set_payload(cursor);
+        commit.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// One page of hits within `scope`, by relevance, then newest upload.
+    pub fn search(&self, scope: &Scope, s: &Search) -> Result<Hits> {
+        let f = self.f;
+        let mut must: Vec<(Occur, Box<dyn tantivy::query::Query>)> = Vec::new();
+        let text = s.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        match text {
+            Some(t) => {
+                let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.filename, f.client_name]);
+                parser.set_conjunction_by_default();
+                // Lenient: a stray quote or colon in a user's words is not an error.
+                let (q, _) = parser.parse_query_lenient(t);
+                must.push((Occur::Must, q));
+            }
+            None => must.push((Occur::Must, Box::new(AllQuery))),
+        }
+        let mut filter =
+            |q: Box<dyn tantivy::query::Query>| must.push((Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0))));
+        match scope {
+            Scope::All => {}
+            Scope::Clients(ids) => filter(Box::new(TermSetQuery::new(
+                ids.iter().map(|c| Term::from_field_text(f.client_id, &c.to_string())),
+            ))),
+        }
+        let exact = |field: Field, v: &str| -> Box<dyn tantivy::query::Query> {
+            Box::new(TermQuery::new(Term::from_field_text(field, v), IndexRecordOption::Basic))
+        };
+        if let Some(t) = &s.doc_type {
+            filter(exact(f.doc_type, t));
+        }
+        if let Some(c) = s.client_id {
+            filter(exact(f.client_id, &c.to_string()));
+        }
+        if let Some(st) = s.status {
+            filter(exact(f.status, st.as_str()));
+        }
+        if s.uploaded_from.is_some() || s.uploaded_to.is_some() {
+            let lo =
+                s.uploaded_from.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(f.uploaded_at, v)));
+            let hi =
+                s.uploaded_to.map_or(Bound::Unbounded, |v| Bound::Excluded(Term::from_field_i64(f.uploaded_at, v)));
+            filter(Box::new(RangeQuery::new(lo, hi)));
+        }
+        let query = BooleanQuery::new(must);
+        let searcher = self.reader.searcher();
+        let top = TopDocs::with_limit(s.limit.max(1)).and_offset(s.offset).order_by((
+            (SortBySimilarityScore, Order::Desc),
+            (SortByStaticFastValue::<i64>::for_field("uploaded_at"), Order::Desc),
+        ));
+        let (page, total) = searcher.search(&query, &(top, Count))?;
+        let ids = if s.limit == 0 { Vec::new() } else { self.ids(&searcher, page.into_iter().map(|(_, a)| a))? };
+        Ok(Hits { total, ids })
+    }
+
+    fn ids(&self, searcher: &tantivy::Searcher, addrs: impl Iterator<Item = DocAddress>) -> Result<Vec<Uuid>> {
+        addrs
+            .map(|a| {
+                let d: TantivyDocument = searcher.doc(a)?;
+                d.get_first(self.f.id)
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or(IndexError::MissingId)
+            })
+            .collect()
+    }
+
+    /// How many documents the index holds.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn record(n: u128, client: Uuid, title: &str, uploaded_at: i64) -> Record {
+    Record {
+        id: Uuid::from_u128(n),
+        client_id: client,
+        client_name: "Anna de Vries".into(),
+        doc_type: "intake".into(),
+        title: title.into(),
+        filename: format!("document-{n}.pdf"),
+        uploaded_by: None,
+        uploaded_at,
+        retention_until: None,
+        status: Status::Active,
+    }
+}
+
+fn page(limit: usize) -> Search {
+    Search { limit, ..Search::default() }
+}
+
+fn words(text: &str) -> Search {
+    Search { text: Some(text.into()), limit: 50, ..Search::default() }
+}
+
+#[test]
+fn dutch_words_find_their_inflections_and_accents() {
+    let ix = Index::in_memory().unwrap();
+    let c = Uuid::from_u128(1000);
+    let mut r = record(1, c, "Rapportages over de re-integratie", 10);
+    r.client_name = "Cliënt Zoë Jansen".into();
+    let mut other = record(2, c, "Behandelplannen", 20);
+    other.client_name = "Piet Bakker".into();
+    ix.apply(&[Change::Upsert(r), Change::Upsert(other)], "1").unwrap();
+    let one = |q: &str| ix.search(&Scope::All, &words(q)).unwrap().ids;
+    assert_eq!(one("rapportage"), vec![Uuid::from_u128(1)]);
+    assert_eq!(one("RAPPORTAGES"), vec![Uuid::from_u128(1)]);
+    assert_eq!(one("client"), vec![Uuid::from_u128(1)], "accents are folded");
+    assert_eq!(one("zoe"), vec![Uuid::from_u128(1)]);
+    assert_eq!(one("behandelplan"), vec![Uuid::from_u128(2)]);
+    assert_eq!(one("document-2"), vec![Uuid::from_u128(2)], "file names are words too");
+    // All words must match; a stray quote or colon is not an error.
+    assert!(one("rapportage behandelplan").is_empty());
+    assert_eq!(one("rapportage \"re-integratie:"), vec![Uuid::from_u128(1)]);
+}
+
+#[test]
+fn the_scope_is_part_of_the_query_so_totals_count_only_the_scope() {
+    let ix = Index::in_memory().unwrap();
+    let (a, b) = (Uuid::from_u128(1000), Uuid::from_u128(2000));
+    let changes: Vec<_> =
+        (0..30).map(|n| Change::Upsert(record(n, if n % 3 == 0 { a } else { b }, "verslag", n as i64))).collect();
+    ix.apply(&changes, "30").unwrap();
+    let in_a = ix.search(&Scope::Clients(vec![a]), &Search { limit: 4, ..words("verslag") }).unwrap();
+    assert_eq!(in_a.total, 10, "total counts only the scope");
+    assert_eq!(in_a.ids.len(), 4);
+    let all_a = ix.search(&Scope::Clients(vec![a]), &page(100)).unwrap();
+    assert!(all_a.ids.iter().all(|id| id.as_u128() % 3 == 0), "{:?}", all_a.ids);
+    assert_eq!(ix.search(&Scope::Clients(vec![]), &words("verslag")).unwrap(), Hits { total: 0, ids: vec![] });
+    assert_eq!(ix.search(&Scope::All, &page(0)).unwrap().total, 30);
+    // A client filter cannot widen the scope.
+    let outside = Search { client_id: Some(b), ..page(10) };
+    assert_eq!(ix.search(&Scope::Clients(vec![a]), &outside).unwrap().total, 0);
+}
+
+#[test]
+fn filters_dates_order_and_pages() {
+    let ix = Index::in_memory().unwrap();
+    let c = Uuid::from_u128(1000);
+    let mut changes = Vec::new();
+    for n in 0..10u128 {
+        let mut r = record(n, c, "plan", n as i64 * 100);
+        if n % 2 == 1 {
+            r.doc_type = "work_plan".into();
+        }
+        if n >= 8 {
+            r.status = Status::Closed;
+        }
+        changes.push(Change::Upsert(r));
+    }
+    ix.apply(&changes, "10").unwrap();
+    // Without words: newest first; pages do not overlap.
+    let first = ix.search(&Scope::All, &Search { limit: 3, ..page(3) }).unwrap();
+    let second = ix.search(&Scope::All, &Search { limit: 3, offset: 3, ..page(3) }).unwrap();
+    let n = |h: &Hits| h.ids.iter().map(|i| i.as_u128()).collect::<Vec<_>>();
+    assert_eq!((n(&first), n(&second), first.total), (vec![9, 8, 7], vec![6, 5, 4], 10));
+    let typed = ix.search(&Scope::All, &Search { doc_type: Some("work_plan".into()), ..page(20) }).unwrap();
+    assert_eq!(n(&typed), vec![9, 7, 5, 3, 1]);
+    let closed = ix.search(&Scope::All, &Search { status: Some(Status::Closed), ..page(20) }).unwrap();
+    assert_eq!(n(&closed), vec![9, 8]);
+    let dated = Search { uploaded_from: Some(200), uploaded_to: Some(500), ..page(20) };
+    assert_eq!(n(&ix.search(&Scope::All, &dated).unwrap()), vec![4, 3, 2], "from inclusive, to exclusive");
+}
+
+#[test]
+fn changes_replace_and_remove_and_applying_twice_is_harmless() {
+    let ix = Index::in_memory().unwrap();
+    let c = Uuid::from_u128(1000);
+    let r = record(1, c, "oud", 1);
+    ix.apply(&[Change::Upsert(r.clone()), Change::Upsert(r.clone())], "1").unwrap();
+    ix.apply(&[Change::Upsert(r.clone())], "2").unwrap();
+    assert_eq!(ix.len(), 1);
+    let renamed = Record { title: "nieuw".into(), client_id: Uuid::from_u128(2000), ..r };
+    ix.apply(&[Change::Upsert(renamed)], "3").unwrap();
+    assert!(ix.search(&Scope::All, &words("oud")).unwrap().ids.is_empty());
+    assert_eq!(
+        ix.search(&Scope::Clients(vec![c]), &page(10)).unwrap().total,
+        0,
+        "reassigned: gone from the old client"
+    );
+    assert_eq!(ix.search(&Scope::All, &words("nieuw")).unwrap().total, 1);
+    ix.apply(&[Change::Remove(Uuid::from_u128(1)), Change::Remove(Uuid::from_u128(1))], "4").unwrap();
+    assert!(ix.is_empty());
+    assert_eq!(ix.cursor().unwrap().as_deref(), Some("4"));
+}
+
+#[test]
+fn the_cursor_survives_a_restart_and_a_broken_directory_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    {
+        let (ix, opened) = Index::open(&path).unwrap();
+        assert_eq!(opened, Opened::Rebuilt, "nothing there yet");
+        ix.apply(&[Change::Upsert(record(1, Uuid::from_u128(9), "besluit", 1))], "42").unwrap();
+    }
+    {
+        let (ix, opened) = Index::open(&path).unwrap();
+        assert_eq!(opened, Opened::Existing { cursor: Some("42".into()) });
+        assert_eq!(ix.search(&Scope::All, &words("besluit")).unwrap().total, 1);
+    }
+    // Corrupt: the metadata file overwritten with junk.
+    std::fs::write(path.join("meta.json"), b"{ not json").unwrap();
+    let (ix, opened) = Index::open(&path).unwrap();
+    assert_eq!(opened, Opened::Rebuilt);
+    assert!(ix.is_empty());
+    drop(ix);
+    // Deleted altogether.
+    std::fs::remove_dir_all(&path).unwrap();
+    assert_eq!(Index::open(&path).unwrap().1, Opened::Rebuilt);
+}
+
+const VOCABULARY: [&str; 5] = ["rapport", "brief", "intake", "verslag", "besluit"];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+
+    /// Random documents over random clients: every hit is in the scope and
+    /// matches, and `total` is exactly the number of matches in the scope.
+    #[test]
+    fn hits_and_totals_agree_with_a_brute_force_model(
+        docs in proptest::collection::vec((0u128..12, proptest::collection::vec(0usize..5, 1..3), any::<bool>(), any::<bool>()), 0..60),
+        scope in proptest::option::of(proptest::collection::vec(0u128..12, 0..6)),
+        word in proptest::option::of(0usize..5),
+        closed_only in any::<bool>(),
+        limit in 1usize..20,
+        offset in 0usize..30,
+    ) {
+        let ix = Index::in_memory().unwrap();
+        let mut records = Vec::new();
+        for (n, (client, title, plan, closed)) in docs.iter().enumerate() {
+            let title: Vec<&str> = title.iter().map(|w| VOCABULARY[*w]).collect();
+            let mut r = record(n as u128, Uuid::from_u128(1000 + client), &title.join(" "), n as i64);
+            if *plan { r.doc_type = "work_plan".into(); }
+            if *closed { r.status = Status::Closed; }
+            records.push(r);
+        }
+        ix.apply(&records.iter().cloned().map(Change::Upsert).collect::<Vec<_>>(), "x").unwrap();
+        let scope = match &scope {
+            None => Scope::All,
+            Some(cs) => Scope::Clients(cs.iter().map(|c| Uuid::from_u128(1000 + c)).collect()),
+        };
+        let search = Search {
+            text: word.map(|w| VOCABULARY[w].to_string()),
+            status: closed_only.then_some(Status::Closed),
+            limit,
+            offset,
+            ..Search::default()
+        };
+        let hits = ix.search(&scope, &search).unwrap();
+        let allowed: Vec<&Record> = records.iter().filter(|r| {
+            let in_scope = match &scope { Scope::All => true, Scope::Clients(cs) => cs.contains(&r.client_id) };
+            let text = word.is_none_or(|w| r.title.split(' ').any(|t| t == VOCABULARY[w]));
+            in_scope && text && (!closed_only || r.status == Status::Closed)
+        }).collect();
+        prop_assert_eq!(hits.total, allowed.len());
+        prop_assert_eq!(hits.ids.len(), allowed.len().saturating_sub(offset).min(limit));
+        for id in &hits.ids {
+            prop_assert!(allowed.iter().any(|r| r.id == *id), "hit {} not allowed", id);
+        }
+    }
+}
