@@ -276,18 +276,6 @@ impl Index {
         Ok(())
     }
 
-    /// Remove everything (before a full reindex), keeping `cursor`.
-    pub fn clear(&self, cursor: &str) -> Result<()> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        w.delete_all_documents()?;
-        let mut commit = w.prepare_commit()?;
-        commit.set_payload(cursor);
-        commit.commit()?;
-        drop(w);
-        self.reader.reload()?;
-        Ok(())
-    }
-
     /// One page of hits within `scope`, by relevance, then newest upload.
     pub fn search(&self, scope: &Scope, s: &Search) -> Result<Hits> {
         let f = self.f;
