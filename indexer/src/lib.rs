@@ -46,6 +46,10 @@ pub const DUTCH: &str = "kluis_nl";
 /// is 15 MB; one thread).
 const WRITER_HEAP: usize = 20_000_000;
 
+/// A writer for rebuilding from scratch (`kluis reindex`): more memory and
+/// two threads make far fewer, larger segments.
+const BULK_HEAP: usize = 200_000_000;
+
 /// Everything that can go wrong in the index.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -55,6 +59,13 @@ pub enum IndexError {
     Directory { path: String, source: std::io::Error },
     #[error("search index: a stored document lacks its id")]
     MissingId,
+    #[error(
+        "search index directory {path} holds files that are not a search index ({file}); \
+         refusing to clear it: point KLUIS_INDEX_DIR at a directory of its own"
+    )]
+    ForeignFiles { path: String, file: String },
+    #[error("search index: reading the records to index failed: {0}")]
+    Source(String),
 }
 
 pub type Result<T> = std::result::Result<T, IndexError>;
@@ -193,9 +204,19 @@ pub struct Index {
 
 impl Index {
     /// Open the index in `dir`, or make a new one when nothing usable is
-    /// there. Fails only when the directory cannot be written, or when
+    /// there. Fails only when the directory cannot be written, when it holds
+    /// files that are not tantivy's (it is never cleared then), or when
     /// another process holds its writer.
     pub fn open(dir: &Path) -> Result<(Index, Opened)> {
+        Self::open_with(dir, 1, WRITER_HEAP)
+    }
+
+    /// [`Index::open`] with a writer sized for rebuilding everything.
+    pub fn open_bulk(dir: &Path) -> Result<(Index, Opened)> {
+        Self::open_with(dir, 2, BULK_HEAP)
+    }
+
+    fn open_with(dir: &Path, threads: usize, heap: usize) -> Result<(Index, Opened)> {
         let io = |source| IndexError::Directory { path: dir.display().to_string(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let (schema, _) = schema();
@@ -210,24 +231,23 @@ impl Index {
         let (index, opened) = match opened {
             Some(found) => found,
             None => {
-                // Unusable: start again from an empty directory.
-                std::fs::remove_dir_all(dir).map_err(io)?;
-                std::fs::create_dir_all(dir).map_err(io)?;
+                // Unusable: remove tantivy's files and start again empty.
+                clear_index_dir(dir)?;
                 (tantivy::Index::create_in_dir(dir, schema)?, Opened::Rebuilt)
             }
         };
-        Ok((Self::with(index)?, opened))
+        Ok((Self::with(index, threads, heap)?, opened))
     }
 
     /// An index in memory (tests).
     pub fn in_memory() -> Result<Index> {
-        Self::with(tantivy::Index::create_in_ram(schema().0))
+        Self::with(tantivy::Index::create_in_ram(schema().0), 1, WRITER_HEAP)
     }
 
-    fn with(index: tantivy::Index) -> Result<Index> {
+    fn with(index: tantivy::Index, threads: usize, heap: usize) -> Result<Index> {
         index.tokenizers().register(DUTCH, dutch());
         let (_, f) = schema();
-        let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
+        let writer = index.writer_with_num_threads(threads, heap)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(Index { index, reader, writer: Mutex::new(writer), f })
     }
@@ -249,23 +269,7 @@ impl Index {
             };
             w.delete_term(Term::from_field_text(f.id, &id.to_string()));
             if let Change::Upsert(r) = change {
-                let mut d = doc!(
-                    f.id => r.id.to_string(),
-                    f.client_id => r.client_id.to_string(),
-                    f.client_name => r.client_name.as_str(),
-                    f.doc_type => r.doc_type.as_str(),
-                    f.title => r.title.as_str(),
-                    f.filename => r.filename.as_str(),
-                    f.uploaded_at => r.uploaded_at,
-                    f.status => r.status.as_str(),
-                );
-                if let Some(by) = r.uploaded_by {
-                    d.add_text(f.uploaded_by, by.to_string());
-                }
-                if let Some(until) = r.retention_until {
-                    d.add_i64(f.retention_until, until);
-                }
-                w.add_document(d)?;
+                w.add_document(self.document(r))?;
             }
         }
         let mut commit = w.prepare_commit()?;
@@ -274,6 +278,54 @@ impl Index {
         drop(w);
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// Replace everything with `records` and commit them with `cursor`, in
+    /// one commit: until it, searches see the old contents; if `records`
+    /// fails, nothing changes. Returns how many records were indexed.
+    pub fn rebuild(&self, records: impl Iterator<Item = Result<Record>>, cursor: &str) -> Result<u64> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0u64;
+        let filled = (|| {
+            w.delete_all_documents()?;
+            for r in records {
+                w.add_document(self.document(&r?))?;
+                n += 1;
+            }
+            let mut commit = w.prepare_commit()?;
+            commit.set_payload(cursor);
+            commit.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = filled {
+            // Back to the last commit; the writer stays usable.
+            w.rollback()?;
+            return Err(e);
+        }
+        drop(w);
+        self.reader.reload()?;
+        Ok(n)
+    }
+
+    fn document(&self, r: &Record) -> TantivyDocument {
+        let f = self.f;
+        let mut d = doc!(
+            f.id => r.id.to_string(),
+            f.client_id => r.client_id.to_string(),
+            f.client_name => r.client_name.as_str(),
+            f.doc_type => r.doc_type.as_str(),
+            f.title => r.title.as_str(),
+            f.filename => r.filename.as_str(),
+            f.uploaded_at => r.uploaded_at,
+            f.status => r.status.as_str(),
+        );
+        if let Some(by) = r.uploaded_by {
+            d.add_text(f.uploaded_by, by.to_string());
+        }
+        if let Some(until) = r.retention_until {
+            d.add_i64(f.retention_until, until);
+        }
+        d
     }
 
     /// One page of hits within `scope`, by relevance, then newest upload.
@@ -349,6 +401,32 @@ impl Index {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Remove tantivy's files from `dir` (and nothing else): its metadata, its
+/// lock files, and segment files (32 hex digits, a dot, an extension). Any
+/// other file means the directory is not only an index: refuse.
+fn clear_index_dir(dir: &Path) -> Result<()> {
+    let path = || dir.display().to_string();
+    let io = |source| IndexError::Directory { path: path(), source };
+    let is_ours = |name: &str| {
+        matches!(name, "meta.json" | ".managed.json" | ".tantivy-meta.lock" | ".tantivy-writer.lock")
+            || name.split_once('.').is_some_and(|(stem, _)| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
+            || name.ends_with(".tmp")
+    };
+    let mut ours = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_ours(&name) || !entry.file_type().map_err(io)?.is_file() {
+            return Err(IndexError::ForeignFiles { path: path(), file: name });
+        }
+        ours.push(entry.path());
+    }
+    for p in ours {
+        std::fs::remove_file(&p).map_err(io)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -141,6 +141,42 @@ fn the_cursor_survives_a_restart_and_a_broken_directory_is_rebuilt() {
     assert_eq!(Index::open(&path).unwrap().1, Opened::Rebuilt);
 }
 
+#[test]
+fn a_directory_with_other_files_is_never_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kluis.db"), b"precious").unwrap();
+    std::fs::write(dir.path().join("meta.json"), b"{ not json").unwrap();
+    match Index::open(dir.path()) {
+        Err(IndexError::ForeignFiles { file, .. }) => assert_eq!(file, "kluis.db"),
+        other => panic!("expected a refusal, got {:?}", other.map(|(_, o)| o)),
+    }
+    assert_eq!(std::fs::read(dir.path().join("kluis.db")).unwrap(), b"precious");
+}
+
+#[test]
+fn a_rebuild_replaces_everything_in_one_commit_or_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ix, _) = Index::open_bulk(dir.path()).unwrap();
+    let c = Uuid::from_u128(7);
+    ix.apply(&[Change::Upsert(record(1, c, "oud besluit", 1))], "old").unwrap();
+    // A failing source leaves the index as it was.
+    let failing = (10..20u128)
+        .map(|n| Ok(record(n, c, "nieuw", n as i64)))
+        .chain(std::iter::once(Err(IndexError::Source("connection reset".into()))));
+    assert!(matches!(ix.rebuild(failing, "new"), Err(IndexError::Source(_))));
+    assert_eq!(ix.cursor().unwrap().as_deref(), Some("old"));
+    assert_eq!(ix.search(&Scope::All, &page(100)).unwrap().ids, vec![Uuid::from_u128(1)]);
+    // A complete one replaces it, cursor included.
+    let n = ix.rebuild((10..20u128).map(|n| Ok(record(n, c, "nieuw", n as i64))), "new").unwrap();
+    assert_eq!(n, 10);
+    assert_eq!(ix.cursor().unwrap().as_deref(), Some("new"));
+    assert_eq!(ix.search(&Scope::All, &words("besluit")).unwrap().total, 0);
+    assert_eq!(ix.search(&Scope::All, &words("nieuw")).unwrap().total, 10);
+    // The writer still works afterwards.
+    ix.apply(&[Change::Remove(Uuid::from_u128(10))], "newer").unwrap();
+    assert_eq!(ix.len(), 9);
+}
+
 const VOCABULARY: [&str; 5] = ["rapport", "brief", "intake", "verslag", "besluit"];
 
 proptest! {
