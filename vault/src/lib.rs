@@ -23,6 +23,7 @@ pub mod faults;
 pub mod keyring;
 pub mod policy;
 pub mod rekey;
+pub mod search;
 pub mod service;
 pub mod store;
 
@@ -53,6 +54,8 @@ pub enum VaultError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Index(#[from] indexer::IndexError),
     #[error(
         "wrong master key: version {version} does not match the key this catalog was written with \
          (check KLUIS_MASTER_KEY / KLUIS_MASTER_KEY_FILE)"
@@ -120,6 +123,8 @@ pub struct Vault {
     /// Password hashes computed at once (Argon2id holds 19 MiB each).
     password_checks: Arc<tokio::sync::Semaphore>,
     faults: Faults,
+    /// This node's search index ([`search`]), if it has one.
+    index: Option<Arc<indexer::Index>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -187,6 +192,7 @@ impl Vault {
             password_checks: Arc::new(tokio::sync::Semaphore::new(settings.max_password_checks.max(1))),
             settings,
             faults: Faults::default(),
+            index: None,
         }
     }
 

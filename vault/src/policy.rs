@@ -233,6 +233,8 @@ fn decide_client(
         ReadDocumentMetadata if actor.role == Administration => {
             Decision::Forbidden("administration never sees documents")
         }
+        // A coach's search is filtered to their reach, client by client.
+        ReadDocumentMetadata if client.is_none() => ALLOW,
         ReadDocumentMetadata => coach_allow(reach),
         UploadDocument if actor.role == Administration => Decision::Forbidden("administration never sees documents"),
         UploadDocument => match client {

@@ -44,7 +44,10 @@ macro_rules! select_clients {
     };
 }
 
-fn client_from_row(r: &AnyRow) -> Result<ClientRow, CatalogError> {
+/// `SELECT <every client column> FROM clients `, for queries built at run time.
+pub(super) const SELECT_CLIENTS: &str = select_clients!("");
+
+pub(super) fn client_from_row(r: &AnyRow) -> Result<ClientRow, CatalogError> {
     let commissioner: String = r.try_get("commissioner").map_err(q("decode"))?;
     let status: String = r.try_get("status").map_err(q("decode"))?;
     Ok(ClientRow {

@@ -34,6 +34,7 @@ mod clients;
 mod documents;
 mod keys;
 mod logins;
+mod search;
 mod tokens;
 mod users;
 
@@ -43,6 +44,7 @@ pub use clients::{ClientRow, ClientStatus, NewClientRow};
 pub use documents::{Destroyed, DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use logins::LoginAttempts;
+pub use search::{ChangeWaiter, ClientName, IndexRow, LogChange, LogPosition, LogState};
 pub use tokens::{DownloadTokenRow, NewDownloadToken, Redemption, SessionRow};
 pub use users::{NewUserRow, RoleChange, UserRow};
 
@@ -170,6 +172,9 @@ pub struct Tx {
     now: i64,
     /// This process's turn as SQLite's writer, held until the end.
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Told after a read-write transaction commits (wakes the search
+    /// follower of this process).
+    committed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -194,7 +199,11 @@ impl Tx {
     }
 
     pub async fn commit(self) -> Result<(), CatalogError> {
-        self.tx.commit().await.map_err(q("commit"))
+        self.tx.commit().await.map_err(q("commit"))?;
+        if let Some(n) = &self.committed {
+            n.notify_one();
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<(), CatalogError> {
@@ -220,6 +229,10 @@ pub struct Catalog {
     /// growing steps and holds a pool connection while it waits); other
     /// processes (the CLI) still meet the busy timeout.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Told after every read-write commit of this process.
+    committed: Arc<tokio::sync::Notify>,
+    /// PostgreSQL: the URL, for the search follower's `LISTEN` connection.
+    pg_url: Option<String>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -300,7 +313,15 @@ impl Catalog {
             ),
             Backend::Postgres => None,
         };
-        Ok(Catalog { pool, write_pool, backend, writer: Arc::new(tokio::sync::Mutex::new(())) })
+        let pg_url = (backend == Backend::Postgres).then(|| url.clone());
+        Ok(Catalog {
+            pool,
+            write_pool,
+            backend,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            committed: Arc::new(tokio::sync::Notify::new()),
+            pg_url,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -339,7 +360,7 @@ impl Catalog {
             Backend::Postgres => (self.pool.begin().await, None),
         };
         let tx = tx.map_err(|source| begin_error(self.backend, source))?;
-        Ok(Tx { tx, backend: self.backend, now, _writer: writer })
+        Ok(Tx { tx, backend: self.backend, now, _writer: writer, committed: Some(self.committed.clone()) })
     }
 
     /// A read-only transaction that sees one consistent snapshot (REPEATABLE
@@ -351,7 +372,7 @@ impl Catalog {
             Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await,
         }
         .map_err(|source| begin_error(self.backend, source))?;
-        Ok(Tx { tx, backend: self.backend, now, _writer: None })
+        Ok(Tx { tx, backend: self.backend, now, _writer: None, committed: None })
     }
 
     /// The session with this token hash and its user, in one statement

@@ -101,6 +101,8 @@ make_error_codes! {
     StorageUnavailable = 503 "storage_unavailable",
     /// Every slot for this kind of work is taken; try again shortly.
     Busy = 503 "busy",
+    /// This node's search index is being built (or has none); try again shortly.
+    SearchUnavailable = 503 "search_unavailable",
 }
 
 /// A failed operation: a code from the table and a message for people.
@@ -211,6 +213,10 @@ impl From<VaultError> for ServiceError {
             VaultError::Held(_) => Self::new(ErrorCode::LegalHold, "the document is under a legal hold"),
             VaultError::Catalog(e) => e.into(),
             VaultError::Store(e) => e.into(),
+            VaultError::Index(e) => {
+                tracing::error!(error = %e, "search index failed");
+                Self::new(ErrorCode::SearchUnavailable, "search is unavailable on this server; try again shortly")
+            }
             e => Self::internal(e),
         }
     }

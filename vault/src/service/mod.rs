@@ -1,9 +1,9 @@
 //! The service layer: every operation of Kluis, once.
 //!
 //! Each operation is one `impl Vault` function in a topic file (sessions,
-//! users, clients, substitutions, documents, downloads, audit, system). It
-//! takes the caller, decides through [`crate::policy::decide`], changes the
-//! catalog, and appends its audit event, all in one database transaction
+//! users, clients, substitutions, documents, downloads, search, audit,
+//! system). It takes the caller, decides through [`crate::policy::decide`],
+//! changes the catalog, and appends its audit event, all in one database transaction
 //! ([`Op`]): the change and its event commit together or not at all. A denial
 //! is audited by the step that decides it ([`Op::authorize`]), exactly once.
 //! The HTTP API, the CLI, the workers and the web pages are thin callers of
@@ -20,6 +20,7 @@ mod clients;
 mod documents;
 mod downloads;
 mod error;
+mod search;
 mod sessions;
 mod substitutions;
 mod system;
@@ -36,6 +37,7 @@ pub use clients::{Client, ClientQuery, CloseTrajectory, NewClient, RevealedBsn, 
 pub use documents::{Document, UploadAbort, UploadFields, UploadPermit, abort_error};
 pub use downloads::{Download, IssuedToken, TokenRequest};
 pub use error::{ErrorCode, ServiceError, ServiceResult};
+pub use search::{SearchHit, SearchQuery, SearchResults};
 pub use sessions::{LoginRequest, NewSession};
 pub use substitutions::{NewSubstitution, Substitution, SubstitutionQuery, SubstitutionShow};
 pub use system::{KeyVersionReport, Readiness};

@@ -1,0 +1,398 @@
+//! The search change log (`migrations/*/0004_search.sql`) and the reads the
+//! search index needs: the current rows of the documents and clients a
+//! change names, a whole-catalog scan for rebuilding, and the scope of a
+//! coach.
+//!
+//! Triggers write the log, in the transaction of every change that search
+//! shows, so no operation can forget it. A position in the log is a pair
+//! (xid, seq), read in that order. On PostgreSQL `xid` is the writing
+//! transaction's id and a reader only takes rows whose xid lies below the
+//! oldest transaction still running: sequence values commit out of order,
+//! transaction ids below that horizon can no longer add rows. On SQLite
+//! (one writer at a time) `xid` is 0 and `seq` order is commit order.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::{Backend, Catalog, CatalogError, ClientRow, ClientStatus, DocumentState, Tx, opt_uuid_col, q, uuid_col};
+
+/// Ids per `IN (...)` list (well below both databases' bind limits).
+const IN_CHUNK: usize = 500;
+
+/// A position in the change log: every row at or before it has been
+/// applied. Ordered by (xid, seq).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct LogPosition {
+    pub xid: i64,
+    pub seq: i64,
+}
+
+/// Which log this is, and how far it has been pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogState {
+    /// Random, made when the database was created: a cursor from another
+    /// database does not fit.
+    pub log_id: String,
+    /// Rows at or before this position are gone: a cursor below it missed
+    /// changes.
+    pub pruned: LogPosition,
+}
+
+/// One row of the log: a document changed, or every document of a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChange {
+    pub position: LogPosition,
+    pub document_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+}
+
+/// What search needs of a document: its metadata, never its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub doc_type: String,
+    pub title: Option<String>,
+    pub filename: String,
+    pub uploaded_by: Option<Uuid>,
+    pub uploaded_at: i64,
+    pub retention_until: Option<i64>,
+    pub state: DocumentState,
+}
+
+/// What search needs of a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientName {
+    pub name: String,
+    pub status: ClientStatus,
+}
+
+const SELECT_INDEX_ROWS: &str = "SELECT id, client_id, doc_type, title, filename, uploaded_by, uploaded_at, \
+                                 retention_until, state FROM documents ";
+
+fn index_row(r: &AnyRow) -> Result<IndexRow, CatalogError> {
+    let state: String = r.try_get("state").map_err(q("decode"))?;
+    Ok(IndexRow {
+        id: uuid_col(r, "id")?,
+        client_id: uuid_col(r, "client_id")?,
+        doc_type: r.try_get("doc_type").map_err(q("decode"))?,
+        title: r.try_get("title").map_err(q("decode"))?,
+        filename: r.try_get("filename").map_err(q("decode"))?,
+        uploaded_by: opt_uuid_col(r, "uploaded_by")?,
+        uploaded_at: r.try_get("uploaded_at").map_err(q("decode"))?,
+        retention_until: r.try_get("retention_until").map_err(q("decode"))?,
+        state: state.parse().map_err(|_| CatalogError::Corrupt(format!("unknown document state {state:?}")))?,
+    })
+}
+
+fn client_name(r: &AnyRow) -> Result<(Uuid, ClientName), CatalogError> {
+    let first: String = r.try_get("first_name").map_err(q("decode"))?;
+    let last: String = r.try_get("last_name").map_err(q("decode"))?;
+    let status: String = r.try_get("status").map_err(q("decode"))?;
+    let name = format!("{first} {last}").trim().to_string();
+    let status = status.parse().map_err(|_| CatalogError::Corrupt(format!("client status {status:?}")))?;
+    Ok((uuid_col(r, "id")?, ClientName { name, status }))
+}
+
+/// `$from, $from+1, ...` for `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+impl Tx {
+    pub async fn search_log_state(&mut self) -> Result<LogState, CatalogError> {
+        let r = sqlx::query("SELECT log_id, pruned_xid, pruned_seq FROM search_log_state WHERE id = 1")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(q("search_log_state"))?;
+        Ok(LogState {
+            log_id: r.try_get("log_id").map_err(q("decode"))?,
+            pruned: LogPosition {
+                xid: r.try_get("pruned_xid").map_err(q("decode"))?,
+                seq: r.try_get("pruned_seq").map_err(q("decode"))?,
+            },
+        })
+    }
+
+    /// The position up to which this transaction's snapshot holds every row
+    /// there will ever be: a reader that starts from here misses nothing
+    /// that commits later. PostgreSQL: just below the oldest transaction
+    /// still running. SQLite: the last sequence number handed out.
+    pub async fn search_log_head(&mut self) -> Result<LogPosition, CatalogError> {
+        match self.backend {
+            Backend::Postgres => {
+                let h: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .map_err(q("search_log_head"))?;
+                let h: i64 = h.parse().map_err(|_| CatalogError::Corrupt(format!("snapshot xmin {h:?}")))?;
+                Ok(LogPosition { xid: h - 1, seq: i64::MAX })
+            }
+            Backend::Sqlite => {
+                let seq: Option<i64> =
+                    sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'search_log'")
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .map_err(q("search_log_head"))?;
+                Ok(LogPosition { xid: 0, seq: seq.unwrap_or(0) })
+            }
+        }
+    }
+
+    /// Up to `limit` rows after `after`, in log order, that no running
+    /// transaction can still precede.
+    pub async fn search_log_after(&mut self, after: LogPosition, limit: usize) -> Result<Vec<LogChange>, CatalogError> {
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "SELECT xid, seq, document_id, client_id FROM search_log \
+                 WHERE (xid, seq) > ($1, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+                 ORDER BY xid, seq LIMIT $3"
+            }
+            Backend::Sqlite => {
+                "SELECT xid, seq, document_id, client_id FROM search_log \
+                 WHERE (xid, seq) > ($1, $2) ORDER BY xid, seq LIMIT $3"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(after.xid)
+            .bind(after.seq)
+            .bind(limit as i64)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(q("search_log_after"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogChange {
+                    position: LogPosition {
+                        xid: r.try_get("xid").map_err(q("decode"))?,
+                        seq: r.try_get("seq").map_err(q("decode"))?,
+                    },
+                    document_id: opt_uuid_col(r, "document_id")?,
+                    client_id: opt_uuid_col(r, "client_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Drop log rows written before `before` (microseconds) that every
+    /// reader can see, and remember how far: a node whose cursor lies below
+    /// that rebuilds instead. Returns how many rows went.
+    pub async fn prune_search_log(&mut self, before: i64) -> Result<u64, CatalogError> {
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "SELECT xid, seq FROM search_log WHERE at < $1 \
+                 AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY xid DESC, seq DESC LIMIT 1"
+            }
+            Backend::Sqlite => "SELECT xid, seq FROM search_log WHERE at < $1 ORDER BY xid DESC, seq DESC LIMIT 1",
+        };
+        let last = sqlx::query(sql).bind(before).fetch_optional(&mut *self.tx).await.map_err(q("prune_search_log"))?;
+        let Some(last) = last else { return Ok(0) };
+        let xid: i64 = last.try_get("xid").map_err(q("decode"))?;
+        let seq: i64 = last.try_get("seq").map_err(q("decode"))?;
+        sqlx::query(
+            "UPDATE search_log_state SET pruned_xid = $1, pruned_seq = $2 \
+             WHERE id = 1 AND (pruned_xid, pruned_seq) < ($1, $2)",
+        )
+        .bind(xid)
+        .bind(seq)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(q("prune_search_log"))?;
+        let r = sqlx::query("DELETE FROM search_log WHERE (xid, seq) <= ($1, $2)")
+            .bind(xid)
+            .bind(seq)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(q("prune_search_log"))?;
+        Ok(r.rows_affected())
+    }
+
+    /// The current rows of these documents (any state; missing ids are
+    /// simply absent).
+    pub async fn index_rows(&mut self, ids: &[Uuid]) -> Result<Vec<IndexRow>, CatalogError> {
+        self.index_rows_where("id", ids).await
+    }
+
+    /// The current rows of every document of these clients (any state).
+    pub async fn index_rows_of_clients(&mut self, clients: &[Uuid]) -> Result<Vec<IndexRow>, CatalogError> {
+        self.index_rows_where("client_id", clients).await
+    }
+
+    async fn index_rows_where(&mut self, col: &'static str, ids: &[Uuid]) -> Result<Vec<IndexRow>, CatalogError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!("{SELECT_INDEX_ROWS}WHERE {col} IN ({})", placeholders(1, chunk.len()));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            let rows = query.fetch_all(&mut *self.tx).await.map_err(q("index_rows"))?;
+            for r in &rows {
+                out.push(index_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Active documents with ids after `after`, in id order, at most `limit`
+    /// (a rebuild reads the catalog in such pages, in one snapshot).
+    pub async fn active_index_rows_after(
+        &mut self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<IndexRow>, CatalogError> {
+        let sql = format!("{SELECT_INDEX_ROWS}WHERE state = 'active' AND id > $1 ORDER BY id LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after.map(|a| a.to_string()).unwrap_or_default())
+            .bind(limit as i64)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(q("active_index_rows_after"))?;
+        rows.iter().map(index_row).collect()
+    }
+
+    pub async fn count_active_documents(&mut self) -> Result<u64, CatalogError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE state = 'active'")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(q("count_active_documents"))?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Names and trajectory states of these clients, or of all (`None`).
+    pub async fn client_names(&mut self, ids: Option<&[Uuid]>) -> Result<HashMap<Uuid, ClientName>, CatalogError> {
+        const SELECT: &str = "SELECT id, first_name, last_name, status FROM clients";
+        let mut out = HashMap::new();
+        let Some(ids) = ids else {
+            let rows = sqlx::query(SELECT).fetch_all(&mut *self.tx).await.map_err(q("client_names"))?;
+            for r in &rows {
+                let (id, n) = client_name(r)?;
+                out.insert(id, n);
+            }
+            return Ok(out);
+        };
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!("{SELECT} WHERE id IN ({})", placeholders(1, chunk.len()));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for r in &query.fetch_all(&mut *self.tx).await.map_err(q("client_names"))? {
+                let (id, n) = client_name(r)?;
+                out.insert(id, n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Active clients coached by any of `coaches` (a coach's own caseload
+    /// and those of the colleagues they stand in for).
+    pub async fn active_clients_of(&mut self, coaches: &[Uuid]) -> Result<Vec<ClientRow>, CatalogError> {
+        let mut out = Vec::new();
+        for chunk in coaches.chunks(IN_CHUNK) {
+            let sql = format!(
+                "{}WHERE status = 'active' AND coach_id IN ({})",
+                super::clients::SELECT_CLIENTS,
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for r in &query.fetch_all(&mut *self.tx).await.map_err(q("active_clients_of"))? {
+                out.push(super::clients::client_from_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Clients by id (missing ids are absent).
+    pub async fn clients_by_ids(&mut self, ids: &[Uuid]) -> Result<Vec<ClientRow>, CatalogError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!("{}WHERE id IN ({})", super::clients::SELECT_CLIENTS, placeholders(1, chunk.len()));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for r in &query.fetch_all(&mut *self.tx).await.map_err(q("clients_by_ids"))? {
+                out.push(super::clients::client_from_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Wakes a search follower when a change may have committed: PostgreSQL's
+/// `NOTIFY` from the log trigger (any node's writes), and this process's
+/// own write commits. Neither is trusted alone: notifications are lost while
+/// a connection is down, so the follower also polls.
+pub struct ChangeWaiter {
+    local: std::sync::Arc<tokio::sync::Notify>,
+    pg_url: Option<String>,
+    listener: Option<sqlx::postgres::PgListener>,
+}
+
+/// The channel the log trigger notifies.
+const CHANNEL: &str = "kluis_search";
+
+impl Catalog {
+    /// A waiter for committed changes (see [`ChangeWaiter`]).
+    pub fn change_waiter(&self) -> ChangeWaiter {
+        ChangeWaiter { local: self.committed.clone(), pg_url: self.pg_url.clone(), listener: None }
+    }
+}
+
+impl ChangeWaiter {
+    /// Return when a change may have committed, or after `max`.
+    pub async fn wait(&mut self, max: Duration) {
+        if self.listener.is_none()
+            && let Some(url) = &self.pg_url
+        {
+            self.listener = connect_listener(url).await;
+        }
+        let local = self.local.clone();
+        let pg = async {
+            match self.listener.as_mut() {
+                // Cancel-safe: no notification is lost when another branch wins.
+                Some(l) => l.recv().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = local.notified() => {}
+            ok = pg => {
+                if !ok {
+                    // The connection broke: connect again on the next wait.
+                    self.listener = None;
+                }
+            }
+            _ = tokio::time::sleep(max) => {}
+        }
+        // Notifications queued meanwhile are covered by the step that follows.
+        if let Some(l) = self.listener.as_mut() {
+            while l.next_buffered().is_some() {}
+        }
+    }
+}
+
+async fn connect_listener(url: &str) -> Option<sqlx::postgres::PgListener> {
+    let mut l = match sqlx::postgres::PgListener::connect(url).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "search: cannot listen for changes (polling only until it can)");
+            return None;
+        }
+    };
+    match l.listen(CHANNEL).await {
+        Ok(()) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "search: cannot listen for changes (polling only until it can)");
+            None
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! How this node's search index follows the catalog (issue 8).
+//!
+//! The catalog's triggers log every change that search shows
+//! (`catalog::search`). [`Vault::search_step`] is one step of the follower:
+//! it reads the next batch of log rows that no running transaction can
+//! still precede, re-reads the current rows of the documents and clients
+//! they name (so applying a row twice, or late, is harmless), and applies
+//! them to the index in one commit whose payload is the cursor: index and
+//! cursor move together. A missing, foreign or too old cursor (the index was
+//! lost, the log was pruned past it, the database is another one) makes the
+//! step rebuild instead ([`Vault::rebuild_index`]): one snapshot, every active
+//! document, and the log head of that snapshot as the new cursor.
+//!
+//! The follower loop (in the gateway) runs a step whenever
+//! [`ChangeWaiter::wait`] returns: a notification, or the poll interval.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use indexer::{Change, Index, IndexError, Record};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::catalog::{ChangeWaiter, ClientName, ClientStatus, DocumentState, IndexRow, LogPosition, Tx};
+use crate::{Vault, VaultError};
+
+/// Log rows applied per step (and per index commit).
+pub const STEP_BATCH: usize = 1000;
+
+/// Catalog rows read per page while rebuilding.
+const REBUILD_PAGE: usize = 5000;
+
+/// The cursor kept in the index's commit payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    /// The log it belongs to (`search_log_state.log_id`).
+    log: String,
+    xid: i64,
+    seq: i64,
+}
+
+impl Cursor {
+    fn position(&self) -> LogPosition {
+        LogPosition { xid: self.xid, seq: self.seq }
+    }
+}
+
+fn cursor_json(log: &str, p: LogPosition) -> String {
+    serde_json::to_string(&Cursor { log: log.into(), xid: p.xid, seq: p.seq }).unwrap_or_default()
+}
+
+/// What one follower step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing new in the log.
+    Idle,
+    /// This many log rows applied; a full batch means more may be waiting.
+    Applied(usize),
+    /// The index was rebuilt from the catalog, with this many documents.
+    Rebuilt(u64),
+}
+
+impl Vault {
+    /// Search documents through this index (a node has one; without it the
+    /// search operation answers 503).
+    pub fn with_index(mut self, index: Arc<Index>) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    pub(crate) fn index(&self) -> Option<&Arc<Index>> {
+        self.index.as_ref()
+    }
+
+    /// A waiter that returns when a change may have been committed.
+    pub fn change_waiter(&self) -> ChangeWaiter {
+        self.catalog.change_waiter()
+    }
+
+    /// One step of the follower: apply the next batch of the change log, or
+    /// rebuild when the index cannot follow the log from where it is.
+    pub async fn search_step(&self) -> Result<Step, VaultError> {
+        let Some(index) = self.index.clone() else { return Ok(Step::Idle) };
+        let mut tx = self.snapshot().await?;
+        let state = tx.search_log_state().await?;
+        let stored = index.cursor()?;
+        let cursor = stored.as_deref().and_then(|c| serde_json::from_str::<Cursor>(c).ok());
+        let from = match &cursor {
+            None => None,
+            Some(c) if c.log != state.log_id => {
+                tracing::warn!("search index belongs to another database; rebuilding");
+                None
+            }
+            Some(c) if c.position() < state.pruned => {
+                tracing::warn!("search index is older than the change log; rebuilding");
+                None
+            }
+            Some(c) => Some(c.position()),
+        };
+        let Some(from) = from else {
+            drop(tx);
+            return Ok(Step::Rebuilt(self.rebuild_index(|_, _| {}).await?));
+        };
+        let log = tx.search_log_after(from, STEP_BATCH).await?;
+        let Some(last) = log.last().map(|c| c.position) else {
+            if tx.search_log_head().await? < from {
+                tracing::warn!("search index is ahead of the change log (restored database?); rebuilding");
+                drop(tx);
+                return Ok(Step::Rebuilt(self.rebuild_index(|_, _| {}).await?));
+            }
+            return Ok(Step::Idle);
+        };
+        let documents: Vec<Uuid> = log.iter().filter_map(|c| c.document_id).collect::<HashSet<_>>().into_iter().collect();
+        let clients: Vec<Uuid> = log.iter().filter_map(|c| c.client_id).collect::<HashSet<_>>().into_iter().collect();
+        let changes = current_changes(&mut tx, &documents, &clients).await?;
+        drop(tx);
+        let payload = cursor_json(&state.log_id, last);
+        tokio::task::spawn_blocking(move || index.apply(&changes, &payload))
+            .await
+            .map_err(task_failed)??;
+        Ok(Step::Applied(log.len()))
+    }
+
+    /// Rebuild the index from the catalog: one snapshot, every active
+    /// document, in one index commit whose cursor is that snapshot's log
+    /// head (later changes are applied on top; applying one the snapshot
+    /// already saw is harmless). `progress(done, total)` is called per page.
+    pub async fn rebuild_index(&self, progress: impl Fn(u64, u64)) -> Result<u64, VaultError> {
+        let Some(index) = self.index.clone() else { return Ok(0) };
+        let mut tx = self.snapshot().await?;
+        let state = tx.search_log_state().await?;
+        let head = tx.search_log_head().await?;
+        let total = tx.count_active_documents().await?;
+        let names = tx.client_names(None).await?;
+        let payload = cursor_json(&state.log_id, head);
+        // The catalog is read here while the index is filled on a blocking
+        // thread: the two overlap.
+        let (send, mut recv) = tokio::sync::mpsc::channel::<Result<Vec<Record>, IndexError>>(2);
+        let writer = tokio::task::spawn_blocking(move || {
+            let pages = std::iter::from_fn(move || recv.blocking_recv());
+            let records = pages.flat_map(|page| match page {
+                Ok(records) => records.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            });
+            index.rebuild(records, &payload)
+        });
+        let mut after = None;
+        let mut done = 0u64;
+        progress(0, total);
+        let read = async {
+            loop {
+                let rows = tx.active_index_rows_after(after, REBUILD_PAGE).await?;
+                let Some(last) = rows.last() else { break };
+                after = Some(last.id);
+                done += rows.len() as u64;
+                let records = rows.iter().filter_map(|r| record(r, &names)).collect();
+                if send.send(Ok(records)).await.is_err() {
+                    break; // the writer failed; its error is the answer
+                }
+                progress(done, total);
+            }
+            Ok::<(), VaultError>(())
+        }
+        .await;
+        if let Err(e) = &read {
+            let _ = send.send(Err(IndexError::Source(e.to_string()))).await;
+        }
+        drop(send);
+        let indexed = writer.await.map_err(task_failed)??;
+        read?;
+        tracing::info!(documents = indexed, "search index rebuilt from the catalog");
+        Ok(indexed)
+    }
+
+    /// Drop change-log rows older than `age` that every node has had the
+    /// time to apply; a node further behind rebuilds. Returns how many went.
+    pub async fn prune_search_log(&self, age: std::time::Duration) -> Result<u64, VaultError> {
+        let mut tx = self.tx().await?;
+        let before = tx.now() - i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
+        let n = tx.prune_search_log(before).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+fn task_failed(e: tokio::task::JoinError) -> VaultError {
+    VaultError::Index(IndexError::Source(format!("the index task failed: {e}")))
+}
+
+/// The index changes that bring these documents, and every document of
+/// these clients, to their current state.
+async fn current_changes(tx: &mut Tx, documents: &[Uuid], clients: &[Uuid]) -> Result<Vec<Change>, VaultError> {
+    let mut rows: HashMap<Uuid, IndexRow> = HashMap::new();
+    for r in tx.index_rows(documents).await? {
+        rows.insert(r.id, r);
+    }
+    for r in tx.index_rows_of_clients(clients).await? {
+        rows.insert(r.id, r);
+    }
+    let owners: Vec<Uuid> = rows.values().map(|r| r.client_id).collect::<HashSet<_>>().into_iter().collect();
+    let names = tx.client_names(Some(&owners)).await?;
+    // Documents the log names that no longer exist are removed too.
+    let mut changes: Vec<Change> =
+        documents.iter().filter(|id| !rows.contains_key(id)).map(|id| Change::Remove(*id)).collect();
+    for r in rows.values() {
+        changes.push(match record(r, &names) {
+            Some(rec) => Change::Upsert(rec),
+            None => Change::Remove(r.id),
+        });
+    }
+    Ok(changes)
+}
+
+/// A document's search record, if search shows it (active, client known).
+fn record(r: &IndexRow, names: &HashMap<Uuid, ClientName>) -> Option<Record> {
+    if r.state != DocumentState::Active {
+        return None;
+    }
+    let client = names.get(&r.client_id)?;
+    Some(Record {
+        id: r.id,
+        client_id: r.client_id,
+        client_name: client.name.clone(),
+        doc_type: r.doc_type.clone(),
+        title: r.title.clone().unwrap_or_default(),
+        filename: r.filename.clone(),
+        uploaded_by: r.uploaded_by,
+        uploaded_at: r.uploaded_at,
+        retention_until: r.retention_until,
+        status: match client.status {
+            ClientStatus::Active => indexer::Status::Active,
+            ClientStatus::Closed => indexer::Status::Closed,
+        },
+    })
+}

@@ -1,0 +1,338 @@
+//! Search against real backends (SQLite + files, PostgreSQL + SeaweedFS):
+//! the index follows the catalog through the change log without missing a
+//! change, even when transactions commit out of order, rebuilds itself when
+//! it cannot follow, and answers only within the caller's scope.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use support::Backend;
+use uuid::Uuid;
+use vault::domain::{Commissioner, Role};
+use vault::search::Step;
+use vault::service::{
+    AuditQuery, By, Caller, ErrorCode, NewClient, NewSubstitution, NewUser, RequestContext, SearchQuery, SetCoach,
+    UploadAbort, UploadFields,
+};
+use vault::{MasterKeySource, Vault, VaultConfig};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn config(b: &Backend) -> VaultConfig {
+    VaultConfig {
+        database_url: b.database_url.clone(),
+        storage_url: b.storage_url.clone(),
+        s3: vault::store::S3Settings { endpoint: b.s3_endpoint.clone(), ..vault::store::S3Settings::from_env() },
+        master_key: MasterKeySource::File { path: b.dir.path().join("master.key"), create_if_missing: true },
+    }
+}
+
+/// A vault with a fresh index in memory, followed to the log's end.
+async fn open(b: &Backend) -> (Vault, Arc<indexer::Index>) {
+    let index = Arc::new(indexer::Index::in_memory().unwrap());
+    let v = Vault::open(&config(b)).await.unwrap_or_else(|e| panic!("open vault on {}: {e}", b.name));
+    let v = v.with_index(index.clone());
+    settle(&v).await;
+    (v, index)
+}
+
+/// Run follower steps until the log holds nothing new.
+async fn settle(v: &Vault) {
+    for _ in 0..1000 {
+        if v.search_step().await.unwrap() == Step::Idle {
+            return;
+        }
+    }
+    panic!("the follower never caught up");
+}
+
+async fn signed_in(v: &Vault, username: &str, role: Role) -> Caller {
+    let created = v
+        .create_user(
+            By::Operator,
+            NewUser { username: username.into(), display_name: None, role, password: PASSWORD.to_string().into() },
+        )
+        .await
+        .unwrap();
+    let secret = totp_rs::Secret::try_from_base32(&created.totp_secret).unwrap();
+    let totp = totp_rs::Builder::new().with_secret(secret).with_skew(1).build().unwrap();
+    let otp = totp.generate(chrono::Utc::now().timestamp() as u64).to_string();
+    let req =
+        serde_json::from_value(serde_json::json!({ "username": username, "password": PASSWORD, "otp": otp })).unwrap();
+    let session = v.login(req, &RequestContext::default()).await.unwrap();
+    v.authenticate(&session.token, RequestContext::default()).await.unwrap()
+}
+
+fn new_client(first: &str, last: &str) -> NewClient {
+    serde_json::from_value(serde_json::json!({
+        "first_name": first, "initials": "J.", "last_name": last, "birth_date": "1980-02-03",
+        "commissioner": Commissioner::Uwv,
+    }))
+    .unwrap()
+}
+
+async fn upload(v: &Vault, by: &Caller, client: Uuid, doc_type: &str, title: &str) -> Uuid {
+    let fields = UploadFields {
+        doc_type: Some(doc_type.into()),
+        title: Some(title.into()),
+        filename: Some("verslag.txt".into()),
+        ..Default::default()
+    };
+    let mut permit = v.authorize_upload(by, client).await.unwrap();
+    v.upload_fields(&mut permit, fields).await.unwrap();
+    let body = futures::stream::iter([Ok::<_, UploadAbort>(Bytes::from_static(b"Een verslag van het gesprek.\n"))]);
+    v.store_upload(permit, "verslag.txt".into(), "text/plain; charset=utf-8", body).await.unwrap().id
+}
+
+fn words(q: &str) -> SearchQuery {
+    SearchQuery { q: Some(q.into()), limit: Some(100), ..Default::default() }
+}
+
+/// The ids found, in order, and the total.
+async fn found(v: &Vault, by: &Caller, q: SearchQuery) -> (Vec<Uuid>, u64) {
+    let r = v.search(by, q).await.unwrap_or_else(|e| panic!("search as {:?}: {e}", by.role()));
+    assert!(r.hits.len() as u64 <= r.total);
+    (r.hits.iter().map(|h| h.document.id).collect(), r.total)
+}
+
+// ---------------------------------------------------------------------------
+
+async fn follows_the_catalog(b: Backend) {
+    let (v, index) = open(&b).await;
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let c = v.create_client(&anna, new_client("Zoë", "Jansen")).await.unwrap();
+    let plan = upload(&v, &anna, c.id, "work_plan", "Trajectplan re-integratie").await;
+    let report = upload(&v, &anna, c.id, "psych_report", "Rapportages psycholoog").await;
+    // Not in the index yet: the follower has not run.
+    assert_eq!(index.len(), 0);
+    settle(&v).await;
+    assert_eq!(index.len(), 2);
+    assert_eq!(found(&v, &anna, words("rapportage")).await, (vec![report], 1), "Dutch stemming");
+    assert_eq!(found(&v, &anna, words("zoe jansen")).await.1, 2, "the client's name, accents folded");
+    let hit = v.search(&anna, words("trajectplan")).await.unwrap().hits.remove(0);
+    assert_eq!((hit.document.id, hit.client_name.as_str()), (plan, "Zoë Jansen"));
+    assert_eq!(hit.document.title.as_deref(), Some("Trajectplan re-integratie"));
+    let typed = SearchQuery { doc_type: Some(vault::domain::DocumentType::WorkPlan), ..words("jansen") };
+    assert_eq!(found(&v, &anna, typed).await, (vec![plan], 1));
+
+    // The trajectory closes: the documents move to the archive.
+    v.close_trajectory(&anna, c.id, serde_json::from_value(serde_json::json!({})).unwrap()).await.unwrap();
+    settle(&v).await;
+    let closed = SearchQuery { status: Some(vault::catalog::ClientStatus::Closed), ..words("jansen") };
+    assert_eq!(found(&v, &anna, closed).await.1, 2);
+    let active = SearchQuery { status: Some(vault::catalog::ClientStatus::Active), ..words("jansen") };
+    assert_eq!(found(&v, &anna, active).await.1, 0);
+
+    // Destroyed: gone from the answers at once (the catalog decides), and
+    // from the index after the next step.
+    v.destroy_document(report, "retention").await.unwrap();
+    assert_eq!(found(&v, &anna, words("jansen")).await, (vec![plan], 1), "the stale hit is left out, and out of total");
+    settle(&v).await;
+    assert_eq!(index.len(), 1);
+
+    // Any change to a shown field is logged, whoever makes it (here: SQL).
+    let mut tx = v.catalog_for_tests().begin(0).await.unwrap();
+    tx.execute_raw_for_tests(&format!("UPDATE documents SET title = 'Besluit UWV' WHERE id = '{plan}'")).await.unwrap();
+    tx.commit().await.unwrap();
+    settle(&v).await;
+    assert_eq!(found(&v, &anna, words("besluit")).await, (vec![plan], 1));
+    assert_eq!(found(&v, &anna, words("trajectplan")).await.1, 0);
+
+    // The search is audited: who, how many; never the words.
+    let q = AuditQuery { action: Some("document.search".into()), limit: Some(100), ..Default::default() };
+    let events = v.audit_events(&anna, q).await.unwrap();
+    assert!(events.len() >= 8);
+    assert_eq!((events[0].outcome.as_str(), events[0].actor_id), ("allowed", Some(anna.id())));
+    assert_eq!(events[0].details["hits"], 0);
+    assert!(events.iter().all(|e| !e.details.to_string().contains("besluit")), "the words searched are not logged");
+}
+on_both_backends!(the_index_follows_uploads_closing_destruction_and_any_sql_change, follows_the_catalog);
+
+async fn scopes(b: Backend) {
+    let (v, _) = open(&b).await;
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let olga = signed_in(&v, "olga", Role::Office).await;
+    let adam = signed_in(&v, "adam", Role::Administration).await;
+    let carla = signed_in(&v, "carla", Role::Coach).await;
+    let sem = signed_in(&v, "sem", Role::FreelanceCoach).await;
+    let dirk = signed_in(&v, "dirk", Role::Coach).await;
+    let mut docs = std::collections::HashMap::new();
+    for (name, coach) in [("Eigen", &carla), ("Collega", &dirk), ("Archief", &carla), ("Beperkt", &carla)] {
+        let c = v.create_client(&anna, new_client("Jan", name)).await.unwrap();
+        v.assign_coach(&anna, c.id, SetCoach { coach_id: coach.id() }).await.unwrap();
+        docs.insert(name, (c.id, upload(&v, &anna, c.id, "progress_report", "Voortgangsverslag").await));
+    }
+    v.close_trajectory(&anna, docs["Archief"].0, serde_json::from_value(serde_json::json!({})).unwrap())
+        .await
+        .unwrap();
+    let restrict = serde_json::from_value(serde_json::json!({ "restricted": true, "reason": "bezwaar" })).unwrap();
+    v.set_restriction(&anna, docs["Beperkt"].0, restrict).await.unwrap();
+    settle(&v).await;
+    let ids = |names: &[&str]| {
+        let mut v: Vec<Uuid> = names.iter().map(|n| docs[n].1).collect();
+        v.sort();
+        v
+    };
+    let sees = |by: Caller| {
+        let v = &v;
+        async move {
+            let (mut got, total) = found(v, &by, words("voortgangsverslag")).await;
+            got.sort();
+            assert_eq!(got.len() as u64, total, "total counts exactly what is shown");
+            got
+        }
+    };
+    // Management and office: every client, the archive and the restricted
+    // client included (metadata only; opening stays decided per purpose).
+    let everything = ids(&["Eigen", "Collega", "Archief", "Beperkt"]);
+    assert_eq!(sees(anna.clone()).await, everything);
+    assert_eq!(sees(olga.clone()).await, everything);
+    // Administration never sees documents: 403, audited.
+    assert_eq!(v.search(&adam, words("voortgangsverslag")).await.unwrap_err().code, ErrorCode::Forbidden);
+    // A coach: the own active caseload (restricted included, as in the
+    // document list), never a colleague's client or the archive.
+    assert_eq!(sees(carla.clone()).await, ids(&["Eigen", "Beperkt"]));
+    assert_eq!(sees(dirk.clone()).await, ids(&["Collega"]));
+    assert_eq!(sees(sem.clone()).await, Vec::<Uuid>::new());
+    // Asking for a client outside the scope by id finds nothing, and says nothing.
+    let other = SearchQuery { client_id: Some(docs["Collega"].0), ..words("voortgangsverslag") };
+    assert_eq!(found(&v, &carla, other).await, (vec![], 0));
+    // A substitution: Sem stands in for Dirk, and sees Dirk's clients while it runs.
+    let now = chrono::Utc::now();
+    let sub = NewSubstitution {
+        absent_coach_id: dirk.id(),
+        substitute_id: sem.id(),
+        from: now - chrono::Duration::hours(1),
+        until: now + chrono::Duration::hours(1),
+        reason: vault::domain::SubstitutionReason::Vacation,
+    };
+    let s = v.register_substitution(&anna, sub).await.unwrap();
+    assert_eq!(sees(sem.clone()).await, ids(&["Collega"]));
+    v.end_substitution(&anna, s.id).await.unwrap();
+    assert_eq!(sees(sem.clone()).await, Vec::<Uuid>::new(), "access ends with the substitution");
+    // Reassignment moves the client at once: the scope comes from the catalog.
+    v.assign_coach(&anna, docs["Eigen"].0, SetCoach { coach_id: dirk.id() }).await.unwrap();
+    assert_eq!(sees(carla.clone()).await, ids(&["Beperkt"]));
+    assert_eq!(sees(dirk.clone()).await, ids(&["Eigen", "Collega"]));
+}
+on_both_backends!(search_answers_within_each_roles_scope, scopes);
+
+async fn out_of_order(b: Backend) {
+    let (v, index) = open(&b).await;
+    let v = Arc::new(v);
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let c = v.create_client(&anna, new_client("Jan", "Jansen")).await.unwrap();
+    let first = upload(&v, &anna, c.id, "intake", "Intake").await;
+    let second = upload(&v, &anna, c.id, "intake", "Intake").await;
+    settle(&v).await;
+    let retitle = |id: Uuid, title: &str| format!("UPDATE documents SET title = '{title}' WHERE id = '{id}'");
+    if v.catalog_for_tests().backend() == vault::catalog::Backend::Postgres {
+        // T1 takes its log row (and its xid) first but commits last.
+        let mut t1 = v.catalog_for_tests().begin(0).await.unwrap();
+        t1.execute_raw_for_tests(&retitle(first, "eerste")).await.unwrap();
+        let mut t2 = v.catalog_for_tests().begin(0).await.unwrap();
+        t2.execute_raw_for_tests(&retitle(second, "tweede")).await.unwrap();
+        t2.commit().await.unwrap();
+        // T2's row is committed, but T1 is still running: the follower
+        // must not move past T1's position.
+        settle(&v).await;
+        t1.commit().await.unwrap();
+        settle(&v).await;
+        let found_first = v.search(&anna, words("eerste")).await.unwrap();
+        assert_eq!(found_first.total, 1, "the change of the transaction that committed last was not lost");
+    }
+    // Many writers at once, committing in random order, while the follower
+    // runs: at the end the index holds exactly the catalog.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = {
+        let (v, stop) = (v.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                v.search_step().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..6u64 {
+        let (v, anna, c) = (v.clone(), anna.clone(), c.id);
+        writers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for n in 0..8u64 {
+                let id = upload(&v, &anna, c, "correspondence", &format!("brief w{w}n{n}")).await;
+                // Held open a random while, so commits overtake each other.
+                let mut tx = v.catalog_for_tests().begin(0).await.unwrap();
+                tx.execute_raw_for_tests(&format!("UPDATE documents SET title = 'brief x{w}y{n}' WHERE id = '{id}'"))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis((w * 7 + n * 13) % 20)).await;
+                tx.commit().await.unwrap();
+                mine.push((id, format!("x{w}y{n}")));
+            }
+            mine
+        }));
+    }
+    let mut written = Vec::new();
+    for w in writers {
+        written.extend(w.await.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    follower.await.unwrap();
+    settle(&v).await;
+    assert_eq!(index.len(), 2 + written.len() as u64);
+    for (id, word) in &written {
+        assert_eq!(found(&v, &anna, words(word)).await, (vec![*id], 1), "{word}");
+    }
+    assert_eq!(found(&v, &anna, words("brief")).await.1, written.len() as u64);
+}
+on_both_backends!(concurrent_writers_committing_out_of_order_lose_no_change, out_of_order);
+
+async fn rebuilds(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let open_at = |path: std::path::PathBuf| {
+        let b = &b;
+        async move {
+            let (ix, _) = indexer::Index::open(&path).unwrap();
+            let ix = Arc::new(ix);
+            (Vault::open(&config(b)).await.unwrap().with_index(ix.clone()), ix)
+        }
+    };
+    let (v, ix) = open_at(dir.path().join("index")).await;
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let c = v.create_client(&anna, new_client("Jan", "Jansen")).await.unwrap();
+    // A new index has no cursor: search answers 503 until the first step.
+    assert_eq!(v.search(&anna, words("intake")).await.unwrap_err().code, ErrorCode::SearchUnavailable);
+    let id = upload(&v, &anna, c.id, "intake", "Intake").await;
+    assert!(matches!(v.search_step().await.unwrap(), Step::Rebuilt(1)));
+    settle(&v).await;
+    assert_eq!(found(&v, &anna, words("intake")).await, (vec![id], 1));
+    drop((v, ix));
+
+    // A restart continues from the cursor: nothing to do.
+    let (v, ix) = open_at(dir.path().join("index")).await;
+    assert_eq!(v.search_step().await.unwrap(), Step::Idle);
+    let later = upload(&v, &anna, c.id, "intake", "Intake").await;
+    assert_eq!(v.search_step().await.unwrap(), Step::Applied(1));
+    drop((v, ix));
+
+    // The index directory is lost: rebuilt from the catalog, not an error.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let (v, ix) = open_at(dir.path().join("index")).await;
+    assert!(matches!(v.search_step().await.unwrap(), Step::Rebuilt(2)));
+    assert_eq!(found(&v, &anna, words("intake")).await.1, 2);
+
+    // The log is pruned past a node that was away: it rebuilds too.
+    let mut tx = v.catalog_for_tests().begin(0).await.unwrap();
+    tx.execute_raw_for_tests(&format!("UPDATE documents SET title = 'Oud' WHERE id = '{later}'")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(v.prune_search_log(Duration::ZERO).await.unwrap() >= 1, true);
+    assert!(matches!(v.search_step().await.unwrap(), Step::Rebuilt(2)), "the pruned change must not be skipped");
+    assert_eq!(found(&v, &anna, words("oud")).await, (vec![later], 1));
+    assert_eq!(v.search_step().await.unwrap(), Step::Idle);
+    drop(ix);
+}
+on_both_backends!(a_lost_index_or_a_pruned_log_means_a_rebuild_never_a_gap, rebuilds);
