@@ -24,6 +24,11 @@ pub struct Common {
     /// KLUIS_MASTER_KEY (base64, or "1:B64,2:B64") is set.
     #[arg(long, env = "KLUIS_MASTER_KEY_FILE", global = true)]
     pub master_key_file: Option<PathBuf>,
+    /// This node's search index, a cache rebuilt from the catalog when lost;
+    /// a directory of its own (every node has one)
+    /// [default: $KLUIS_DATA_DIR/index]
+    #[arg(long, env = "KLUIS_INDEX_DIR", global = true)]
+    pub index_dir: Option<PathBuf>,
 }
 
 impl Common {
@@ -51,6 +56,12 @@ impl Common {
             },
         };
         Ok(VaultConfig { database_url, storage_url, s3: S3Settings::from_env(), master_key })
+    }
+}
+
+impl Common {
+    pub fn index_dir(&self) -> PathBuf {
+        self.index_dir.clone().unwrap_or_else(|| self.data_dir.join("index"))
     }
 }
 

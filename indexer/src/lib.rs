@@ -68,6 +68,13 @@ pub enum IndexError {
     Source(String),
 }
 
+impl IndexError {
+    /// Another process holds this index's writer.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, IndexError::Tantivy(tantivy::TantivyError::LockFailure(..)))
+    }
+}
+
 pub type Result<T> = std::result::Result<T, IndexError>;
 
 /// One document's metadata as the index holds it.
@@ -411,7 +418,9 @@ fn clear_index_dir(dir: &Path) -> Result<()> {
     let io = |source| IndexError::Directory { path: path(), source };
     let is_ours = |name: &str| {
         matches!(name, "meta.json" | ".managed.json" | ".tantivy-meta.lock" | ".tantivy-writer.lock")
-            || name.split_once('.').is_some_and(|(stem, _)| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
+            || name
+                .split_once('.')
+                .is_some_and(|(stem, _)| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
             || name.ends_with(".tmp")
     };
     let mut ours = Vec::new();

@@ -15,6 +15,7 @@ mod documents;
 mod download;
 mod keys;
 mod resilience;
+mod search;
 mod session;
 mod transport;
 mod users;

@@ -17,11 +17,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use indexer::{Change, Index, IndexError, Record};
+use indexer::{Change, Record};
+pub use indexer::{Index, IndexError, Opened};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalog::{ChangeWaiter, ClientName, ClientStatus, DocumentState, IndexRow, LogPosition, Tx};
+use crate::rekey::{Progress, Silent};
 use crate::{Vault, VaultError};
 
 /// Log rows applied per step (and per index commit).
@@ -99,33 +101,32 @@ impl Vault {
         };
         let Some(from) = from else {
             drop(tx);
-            return Ok(Step::Rebuilt(self.rebuild_index(|_, _| {}).await?));
+            return Ok(Step::Rebuilt(self.rebuild_index(&Silent).await?));
         };
         let log = tx.search_log_after(from, STEP_BATCH).await?;
         let Some(last) = log.last().map(|c| c.position) else {
             if tx.search_log_head().await? < from {
                 tracing::warn!("search index is ahead of the change log (restored database?); rebuilding");
                 drop(tx);
-                return Ok(Step::Rebuilt(self.rebuild_index(|_, _| {}).await?));
+                return Ok(Step::Rebuilt(self.rebuild_index(&Silent).await?));
             }
             return Ok(Step::Idle);
         };
-        let documents: Vec<Uuid> = log.iter().filter_map(|c| c.document_id).collect::<HashSet<_>>().into_iter().collect();
+        let documents: Vec<Uuid> =
+            log.iter().filter_map(|c| c.document_id).collect::<HashSet<_>>().into_iter().collect();
         let clients: Vec<Uuid> = log.iter().filter_map(|c| c.client_id).collect::<HashSet<_>>().into_iter().collect();
         let changes = current_changes(&mut tx, &documents, &clients).await?;
         drop(tx);
         let payload = cursor_json(&state.log_id, last);
-        tokio::task::spawn_blocking(move || index.apply(&changes, &payload))
-            .await
-            .map_err(task_failed)??;
+        tokio::task::spawn_blocking(move || index.apply(&changes, &payload)).await.map_err(task_failed)??;
         Ok(Step::Applied(log.len()))
     }
 
     /// Rebuild the index from the catalog: one snapshot, every active
     /// document, in one index commit whose cursor is that snapshot's log
     /// head (later changes are applied on top; applying one the snapshot
-    /// already saw is harmless). `progress(done, total)` is called per page.
-    pub async fn rebuild_index(&self, progress: impl Fn(u64, u64)) -> Result<u64, VaultError> {
+    /// already saw is harmless). Shows its progress in documents read.
+    pub async fn rebuild_index(&self, progress: &dyn Progress) -> Result<u64, VaultError> {
         let Some(index) = self.index.clone() else { return Ok(0) };
         let mut tx = self.snapshot().await?;
         let state = tx.search_log_state().await?;
@@ -145,19 +146,18 @@ impl Vault {
             index.rebuild(records, &payload)
         });
         let mut after = None;
-        let mut done = 0u64;
-        progress(0, total);
+        progress.start("documents indexed", total);
         let read = async {
             loop {
                 let rows = tx.active_index_rows_after(after, REBUILD_PAGE).await?;
                 let Some(last) = rows.last() else { break };
                 after = Some(last.id);
-                done += rows.len() as u64;
+                let n = rows.len() as u64;
                 let records = rows.iter().filter_map(|r| record(r, &names)).collect();
                 if send.send(Ok(records)).await.is_err() {
                     break; // the writer failed; its error is the answer
                 }
-                progress(done, total);
+                progress.inc(n);
             }
             Ok::<(), VaultError>(())
         }
@@ -168,6 +168,7 @@ impl Vault {
         drop(send);
         let indexed = writer.await.map_err(task_failed)??;
         read?;
+        progress.finish();
         tracing::info!(documents = indexed, "search index rebuilt from the catalog");
         Ok(indexed)
     }

@@ -1,6 +1,6 @@
 //! The API's error answer: `{"error": {"code", "message"}}` with the status
 //! of the code in the vault's one table ([`vault::service::ErrorCode`]).
-//! Busy answers carry `Retry-After`.
+//! Busy answers (and a search index still being built) carry `Retry-After`.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -68,7 +68,7 @@ impl IntoResponse for ApiError {
         let body =
             ErrorBody { error: ErrorDetail { code: self.0.code.as_str(), message: self.0.message.into_owned() } };
         let mut resp = (status, Json(body)).into_response();
-        if self.0.code == ErrorCode::Busy || self.0.code == ErrorCode::TooManyRequests {
+        if matches!(self.0.code, ErrorCode::Busy | ErrorCode::TooManyRequests | ErrorCode::SearchUnavailable) {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp

@@ -12,6 +12,7 @@ pub mod documents;
 pub mod download;
 pub mod error;
 pub mod openapi;
+pub mod search;
 pub mod session;
 pub mod users;
 
@@ -99,6 +100,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::audit_verify))
         .routes(routes!(documents::get))
         .routes(routes!(documents::issue_token))
+        .routes(routes!(search::search))
         .routes(routes!(download::download))
 }
 

@@ -1,5 +1,5 @@
 //! The command line (clap): `serve`, `user add`, `rekey`, `key list`,
-//! `key retire`, `audit verify`. Each command is a thin caller of the vault;
+//! `key retire`, `audit verify`, `reindex`. Each command is a thin caller of the vault;
 //! errors get context here (anyhow).
 
 mod progress;
@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// (on the public listener, with KLUIS_METRICS_TOKEN), or `off`.
     #[arg(long, env = "KLUIS_METRICS")]
     metrics: Option<String>,
+    /// The search index looks for changes at least this often (it is also
+    /// woken by every change; this bounds how stale it gets when a
+    /// notification is lost).
+    #[arg(long, env = "KLUIS_SEARCH_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    search_poll: Duration,
     /// The bearer token for KLUIS_METRICS=bearer.
     #[arg(long, env = "KLUIS_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
@@ -109,6 +114,10 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Rebuild this node's search index from the catalog (stop the server
+    /// first: it holds the index; a server also rebuilds a lost index by
+    /// itself when it starts).
+    Reindex,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +210,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reindex => {
+            let dir = cli.common.index_dir();
+            let vault = open(&cli.common).await?;
+            let (index, _) = vault::search::Index::open_bulk(&dir).map_err(|e| index_error(e, &dir))?;
+            let vault = vault.with_index(Arc::new(index));
+            let started = std::time::Instant::now();
+            let n = vault.rebuild_index(&Bar::new()).await.context("rebuilding the search index")?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                serde_json::json!({ "documents": n, "seconds": secs, "per_second": (n as f64 / secs.max(1e-9)).round() })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit(AuditCommand::Verify) => {
             let vault = open(&cli.common).await?;
             let report = vault.verify_audit_chain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -212,6 +235,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
+    }
+}
+
+/// The index directory could not be opened: say why in the operator's terms.
+fn index_error(e: vault::search::IndexError, dir: &std::path::Path) -> anyhow::Error {
+    if e.is_locked() {
+        anyhow::anyhow!(
+            "the search index {} is in use by another process (a running `kluis serve`?): stop it first",
+            dir.display()
+        )
+    } else {
+        anyhow::Error::new(e).context(format!("opening the search index {}", dir.display()))
     }
 }
 
@@ -228,7 +263,12 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = a.max_concurrent_logins {
         settings.max_password_checks = n.max(1);
     }
-    let vault = open(common).await?.with_settings(settings);
+    let index_dir = common.index_dir();
+    let (index, opened) = vault::search::Index::open(&index_dir).map_err(|e| index_error(e, &index_dir))?;
+    if opened == vault::search::Opened::Rebuilt {
+        tracing::info!(dir = %index_dir.display(), "search index missing or unusable: rebuilding it from the catalog");
+    }
+    let vault = open(common).await?.with_settings(settings).with_index(Arc::new(index));
     if !vault.has_users().await.map_err(|e| anyhow::anyhow!("{e}"))? {
         let msg = "there are no users yet; create the first one with:\n  \
                    echo 'a long password' | kluis user add --username admin --role management";
@@ -250,6 +290,7 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
         download_slots: Arc::new(tokio::sync::Semaphore::new(a.max_concurrent_downloads.max(1))),
     };
     tokio::spawn(workers::sweeper(state.vault.clone(), Duration::from_secs(3600)));
+    tokio::spawn(workers::search_follower(state.vault.clone(), a.search_poll));
     tokio::spawn(workers::prune_limiters(vec![state.login_limiter.clone(), state.download_limiter.clone()]));
     let limits = ConnLimits {
         header_read_timeout: a.header_timeout,

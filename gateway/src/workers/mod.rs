@@ -1,23 +1,54 @@
 //! Background work of `kluis serve`, each as one step (a test runs exactly
-//! one) and a loop around it: the sweep of interrupted uploads and
-//! forgotten lock-out counters, and the pruning of per-address limiters.
+//! one) and a loop around it: the search follower, the sweep of interrupted
+//! uploads, forgotten lock-out counters and old search-log rows, and the
+//! pruning of per-address limiters.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use vault::Vault;
+use vault::search::Step;
 
 use crate::api::AddrLimiter;
 
 /// Uploads interrupted longer ago than this are removed.
 pub const INTERRUPTED_AFTER: Duration = Duration::from_secs(24 * 3600);
 
-/// One sweep: interrupted uploads older than a day (claimed, object, row)
-/// and lock-out counters of names not tried for a day.
+/// Search-log rows are kept this long: a node away for longer rebuilds its
+/// index when it comes back.
+pub const SEARCH_LOG_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// One sweep: interrupted uploads older than a day (claimed, object, row),
+/// lock-out counters of names not tried for a day, and search-log rows
+/// older than a week.
 pub async fn sweep_once(vault: &Vault) -> Result<usize, vault::VaultError> {
     let removed = vault.sweep_pending(INTERRUPTED_AFTER).await?;
     vault.prune_login_attempts(INTERRUPTED_AFTER).await?;
+    vault.prune_search_log(SEARCH_LOG_KEPT).await?;
     Ok(removed)
+}
+
+/// Keep this node's search index following the catalog: a step whenever a
+/// change may have committed (a notification, this process's own commit)
+/// and at least every `poll`, since notifications can be lost. A full batch
+/// runs the next step at once; a failure waits a little longer each time
+/// (up to 30 s), and the index stays as it was.
+pub async fn search_follower(vault: Arc<Vault>, poll: Duration) {
+    let mut waiter = vault.change_waiter();
+    let mut backoff = Duration::ZERO;
+    loop {
+        match vault.search_step().await {
+            Ok(Step::Applied(n)) if n >= vault::search::STEP_BATCH => continue,
+            Ok(_) => backoff = Duration::ZERO,
+            Err(e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                tracing::warn!(error = %e, retry_in = ?backoff, "search index could not follow the catalog");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        }
+        waiter.wait(poll).await;
+    }
 }
 
 /// Sweep at start and then `every` interval, logging what happened.

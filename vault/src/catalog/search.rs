@@ -133,11 +133,10 @@ impl Tx {
                 Ok(LogPosition { xid: h - 1, seq: i64::MAX })
             }
             Backend::Sqlite => {
-                let seq: Option<i64> =
-                    sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'search_log'")
-                        .fetch_optional(&mut *self.tx)
-                        .await
-                        .map_err(q("search_log_head"))?;
+                let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'search_log'")
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err(q("search_log_head"))?;
                 Ok(LogPosition { xid: 0, seq: seq.unwrap_or(0) })
             }
         }

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Caller, Document, ErrorCode, ServiceError, ServiceResult, facts};
-use crate::{Vault, VaultError};
 use crate::catalog::{ClientStatus, DocumentState};
 use crate::domain::{self, DocumentType};
 use crate::policy::{Action, DocumentFacts, Target};
+use crate::{Vault, VaultError};
 
 /// Hits per page unless `limit` says otherwise, and at most.
 const DEFAULT_LIMIT: u32 = 20;
