@@ -97,6 +97,22 @@ pub mod schema {
         string(true).max_length(Some(MAX)).pattern(Some(format!("^[^{FORBIDDEN_CLASS}]*$"))).build()
     }
 
+    /// Free text in a query string: at most `MAX` characters, none
+    /// forbidden (blank means none).
+    pub fn query_text<const MAX: usize>() -> Object {
+        string(false).max_length(Some(MAX)).pattern(Some(format!("^[^{FORBIDDEN_CLASS}]*$"))).build()
+    }
+
+    /// A day `YYYY-MM-DD` or an RFC 3339 time (whether it is a real date is
+    /// checked beyond the pattern).
+    pub fn day_or_time() -> Object {
+        string(false)
+            .pattern(Some(
+                "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$",
+            ))
+            .build()
+    }
+
     /// A BSN: null, blank, or nine digits (the eleven-test is checked
     /// beyond the schema, 422 `invalid_bsn`).
     pub fn bsn() -> Object {

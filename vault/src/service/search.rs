@@ -39,6 +39,7 @@ pub struct SearchQuery {
     /// Words to find in the title, the file name and the client's name; all
     /// of them must match (Dutch-aware: `rapportage` finds "Rapportages",
     /// `client` finds "Cliënt"). At most 200 characters.
+    #[cfg_attr(feature = "openapi", param(schema_with = domain::schema::query_text::<200>))]
     pub q: Option<String>,
     #[serde(rename = "type")]
     #[cfg_attr(feature = "openapi", param(rename = "type", inline))]
@@ -48,13 +49,17 @@ pub struct SearchQuery {
     #[cfg_attr(feature = "openapi", param(inline))]
     pub status: Option<ClientStatus>,
     /// Uploaded on or after this day (`YYYY-MM-DD`, UTC) or time (RFC 3339).
+    #[cfg_attr(feature = "openapi", param(schema_with = domain::schema::day_or_time))]
     pub uploaded_from: Option<String>,
     /// Uploaded on or before this day (`YYYY-MM-DD`, UTC, the whole day) or
-    /// time (RFC 3339).
+    /// time (RFC 3339); not before `uploaded_from`.
+    #[cfg_attr(feature = "openapi", param(schema_with = domain::schema::day_or_time))]
     pub uploaded_until: Option<String>,
     /// Hits per page, 1 to 100 (default 20).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
     /// Hits to skip; `offset + limit` at most 10000.
+    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 9999))]
     pub offset: Option<u32>,
 }
 
