@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, Occur, QueryParser, RangeQuery, TermQuery, TermSetQuery,
+    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
@@ -175,7 +175,8 @@ struct Fields {
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let words = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default().set_tokenizer(DUTCH).set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        // No positions: searches are words, never phrases (cheaper to index).
+        TextFieldIndexing::default().set_tokenizer(DUTCH).set_index_option(IndexRecordOption::WithFreqs),
     );
     let f = Fields {
         id: b.add_text_field("id", STRING | STORED),
@@ -186,7 +187,7 @@ fn schema() -> (Schema, Fields) {
         filename: b.add_text_field("filename", words),
         uploaded_by: b.add_text_field("uploaded_by", STRING),
         uploaded_at: b.add_i64_field("uploaded_at", INDEXED | FAST),
-        retention_until: b.add_i64_field("retention_until", INDEXED | FAST),
+        retention_until: b.add_i64_field("retention_until", FAST),
         status: b.add_text_field("status", STRING),
     };
     (b.build(), f)
@@ -341,12 +342,27 @@ impl Index {
         let mut must: Vec<(Occur, Box<dyn tantivy::query::Query>)> = Vec::new();
         let text = s.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
         match text {
+            // Every word must match, in any of the three fields. The words go
+            // through the field's analyser; no query syntax is interpreted
+            // (a `-`, `:` or quote in a user's words is just a separator).
             Some(t) => {
-                let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.filename, f.client_name]);
-                parser.set_conjunction_by_default();
-                // Lenient: a stray quote or colon in a user's words is not an error.
-                let (q, _) = parser.parse_query_lenient(t);
-                must.push((Occur::Must, q));
+                let words = self.words(t)?;
+                if words.is_empty() {
+                    must.push((Occur::Must, Box::new(EmptyQuery)));
+                }
+                for w in words {
+                    let any_field: Vec<(Occur, Box<dyn tantivy::query::Query>)> = [f.title, f.filename, f.client_name]
+                        .into_iter()
+                        .map(|field| {
+                            let q: Box<dyn tantivy::query::Query> = Box::new(TermQuery::new(
+                                Term::from_field_text(field, &w),
+                                IndexRecordOption::WithFreqs,
+                            ));
+                            (Occur::Should, q)
+                        })
+                        .collect();
+                    must.push((Occur::Must, Box::new(BooleanQuery::new(any_field))));
+                }
             }
             None => must.push((Occur::Must, Box::new(AllQuery))),
         }
@@ -386,6 +402,21 @@ impl Index {
         let (page, total) = searcher.search(&query, &(top, Count))?;
         let ids = if s.limit == 0 { Vec::new() } else { self.ids(&searcher, page.into_iter().map(|(_, a)| a))? };
         Ok(Hits { total, ids })
+    }
+
+    /// The distinct terms of `text` as the Dutch analyser makes them (at
+    /// most 32).
+    fn words(&self, text: &str) -> Result<Vec<String>> {
+        let mut analyzer = self.index.tokenizer_for_field(self.f.title)?;
+        let mut stream = analyzer.token_stream(text);
+        let mut out: Vec<String> = Vec::new();
+        while stream.advance() {
+            let t = &stream.token().text;
+            if !out.contains(t) && out.len() < 32 {
+                out.push(t.clone());
+            }
+        }
+        Ok(out)
     }
 
     fn ids(&self, searcher: &tantivy::Searcher, addrs: impl Iterator<Item = DocAddress>) -> Result<Vec<Uuid>> {

@@ -44,6 +44,11 @@ fn dutch_words_find_their_inflections_and_accents() {
     // All words must match; a stray quote or colon is not an error.
     assert!(one("rapportage behandelplan").is_empty());
     assert_eq!(one("rapportage \"re-integratie:"), vec![Uuid::from_u128(1)]);
+    // No query syntax: a minus does not exclude, a colon names no field,
+    // words that make no terms find nothing (not everything).
+    assert_eq!(one("-rapportage"), vec![Uuid::from_u128(1)]);
+    assert_eq!(one("title:rapportage"), Vec::<Uuid>::new(), "`title` is a word like any other");
+    assert_eq!(one("!!! ..."), Vec::<Uuid>::new());
 }
 
 #[test]

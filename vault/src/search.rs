@@ -17,6 +17,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use indexer::{Change, Record};
 pub use indexer::{Index, IndexError, Opened};
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,7 @@ use crate::{Vault, VaultError};
 /// Log rows applied per step (and per index commit).
 pub const STEP_BATCH: usize = 1000;
 
-/// Catalog rows read per page while rebuilding.
+/// Records handed to the index writer at a time while rebuilding.
 const REBUILD_PAGE: usize = 5000;
 
 /// The cursor kept in the index's commit payload.
@@ -125,7 +127,8 @@ impl Vault {
     /// Rebuild the index from the catalog: one snapshot, every active
     /// document, in one index commit whose cursor is that snapshot's log
     /// head (later changes are applied on top; applying one the snapshot
-    /// already saw is harmless). Shows its progress in documents read.
+    /// already saw is harmless). The catalog is read in one sequential scan;
+    /// progress is shown in documents read.
     pub async fn rebuild_index(&self, progress: &dyn Progress) -> Result<u64, VaultError> {
         let Some(index) = self.index.clone() else { return Ok(0) };
         let mut tx = self.snapshot().await?;
@@ -145,19 +148,28 @@ impl Vault {
             });
             index.rebuild(records, &payload)
         });
-        let mut after = None;
         progress.start("documents indexed", total);
         let read = async {
+            let mut rows = std::pin::pin!(tx.active_index_rows());
+            let mut page = Vec::with_capacity(REBUILD_PAGE);
             loop {
-                let rows = tx.active_index_rows_after(after, REBUILD_PAGE).await?;
-                let Some(last) = rows.last() else { break };
-                after = Some(last.id);
-                let n = rows.len() as u64;
-                let records = rows.iter().filter_map(|r| record(r, &names)).collect();
-                if send.send(Ok(records)).await.is_err() {
-                    break; // the writer failed; its error is the answer
+                let next = rows.next().await.transpose()?;
+                if let Some(r) = &next
+                    && let Some(rec) = record(r, &names)
+                {
+                    page.push(rec);
                 }
-                progress.inc(n);
+                if page.len() == REBUILD_PAGE || (next.is_none() && !page.is_empty()) {
+                    let n = page.len() as u64;
+                    let full = std::mem::replace(&mut page, Vec::with_capacity(REBUILD_PAGE));
+                    if send.send(Ok(full)).await.is_err() {
+                        break; // the writer failed; its error is the answer
+                    }
+                    progress.inc(n);
+                }
+                if next.is_none() {
+                    break;
+                }
             }
             Ok::<(), VaultError>(())
         }

@@ -71,8 +71,16 @@ pub struct ClientName {
     pub status: ClientStatus,
 }
 
-const SELECT_INDEX_ROWS: &str = "SELECT id, client_id, doc_type, title, filename, uploaded_by, uploaded_at, \
-                                 retention_until, state FROM documents ";
+macro_rules! select_index_rows {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, client_id, doc_type, title, filename, uploaded_by, uploaded_at, retention_until, state \
+             FROM documents ",
+            $rest
+        )
+    };
+}
+const SELECT_INDEX_ROWS: &str = select_index_rows!("");
 
 fn index_row(r: &AnyRow) -> Result<IndexRow, CatalogError> {
     let state: String = r.try_get("state").map_err(q("decode"))?;
@@ -151,13 +159,16 @@ impl Tx {
                  WHERE (xid, seq) > ($1, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
                  ORDER BY xid, seq LIMIT $3"
             }
+            // xid is always 0 here: `seq` (the rowid) alone orders the log.
             Backend::Sqlite => {
-                "SELECT xid, seq, document_id, client_id FROM search_log \
-                 WHERE (xid, seq) > ($1, $2) ORDER BY xid, seq LIMIT $3"
+                "SELECT xid, seq, document_id, client_id FROM search_log WHERE seq > $1 ORDER BY seq LIMIT $2"
             }
         };
-        let rows = sqlx::query(sql)
-            .bind(after.xid)
+        let mut query = sqlx::query(sql);
+        if self.backend == Backend::Postgres {
+            query = query.bind(after.xid);
+        }
+        let rows = query
             .bind(after.seq)
             .bind(limit as i64)
             .fetch_all(&mut *self.tx)
@@ -186,7 +197,7 @@ impl Tx {
                 "SELECT xid, seq FROM search_log WHERE at < $1 \
                  AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY xid DESC, seq DESC LIMIT 1"
             }
-            Backend::Sqlite => "SELECT xid, seq FROM search_log WHERE at < $1 ORDER BY xid DESC, seq DESC LIMIT 1",
+            Backend::Sqlite => "SELECT xid, seq FROM search_log WHERE at < $1 ORDER BY seq DESC LIMIT 1",
         };
         let last = sqlx::query(sql).bind(before).fetch_optional(&mut *self.tx).await.map_err(q("prune_search_log"))?;
         let Some(last) = last else { return Ok(0) };
@@ -201,7 +212,11 @@ impl Tx {
         .execute(&mut *self.tx)
         .await
         .map_err(q("prune_search_log"))?;
-        let r = sqlx::query("DELETE FROM search_log WHERE (xid, seq) <= ($1, $2)")
+        let delete = match self.backend {
+            Backend::Postgres => "DELETE FROM search_log WHERE (xid, seq) <= ($1, $2)",
+            Backend::Sqlite => "DELETE FROM search_log WHERE $1 = 0 AND seq <= $2",
+        };
+        let r = sqlx::query(delete)
             .bind(xid)
             .bind(seq)
             .execute(&mut *self.tx)
@@ -237,21 +252,13 @@ impl Tx {
         Ok(out)
     }
 
-    /// Active documents with ids after `after`, in id order, at most `limit`
-    /// (a rebuild reads the catalog in such pages, in one snapshot).
-    pub async fn active_index_rows_after(
-        &mut self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<IndexRow>, CatalogError> {
-        let sql = format!("{SELECT_INDEX_ROWS}WHERE state = 'active' AND id > $1 ORDER BY id LIMIT $2");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after.map(|a| a.to_string()).unwrap_or_default())
-            .bind(limit as i64)
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(q("active_index_rows_after"))?;
-        rows.iter().map(index_row).collect()
+    /// Every active document, streamed in the table's own order (one
+    /// sequential scan: a rebuild reads the whole catalog in one snapshot).
+    pub fn active_index_rows(&mut self) -> impl futures::Stream<Item = Result<IndexRow, CatalogError>> + '_ {
+        use futures::StreamExt;
+        sqlx::query(select_index_rows!("WHERE state = 'active'"))
+            .fetch(&mut *self.tx)
+            .map(|r| r.map_err(|source| CatalogError::Query { op: "active_index_rows", source }).and_then(|r| index_row(&r)))
     }
 
     pub async fn count_active_documents(&mut self) -> Result<u64, CatalogError> {
