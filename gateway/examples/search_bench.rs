@@ -66,13 +66,40 @@ impl Rng {
 }
 
 const FIRST: &[&str] = &[
-    "Jan", "Anna", "Piet", "Sanne", "Mohamed", "Fatima", "Kees", "Lotte", "Daan", "Emma", "Sem", "Zoë", "Bram",
-    "Noor", "Ahmed", "Iris", "Thijs", "Julia", "Ruben", "Eva", "Youssef", "Mila", "Lars", "Sophie", "Finn",
+    "Jan", "Anna", "Piet", "Sanne", "Mohamed", "Fatima", "Kees", "Lotte", "Daan", "Emma", "Sem", "Zoë", "Bram", "Noor",
+    "Ahmed", "Iris", "Thijs", "Julia", "Ruben", "Eva", "Youssef", "Mila", "Lars", "Sophie", "Finn",
 ];
 const LAST: &[&str] = &[
-    "Jansen", "de Vries", "van den Berg", "Bakker", "Visser", "Smit", "Meijer", "de Boer", "Mulder", "de Groot",
-    "Bos", "Vos", "Peters", "Hendriks", "van Leeuwen", "Dekker", "Brouwer", "de Wit", "Dijkstra", "Smits",
-    "Yilmaz", "El Amrani", "Kaya", "Wijaya", "Nguyen", "van Dijk", "Willems", "Kok", "Jacobs", "de Haan",
+    "Jansen",
+    "de Vries",
+    "van den Berg",
+    "Bakker",
+    "Visser",
+    "Smit",
+    "Meijer",
+    "de Boer",
+    "Mulder",
+    "de Groot",
+    "Bos",
+    "Vos",
+    "Peters",
+    "Hendriks",
+    "van Leeuwen",
+    "Dekker",
+    "Brouwer",
+    "de Wit",
+    "Dijkstra",
+    "Smits",
+    "Yilmaz",
+    "El Amrani",
+    "Kaya",
+    "Wijaya",
+    "Nguyen",
+    "van Dijk",
+    "Willems",
+    "Kok",
+    "Jacobs",
+    "de Haan",
 ];
 const MONTHS: &[&str] = &[
     "januari",
@@ -96,7 +123,11 @@ const KINDS: &[(&str, &[&str], &str)] = &[
     ("work_plan", &["Plan van aanpak re-integratie", "Trajectplan", "Werkplan tweede spoor"], "plan"),
     ("intake", &["Intakeverslag", "Verslag intakegesprek"], "intake"),
     ("consent", &["Toestemmingsformulier", "Toestemming gegevensuitwisseling"], "toestemming"),
-    ("correspondence", &["Brief aan werkgever", "E-mail van UWV", "Uitnodiging gesprek", "Brief bedrijfsarts"], "brief"),
+    (
+        "correspondence",
+        &["Brief aan werkgever", "E-mail van UWV", "Uitnodiging gesprek", "Brief bedrijfsarts"],
+        "brief",
+    ),
     ("assignment", &["Opdrachtbevestiging UWV", "Opdracht gemeente"], "opdracht"),
     ("labour_expert_report", &["Arbeidsdeskundig rapport", "Rapport arbeidsdeskundige"], "ad-rapport"),
     ("id_copy", &["Kopie identiteitsbewijs"], "id"),
@@ -110,7 +141,8 @@ async fn seed(v: &vault::Vault, docs: u64, clients: u64, coaches: &[Uuid]) -> Va
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let now = chrono::Utc::now().timestamp_micros();
     let year = 365 * 24 * 3600 * 1_000_000i64;
-    let client_ids: Vec<Uuid> = (0..clients).map(|i| Uuid::from_u128(0xC11E_0000_0000_0000_0000_0000_0000_0000 | i as u128)).collect();
+    let client_ids: Vec<Uuid> =
+        (0..clients).map(|i| Uuid::from_u128(0xC11E_0000_0000_0000_0000_0000_0000_0000 | i as u128)).collect();
     for chunk in client_ids.chunks(1000) {
         let mut tx = v.catalog_for_tests().begin(now).await.unwrap();
         let rows: Vec<String> = chunk
@@ -154,7 +186,11 @@ async fn seed(v: &vault::Vault, docs: u64, clients: u64, coaches: &[Uuid]) -> Va
                     let client = client_ids[(rng.next() % clients) as usize];
                     let (doc_type, titles, stem) = KINDS[(rng.next() % KINDS.len() as u64) as usize];
                     let month = rng.pick(MONTHS);
-                    let title = format!("{} {month} {}", titles[(rng.next() % titles.len() as u64) as usize], 2023 + rng.next() % 4);
+                    let title = format!(
+                        "{} {month} {}",
+                        titles[(rng.next() % titles.len() as u64) as usize],
+                        2023 + rng.next() % 4
+                    );
                     let at = now - (rng.next() % (3 * year as u64)) as i64;
                     let by = coaches[(rng.next() % coaches.len() as u64) as usize];
                     format!(
@@ -174,7 +210,7 @@ async fn seed(v: &vault::Vault, docs: u64, clients: u64, coaches: &[Uuid]) -> Va
             made += n;
         }
         tx.commit().await.unwrap();
-        if made % 100_000 == 0 {
+        if made.is_multiple_of(100_000) {
             eprintln!("seeded {made} documents ({:.0} s)", started.elapsed().as_secs_f64());
         }
     }
@@ -321,8 +357,7 @@ async fn main() {
     let like_runs: usize = arg("--like-runs", Some("10")).parse().unwrap();
     let visibility_runs: usize = arg("--visibility-runs", Some("50")).parse().unwrap();
     std::fs::create_dir_all(&dir).unwrap();
-    let database_url =
-        arg("--database-url", Some(&format!("sqlite://{}", dir.join("kluis.db").display()))).to_string();
+    let database_url = arg("--database-url", Some(&format!("sqlite://{}", dir.join("kluis.db").display()))).to_string();
     let storage_url = arg("--storage-url", Some(&format!("file://{}", dir.join("objects").display())));
     let mut env = vec![
         ("KLUIS_DATA_DIR".to_string(), dir.display().to_string()),
@@ -342,7 +377,12 @@ async fn main() {
         master_key: vault::MasterKeySource::File { path: dir.join("master.key"), create_if_missing: true },
     };
     let v = vault::Vault::open(&cfg).await.expect("open vault");
-    let mk = |name: String, role| NewUser { username: name, display_name: None, role, password: PASSWORD.to_string().into() };
+    let mk = |name: String, role| NewUser {
+        username: name,
+        display_name: None,
+        role,
+        password: PASSWORD.to_string().into(),
+    };
     let office = v.create_user(By::Operator, mk("office".into(), Role::Office)).await.unwrap();
     // Each login takes a TOTP code once: one user per session.
     let mut readers_users = Vec::new();

@@ -27,9 +27,7 @@ use std::sync::Mutex;
 
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, RangeQuery, TermQuery, TermSetQuery,
-};
+use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, RangeQuery, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
@@ -370,8 +368,18 @@ impl Index {
             |q: Box<dyn tantivy::query::Query>| must.push((Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0))));
         match scope {
             Scope::All => {}
-            Scope::Clients(ids) => filter(Box::new(TermSetQuery::new(
-                ids.iter().map(|c| Term::from_field_text(f.client_id, &c.to_string())),
+            // One term per client, any of them (measured faster here than a
+            // `TermSetQuery`, which streams the whole term dictionary).
+            Scope::Clients(ids) => filter(Box::new(BooleanQuery::new(
+                ids.iter()
+                    .map(|c| {
+                        let q: Box<dyn tantivy::query::Query> = Box::new(TermQuery::new(
+                            Term::from_field_text(f.client_id, &c.to_string()),
+                            IndexRecordOption::Basic,
+                        ));
+                        (Occur::Should, q)
+                    })
+                    .collect(),
             ))),
         }
         let exact = |field: Field, v: &str| -> Box<dyn tantivy::query::Query> {

@@ -168,12 +168,8 @@ impl Tx {
         if self.backend == Backend::Postgres {
             query = query.bind(after.xid);
         }
-        let rows = query
-            .bind(after.seq)
-            .bind(limit as i64)
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(q("search_log_after"))?;
+        let rows =
+            query.bind(after.seq).bind(limit as i64).fetch_all(&mut *self.tx).await.map_err(q("search_log_after"))?;
         rows.iter()
             .map(|r| {
                 Ok(LogChange {
@@ -216,12 +212,7 @@ impl Tx {
             Backend::Postgres => "DELETE FROM search_log WHERE (xid, seq) <= ($1, $2)",
             Backend::Sqlite => "DELETE FROM search_log WHERE $1 = 0 AND seq <= $2",
         };
-        let r = sqlx::query(delete)
-            .bind(xid)
-            .bind(seq)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(q("prune_search_log"))?;
+        let r = sqlx::query(delete).bind(xid).bind(seq).execute(&mut *self.tx).await.map_err(q("prune_search_log"))?;
         Ok(r.rows_affected())
     }
 
@@ -256,9 +247,9 @@ impl Tx {
     /// sequential scan: a rebuild reads the whole catalog in one snapshot).
     pub fn active_index_rows(&mut self) -> impl futures::Stream<Item = Result<IndexRow, CatalogError>> + '_ {
         use futures::StreamExt;
-        sqlx::query(select_index_rows!("WHERE state = 'active'"))
-            .fetch(&mut *self.tx)
-            .map(|r| r.map_err(|source| CatalogError::Query { op: "active_index_rows", source }).and_then(|r| index_row(&r)))
+        sqlx::query(select_index_rows!("WHERE state = 'active'")).fetch(&mut *self.tx).map(|r| {
+            r.map_err(|source| CatalogError::Query { op: "active_index_rows", source }).and_then(|r| index_row(&r))
+        })
     }
 
     pub async fn count_active_documents(&mut self) -> Result<u64, CatalogError> {
