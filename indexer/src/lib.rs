@@ -2,8 +2,9 @@
 //!
 //! This crate never decides access. It answers a query within a [`Scope`]
 //! the policy hands it (all clients, or a list of client ids), and the scope
-//! is a filter inside the tantivy query itself, so `total` and pagination
-//! count only what the scope allows. The caller (the vault) checks every hit
+//! is a filter inside the search itself (an exact check of each matching
+//! document's client, after a coarse filter on the coach for a caseload), so
+//! `total` and pagination count only what the scope allows. The caller (the vault) checks every hit
 //! once more against the catalog before showing it: the index is a cache.
 //!
 //! What is indexed: metadata only, never document content and never a BSN
@@ -21,12 +22,15 @@
 //! - a missing or unreadable index directory is rebuilt empty, never a
 //!   reason to fail ([`Opened::Rebuilt`]); the caller then reindexes.
 
+use std::collections::HashSet;
+use std::net::Ipv6Addr;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Count, FilterCollector, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, RangeQuery, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
@@ -82,6 +86,9 @@ pub struct Record {
     pub client_id: Uuid,
     /// The client's name as shown (never the BSN).
     pub client_name: String,
+    /// The client's coach when indexed (a coarse prefilter for a caseload;
+    /// the exact scope is always the client list).
+    pub coach_id: Option<Uuid>,
     pub doc_type: String,
     pub title: String,
     pub filename: String,
@@ -121,7 +128,17 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     All,
+    /// Exactly these clients.
     Clients(Vec<Uuid>),
+    /// A coach's reach: exactly `clients`, looked for among the documents
+    /// indexed under one of `coaches` (much cheaper than the client list
+    /// alone). A client that moved to one of `coaches` a moment ago is found
+    /// once the index has applied that change; a client that moved away is
+    /// never counted, since the client list is exact.
+    Caseload {
+        coaches: Vec<Uuid>,
+        clients: Vec<Uuid>,
+    },
 }
 
 /// A search, parsed at the edge.
@@ -160,6 +177,9 @@ pub enum Opened {
 struct Fields {
     id: Field,
     client_id: Field,
+    /// The client id as a 128-bit fast value, for the exact scope filter.
+    client_no: Field,
+    coach: Field,
     client_name: Field,
     doc_type: Field,
     title: Field,
@@ -179,6 +199,8 @@ fn schema() -> (Schema, Fields) {
     let f = Fields {
         id: b.add_text_field("id", STRING | STORED),
         client_id: b.add_text_field("client_id", STRING),
+        client_no: b.add_ip_addr_field("client_no", FAST),
+        coach: b.add_text_field("coach", STRING),
         client_name: b.add_text_field("client_name", words.clone()),
         doc_type: b.add_text_field("type", STRING),
         title: b.add_text_field("title", words.clone()),
@@ -325,6 +347,10 @@ impl Index {
             f.uploaded_at => r.uploaded_at,
             f.status => r.status.as_str(),
         );
+        d.add_ip_addr(f.client_no, Ipv6Addr::from(r.client_id.as_u128()));
+        if let Some(coach) = r.coach_id {
+            d.add_text(f.coach, coach.to_string());
+        }
         if let Some(by) = r.uploaded_by {
             d.add_text(f.uploaded_by, by.to_string());
         }
@@ -366,22 +392,27 @@ impl Index {
         }
         let mut filter =
             |q: Box<dyn tantivy::query::Query>| must.push((Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0))));
-        match scope {
-            Scope::All => {}
-            // One term per client, any of them (measured faster here than a
-            // `TermSetQuery`, which streams the whole term dictionary).
-            Scope::Clients(ids) => filter(Box::new(BooleanQuery::new(
-                ids.iter()
-                    .map(|c| {
-                        let q: Box<dyn tantivy::query::Query> = Box::new(TermQuery::new(
-                            Term::from_field_text(f.client_id, &c.to_string()),
-                            IndexRecordOption::Basic,
-                        ));
-                        (Occur::Should, q)
-                    })
-                    .collect(),
-            ))),
-        }
+        // The exact client list is checked on each matching document's
+        // 128-bit client number (a hash lookup), after the cheap filters.
+        let clients: Option<Arc<HashSet<u128>>> = match scope {
+            Scope::All => None,
+            Scope::Clients(ids) => Some(Arc::new(ids.iter().map(|c| c.as_u128()).collect())),
+            Scope::Caseload { coaches, clients } => {
+                filter(Box::new(BooleanQuery::new(
+                    coaches
+                        .iter()
+                        .map(|c| {
+                            let q: Box<dyn tantivy::query::Query> = Box::new(TermQuery::new(
+                                Term::from_field_text(f.coach, &c.to_string()),
+                                IndexRecordOption::Basic,
+                            ));
+                            (Occur::Should, q)
+                        })
+                        .collect(),
+                )));
+                Some(Arc::new(clients.iter().map(|c| c.as_u128()).collect()))
+            }
+        };
         let exact = |field: Field, v: &str| -> Box<dyn tantivy::query::Query> {
             Box::new(TermQuery::new(Term::from_field_text(field, v), IndexRecordOption::Basic))
         };
@@ -407,7 +438,13 @@ impl Index {
             (SortBySimilarityScore, Order::Desc),
             (SortByStaticFastValue::<i64>::for_field("uploaded_at"), Order::Desc),
         ));
-        let (page, total) = searcher.search(&query, &(top, Count))?;
+        let (page, total) = match clients {
+            None => searcher.search(&query, &(top, Count))?,
+            Some(set) => {
+                let allowed = move |v: Ipv6Addr| set.contains(&u128::from(v));
+                searcher.search(&query, &FilterCollector::new("client_no".into(), allowed, (top, Count)))?
+            }
+        };
         let ids = if s.limit == 0 { Vec::new() } else { self.ids(&searcher, page.into_iter().map(|(_, a)| a))? };
         Ok(Hits { total, ids })
     }

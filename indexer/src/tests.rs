@@ -7,6 +7,7 @@ fn record(n: u128, client: Uuid, title: &str, uploaded_at: i64) -> Record {
         id: Uuid::from_u128(n),
         client_id: client,
         client_name: "Anna de Vries".into(),
+        coach_id: None,
         doc_type: "intake".into(),
         title: title.into(),
         filename: format!("document-{n}.pdf"),
@@ -193,6 +194,7 @@ proptest! {
     fn hits_and_totals_agree_with_a_brute_force_model(
         docs in proptest::collection::vec((0u128..12, proptest::collection::vec(0usize..5, 1..3), any::<bool>(), any::<bool>()), 0..60),
         scope in proptest::option::of(proptest::collection::vec(0u128..12, 0..6)),
+        caseload in proptest::option::of(proptest::collection::vec(0u128..3, 0..3)),
         word in proptest::option::of(0usize..5),
         closed_only in any::<bool>(),
         limit in 1usize..20,
@@ -205,12 +207,21 @@ proptest! {
             let mut r = record(n as u128, Uuid::from_u128(1000 + client), &title.join(" "), n as i64);
             if *plan { r.doc_type = "work_plan".into(); }
             if *closed { r.status = Status::Closed; }
+            // The coach the index knows: client number mod 3 (mod 4 for odd
+            // documents, as if a reassignment had not been applied yet).
+            r.coach_id = Some(Uuid::from_u128(client % if n % 2 == 0 { 3 } else { 4 }));
             records.push(r);
         }
         ix.apply(&records.iter().cloned().map(Change::Upsert).collect::<Vec<_>>(), "x").unwrap();
         let scope = match &scope {
             None => Scope::All,
-            Some(cs) => Scope::Clients(cs.iter().map(|c| Uuid::from_u128(1000 + c)).collect()),
+            Some(cs) => {
+                let clients = cs.iter().map(|c| Uuid::from_u128(1000 + c)).collect();
+                match &caseload {
+                    None => Scope::Clients(clients),
+                    Some(coaches) => Scope::Caseload { coaches: coaches.iter().map(|c| Uuid::from_u128(*c)).collect(), clients },
+                }
+            }
         };
         let search = Search {
             text: word.map(|w| VOCABULARY[w].to_string()),
@@ -221,7 +232,13 @@ proptest! {
         };
         let hits = ix.search(&scope, &search).unwrap();
         let allowed: Vec<&Record> = records.iter().filter(|r| {
-            let in_scope = match &scope { Scope::All => true, Scope::Clients(cs) => cs.contains(&r.client_id) };
+            let in_scope = match &scope {
+                Scope::All => true,
+                Scope::Clients(cs) => cs.contains(&r.client_id),
+                Scope::Caseload { coaches, clients } => {
+                    clients.contains(&r.client_id) && r.coach_id.is_some_and(|c| coaches.contains(&c))
+                }
+            };
             let text = word.is_none_or(|w| r.title.split(' ').any(|t| t == VOCABULARY[w]));
             in_scope && text && (!closed_only || r.status == Status::Closed)
         }).collect();

@@ -56,5 +56,5 @@ CREATE TRIGGER search_log_document_delete AFTER DELETE ON documents
     FOR EACH ROW WHEN (OLD.state <> 'pending') EXECUTE FUNCTION search_log_change();
 CREATE TRIGGER search_log_client_update AFTER UPDATE ON clients
     FOR EACH ROW WHEN (OLD.first_name IS DISTINCT FROM NEW.first_name OR OLD.last_name IS DISTINCT FROM NEW.last_name
-        OR OLD.status IS DISTINCT FROM NEW.status)
+        OR OLD.status IS DISTINCT FROM NEW.status OR OLD.coach_id IS DISTINCT FROM NEW.coach_id)
     EXECUTE FUNCTION search_log_change();

@@ -39,4 +39,5 @@ BEGIN INSERT INTO search_log (document_id) VALUES (OLD.id); END;
 
 CREATE TRIGGER search_log_client_update AFTER UPDATE ON clients
 WHEN OLD.first_name IS NOT NEW.first_name OR OLD.last_name IS NOT NEW.last_name OR OLD.status IS NOT NEW.status
+  OR OLD.coach_id IS NOT NEW.coach_id
 BEGIN INSERT INTO search_log (client_id) VALUES (NEW.id); END;

@@ -234,6 +234,7 @@ fn record(r: &IndexRow, names: &HashMap<Uuid, ClientName>) -> Option<Record> {
         id: r.id,
         client_id: r.client_id,
         client_name: client.name.clone(),
+        coach_id: client.coach_id,
         doc_type: r.doc_type.clone(),
         title: r.title.clone().unwrap_or_default(),
         filename: r.filename.clone(),

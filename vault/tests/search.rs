@@ -212,10 +212,14 @@ async fn scopes(b: Backend) {
     assert_eq!(sees(sem.clone()).await, ids(&["Collega"]));
     v.end_substitution(&anna, s.id).await.unwrap();
     assert_eq!(sees(sem.clone()).await, Vec::<Uuid>::new(), "access ends with the substitution");
-    // Reassignment moves the client at once: the scope comes from the catalog.
+    // Reassignment: the old coach loses the client at once (the exact
+    // scope comes from the catalog), the new one finds it once the index
+    // has applied the change (within the follower's next step).
     v.assign_coach(&anna, docs["Eigen"].0, SetCoach { coach_id: dirk.id() }).await.unwrap();
     assert_eq!(sees(carla.clone()).await, ids(&["Beperkt"]));
+    settle(&v).await;
     assert_eq!(sees(dirk.clone()).await, ids(&["Eigen", "Collega"]));
+    assert_eq!(sees(carla.clone()).await, ids(&["Beperkt"]));
 }
 on_both_backends!(search_answers_within_each_roles_scope, scopes);
 

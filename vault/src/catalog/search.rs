@@ -69,6 +69,7 @@ pub struct IndexRow {
 pub struct ClientName {
     pub name: String,
     pub status: ClientStatus,
+    pub coach_id: Option<Uuid>,
 }
 
 macro_rules! select_index_rows {
@@ -103,7 +104,7 @@ fn client_name(r: &AnyRow) -> Result<(Uuid, ClientName), CatalogError> {
     let status: String = r.try_get("status").map_err(q("decode"))?;
     let name = format!("{first} {last}").trim().to_string();
     let status = status.parse().map_err(|_| CatalogError::Corrupt(format!("client status {status:?}")))?;
-    Ok((uuid_col(r, "id")?, ClientName { name, status }))
+    Ok((uuid_col(r, "id")?, ClientName { name, status, coach_id: opt_uuid_col(r, "coach_id")? }))
 }
 
 /// `$from, $from+1, ...` for `n` values.
@@ -262,7 +263,7 @@ impl Tx {
 
     /// Names and trajectory states of these clients, or of all (`None`).
     pub async fn client_names(&mut self, ids: Option<&[Uuid]>) -> Result<HashMap<Uuid, ClientName>, CatalogError> {
-        const SELECT: &str = "SELECT id, first_name, last_name, status FROM clients";
+        const SELECT: &str = "SELECT id, first_name, last_name, status, coach_id FROM clients";
         let mut out = HashMap::new();
         let Some(ids) = ids else {
             let rows = sqlx::query(SELECT).fetch_all(&mut *self.tx).await.map_err(q("client_names"))?;

@@ -160,7 +160,7 @@ impl Vault {
                     reach.push(c.id);
                 }
             }
-            Scope::Clients(reach)
+            Scope::Caseload { coaches, clients: reach }
         } else {
             Scope::All
         };
