@@ -250,6 +250,23 @@ fn index_error(e: vault::search::IndexError, dir: &std::path::Path) -> anyhow::E
     }
 }
 
+/// Open this node's index; while another process holds it (a server being
+/// restarted that has not quite exited yet), wait for it, up to `patience`.
+async fn open_index_waiting(
+    dir: &std::path::Path,
+    patience: Duration,
+) -> anyhow::Result<(vault::search::Index, vault::search::Opened)> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match vault::search::Index::open(dir) {
+            Err(e) if e.is_locked() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r => return r.map_err(|e| index_error(e, dir)),
+        }
+    }
+}
+
 async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let metrics = MetricsMode::parse(a.metrics.as_deref(), a.metrics_token.as_deref())?;
     let trusted_proxies: TrustedProxies =
@@ -264,7 +281,7 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
         settings.max_password_checks = n.max(1);
     }
     let index_dir = common.index_dir();
-    let (index, opened) = vault::search::Index::open(&index_dir).map_err(|e| index_error(e, &index_dir))?;
+    let (index, opened) = open_index_waiting(&index_dir, Duration::from_secs(15)).await?;
     if opened == vault::search::Opened::Rebuilt {
         tracing::info!(dir = %index_dir.display(), "search index missing or unusable: rebuilding it from the catalog");
     }
