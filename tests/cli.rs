@@ -97,6 +97,7 @@ async fn embedded_default_starts_with_no_configuration() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data.join("master.key")), 0o600, "key file must be private");
     assert_eq!(mode(&data), 0o700, "data directory must be private");
+    assert_eq!(mode(&data.join("index")), 0o700, "the search index (client names) must be private");
     assert!(s.log().contains("created a new master key file"), "a warning about the key file: {}", s.log());
     assert!(s.log().contains("kluis user add --username"), "how to create the first user: {}", s.log());
 }

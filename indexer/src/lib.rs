@@ -246,7 +246,12 @@ impl Index {
 
     fn open_with(dir: &Path, threads: usize, heap: usize) -> Result<(Index, Opened)> {
         let io = |source| IndexError::Directory { path: dir.display().to_string(), source };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        // Client names are in here: readable by the owner only.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io)?;
         let (schema, _) = schema();
         let existing = tantivy::Index::open_in_dir(dir).ok().filter(|i| i.schema() == schema);
         let opened = match existing {

@@ -280,12 +280,14 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = a.max_concurrent_logins {
         settings.max_password_checks = n.max(1);
     }
+    // The vault first: it creates the data directory (0700) the index lives in.
+    let vault = open(common).await?.with_settings(settings);
     let index_dir = common.index_dir();
     let (index, opened) = open_index_waiting(&index_dir, Duration::from_secs(15)).await?;
     if opened == vault::search::Opened::Rebuilt {
         tracing::info!(dir = %index_dir.display(), "search index missing or unusable: rebuilding it from the catalog");
     }
-    let vault = open(common).await?.with_settings(settings).with_index(Arc::new(index));
+    let vault = vault.with_index(Arc::new(index));
     if !vault.has_users().await.map_err(|e| anyhow::anyhow!("{e}"))? {
         let msg = "there are no users yet; create the first one with:\n  \
                    echo 'a long password' | kluis user add --username admin --role management";

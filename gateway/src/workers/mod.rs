@@ -32,7 +32,7 @@ pub async fn sweep_once(vault: &Vault) -> Result<usize, vault::VaultError> {
 /// change may have committed (a notification, this process's own commit)
 /// and at least every `poll`, since notifications can be lost. A full batch
 /// runs the next step at once; a failure waits a little longer each time
-/// (up to 30 s), and the index stays as it was.
+/// (up to 5 s), and the index stays as it was.
 pub async fn search_follower(vault: Arc<Vault>, poll: Duration) {
     let mut waiter = vault.change_waiter();
     let mut backoff = Duration::ZERO;
@@ -41,7 +41,7 @@ pub async fn search_follower(vault: Arc<Vault>, poll: Duration) {
             Ok(Step::Applied(n)) if n >= vault::search::STEP_BATCH => continue,
             Ok(_) => backoff = Duration::ZERO,
             Err(e) => {
-                backoff = (backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                backoff = (backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(5));
                 tracing::warn!(error = %e, retry_in = ?backoff, "search index could not follow the catalog");
                 tokio::time::sleep(backoff).await;
                 continue;

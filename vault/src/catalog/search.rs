@@ -365,8 +365,11 @@ impl ChangeWaiter {
             _ = local.notified() => {}
             ok = pg => {
                 if !ok {
-                    // The connection broke: connect again on the next wait.
+                    // The connection broke (the database went away?): poll
+                    // as usual, and connect again on the next wait, not at
+                    // once in a tight loop.
                     self.listener = None;
+                    tokio::time::sleep(max).await;
                 }
             }
             _ = tokio::time::sleep(max) => {}
