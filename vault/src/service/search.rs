@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(q(&|_| {}).unwrap().limit, 20);
         assert_eq!(q(&|q| q.limit = Some(0)).unwrap_err().code, ErrorCode::InvalidQuery);
         assert_eq!(q(&|q| q.limit = Some(101)).unwrap_err().code, ErrorCode::InvalidQuery);
-        assert_eq!(q(&|q| q.offset = Some(9_990)).unwrap().offset, 9_990);
+        assert_eq!(q(&|q| q.offset = Some(9_980)).unwrap().offset, 9_980);
         assert_eq!(q(&|q| q.offset = Some(9_981)).unwrap_err().code, ErrorCode::InvalidQuery);
         assert_eq!(q(&|q| q.q = Some("a\u{202E}b".into())).unwrap_err().code, ErrorCode::InvalidField);
         assert_eq!(q(&|q| q.q = Some("x".repeat(201))).unwrap_err().code, ErrorCode::InvalidField);
