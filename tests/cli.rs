@@ -140,9 +140,23 @@ async fn readyz_follows_the_database_going_away_and_coming_back() {
             sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
         }
     };
-    // Rename the database away (forcing its connections closed), as if the server vanished.
-    exec(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'")).await;
-    exec(format!("ALTER DATABASE {db} RENAME TO {db}_away")).await;
+    // Rename the database away (forcing its connections closed), as if the
+    // server vanished. The server's background work (the search follower)
+    // may connect again between the two statements: try a few times.
+    let mut renamed = false;
+    for _ in 0..20 {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        let kill = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'");
+        sqlx::query(sqlx::AssertSqlSafe(kill)).execute(&mut conn).await.unwrap();
+        let rename = format!("ALTER DATABASE {db} RENAME TO {db}_away");
+        if sqlx::query(sqlx::AssertSqlSafe(rename)).execute(&mut conn).await.is_ok() {
+            renamed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(renamed, "the database could not be renamed away");
     let (code, body) = s.get("/readyz").await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["checks"]["database"], "unavailable");

@@ -356,8 +356,10 @@ impl ChangeWaiter {
         let local = self.local.clone();
         let pg = async {
             match self.listener.as_mut() {
-                // Cancel-safe: no notification is lost when another branch wins.
-                Some(l) => l.recv().await.is_ok(),
+                // Cancel-safe: no notification is lost when another branch
+                // wins. `try_recv`, not `recv`: it reports a lost connection
+                // (None) instead of reconnecting at once by itself.
+                Some(l) => matches!(l.try_recv().await, Ok(Some(_))),
                 None => std::future::pending().await,
             }
         };
