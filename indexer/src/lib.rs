@@ -227,6 +227,9 @@ pub struct Index {
     index: tantivy::Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
+    /// The payload of the last commit, kept here so that asking for the
+    /// cursor (every search does) reads no file.
+    cursor: Mutex<Option<String>>,
     f: Fields,
 }
 
@@ -282,12 +285,17 @@ impl Index {
         let (_, f) = schema();
         let writer = index.writer_with_num_threads(threads, heap)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Index { index, reader, writer: Mutex::new(writer), f })
+        let cursor = Mutex::new(index.load_metas()?.payload);
+        Ok(Index { index, reader, writer: Mutex::new(writer), cursor, f })
     }
 
     /// The cursor stored with the last commit.
     pub fn cursor(&self) -> Result<Option<String>> {
-        Ok(self.index.load_metas()?.payload)
+        Ok(self.cursor.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    fn committed(&self, cursor: &str) {
+        *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(cursor.to_string());
     }
 
     /// Apply changes in order and commit them with `cursor` (the position of
@@ -308,6 +316,7 @@ impl Index {
         let mut commit = w.prepare_commit()?;
         commit.set_payload(cursor);
         commit.commit()?;
+        self.committed(cursor);
         drop(w);
         self.reader.reload()?;
         Ok(())
@@ -328,6 +337,7 @@ impl Index {
             let mut commit = w.prepare_commit()?;
             commit.set_payload(cursor);
             commit.commit()?;
+            self.committed(cursor);
             Ok(())
         })();
         if let Err(e) = filled {

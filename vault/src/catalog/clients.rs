@@ -44,6 +44,11 @@ macro_rules! select_clients {
     };
 }
 
+/// A client's name as shown: first and last name.
+pub fn display_name(first: &str, last: &str) -> String {
+    format!("{first} {last}").trim().to_string()
+}
+
 /// `SELECT <every client column> FROM clients `, for queries built at run time.
 pub(super) const SELECT_CLIENTS: &str = select_clients!("");
 

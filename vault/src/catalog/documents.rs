@@ -179,22 +179,9 @@ impl Tx {
         row.as_ref().map(document_from_row).transpose()
     }
 
-    /// These documents (any state; missing ids are absent), one query per
-    /// 500 ids.
+    /// These documents (any state; missing ids are absent).
     pub async fn documents_by_ids(&mut self, ids: &[Uuid]) -> Result<Vec<DocumentRow>, CatalogError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-            let sql = format!(select_documents!("WHERE id IN ({})"), list);
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            for r in &query.fetch_all(&mut *self.tx).await.map_err(q("documents_by_ids"))? {
-                out.push(document_from_row(r)?);
-            }
-        }
-        Ok(out)
+        super::search::fetch_in(self, "documents_by_ids", select_documents!("WHERE id"), ids, document_from_row).await
     }
 
     /// Crypto-shred: drop the wrapped data key and mark the row destroyed,

@@ -40,7 +40,7 @@ mod users;
 
 pub use access::{CaseloadPeriod, SubstitutionRow};
 pub use audit_log::AuditFilter;
-pub use clients::{ClientRow, ClientStatus, NewClientRow};
+pub use clients::{ClientRow, ClientStatus, NewClientRow, display_name};
 pub use documents::{Destroyed, DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use logins::LoginAttempts;

@@ -81,7 +81,6 @@ macro_rules! select_index_rows {
         )
     };
 }
-const SELECT_INDEX_ROWS: &str = select_index_rows!("");
 
 fn index_row(r: &AnyRow) -> Result<IndexRow, CatalogError> {
     let state: String = r.try_get("state").map_err(q("decode"))?;
@@ -102,14 +101,32 @@ fn client_name(r: &AnyRow) -> Result<(Uuid, ClientName), CatalogError> {
     let first: String = r.try_get("first_name").map_err(q("decode"))?;
     let last: String = r.try_get("last_name").map_err(q("decode"))?;
     let status: String = r.try_get("status").map_err(q("decode"))?;
-    let name = format!("{first} {last}").trim().to_string();
+    let name = super::clients::display_name(&first, &last);
     let status = status.parse().map_err(|_| CatalogError::Corrupt(format!("client status {status:?}")))?;
     Ok((uuid_col(r, "id")?, ClientName { name, status, coach_id: opt_uuid_col(r, "coach_id")? }))
 }
 
-/// `$from, $from+1, ...` for `n` values.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+/// `select` (ending in `WHERE ... <col>`) `IN (...)` the ids, in lists of
+/// at most [`IN_CHUNK`], each row decoded.
+pub(super) async fn fetch_in<T>(
+    tx: &mut Tx,
+    op: &'static str,
+    select: &str,
+    ids: &[Uuid],
+    decode: impl Fn(&AnyRow) -> Result<T, CatalogError>,
+) -> Result<Vec<T>, CatalogError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("{select} IN ({list})")));
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        for r in &query.fetch_all(&mut *tx.tx).await.map_err(q(op))? {
+            out.push(decode(r)?);
+        }
+    }
+    Ok(out)
 }
 
 impl Tx {
@@ -209,48 +226,33 @@ impl Tx {
         .execute(&mut *self.tx)
         .await
         .map_err(q("prune_search_log"))?;
+        // As in `search_log_after`: SQLite orders by `seq` alone.
         let delete = match self.backend {
-            Backend::Postgres => "DELETE FROM search_log WHERE (xid, seq) <= ($1, $2)",
-            Backend::Sqlite => "DELETE FROM search_log WHERE $1 = 0 AND seq <= $2",
+            Backend::Postgres => sqlx::query("DELETE FROM search_log WHERE (xid, seq) <= ($1, $2)").bind(xid),
+            Backend::Sqlite => sqlx::query("DELETE FROM search_log WHERE seq <= $1"),
         };
-        let r = sqlx::query(delete).bind(xid).bind(seq).execute(&mut *self.tx).await.map_err(q("prune_search_log"))?;
+        let r = delete.bind(seq).execute(&mut *self.tx).await.map_err(q("prune_search_log"))?;
         Ok(r.rows_affected())
     }
 
     /// The current rows of these documents (any state; missing ids are
     /// simply absent).
     pub async fn index_rows(&mut self, ids: &[Uuid]) -> Result<Vec<IndexRow>, CatalogError> {
-        self.index_rows_where("id", ids).await
+        fetch_in(self, "index_rows", select_index_rows!("WHERE id"), ids, index_row).await
     }
 
     /// The current rows of every document of these clients (any state).
     pub async fn index_rows_of_clients(&mut self, clients: &[Uuid]) -> Result<Vec<IndexRow>, CatalogError> {
-        self.index_rows_where("client_id", clients).await
-    }
-
-    async fn index_rows_where(&mut self, col: &'static str, ids: &[Uuid]) -> Result<Vec<IndexRow>, CatalogError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!("{SELECT_INDEX_ROWS}WHERE {col} IN ({})", placeholders(1, chunk.len()));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            let rows = query.fetch_all(&mut *self.tx).await.map_err(q("index_rows"))?;
-            for r in &rows {
-                out.push(index_row(r)?);
-            }
-        }
-        Ok(out)
+        fetch_in(self, "index_rows_of_clients", select_index_rows!("WHERE client_id"), clients, index_row).await
     }
 
     /// Every active document, streamed in the table's own order (one
     /// sequential scan: a rebuild reads the whole catalog in one snapshot).
     pub fn active_index_rows(&mut self) -> impl futures::Stream<Item = Result<IndexRow, CatalogError>> + '_ {
         use futures::StreamExt;
-        sqlx::query(select_index_rows!("WHERE state = 'active'")).fetch(&mut *self.tx).map(|r| {
-            r.map_err(|source| CatalogError::Query { op: "active_index_rows", source }).and_then(|r| index_row(&r))
-        })
+        sqlx::query(select_index_rows!("WHERE state = 'active'"))
+            .fetch(&mut *self.tx)
+            .map(|r| r.map_err(q("active_index_rows")).and_then(|r| index_row(&r)))
     }
 
     pub async fn count_active_documents(&mut self) -> Result<u64, CatalogError> {
@@ -264,64 +266,27 @@ impl Tx {
     /// Names and trajectory states of these clients, or of all (`None`).
     pub async fn client_names(&mut self, ids: Option<&[Uuid]>) -> Result<HashMap<Uuid, ClientName>, CatalogError> {
         const SELECT: &str = "SELECT id, first_name, last_name, status, coach_id FROM clients";
-        let mut out = HashMap::new();
-        let Some(ids) = ids else {
-            let rows = sqlx::query(SELECT).fetch_all(&mut *self.tx).await.map_err(q("client_names"))?;
-            for r in &rows {
-                let (id, n) = client_name(r)?;
-                out.insert(id, n);
+        let rows = match ids {
+            None => {
+                let rows = sqlx::query(SELECT).fetch_all(&mut *self.tx).await.map_err(q("client_names"))?;
+                rows.iter().map(client_name).collect::<Result<Vec<_>, _>>()?
             }
-            return Ok(out);
+            Some(ids) => fetch_in(self, "client_names", &format!("{SELECT} WHERE id"), ids, client_name).await?,
         };
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!("{SELECT} WHERE id IN ({})", placeholders(1, chunk.len()));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            for r in &query.fetch_all(&mut *self.tx).await.map_err(q("client_names"))? {
-                let (id, n) = client_name(r)?;
-                out.insert(id, n);
-            }
-        }
-        Ok(out)
+        Ok(rows.into_iter().collect())
     }
 
     /// Active clients coached by any of `coaches` (a coach's own caseload
     /// and those of the colleagues they stand in for).
     pub async fn active_clients_of(&mut self, coaches: &[Uuid]) -> Result<Vec<ClientRow>, CatalogError> {
-        let mut out = Vec::new();
-        for chunk in coaches.chunks(IN_CHUNK) {
-            let sql = format!(
-                "{}WHERE status = 'active' AND coach_id IN ({})",
-                super::clients::SELECT_CLIENTS,
-                placeholders(1, chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            for r in &query.fetch_all(&mut *self.tx).await.map_err(q("active_clients_of"))? {
-                out.push(super::clients::client_from_row(r)?);
-            }
-        }
-        Ok(out)
+        let select = format!("{}WHERE status = 'active' AND coach_id", super::clients::SELECT_CLIENTS);
+        fetch_in(self, "active_clients_of", &select, coaches, super::clients::client_from_row).await
     }
 
     /// Clients by id (missing ids are absent).
     pub async fn clients_by_ids(&mut self, ids: &[Uuid]) -> Result<Vec<ClientRow>, CatalogError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!("{}WHERE id IN ({})", super::clients::SELECT_CLIENTS, placeholders(1, chunk.len()));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            for r in &query.fetch_all(&mut *self.tx).await.map_err(q("clients_by_ids"))? {
-                out.push(super::clients::client_from_row(r)?);
-            }
-        }
-        Ok(out)
+        let select = format!("{}WHERE id", super::clients::SELECT_CLIENTS);
+        fetch_in(self, "clients_by_ids", &select, ids, super::clients::client_from_row).await
     }
 }
 

@@ -185,7 +185,7 @@ impl Vault {
             }
             let target = Target::Document(&facts(c), &DocumentFacts { destroyed: false });
             if op.decision(Action::ReadDocumentMetadata, target).await?.is_allowed() {
-                let name = format!("{} {}", c.first_name, c.last_name).trim().to_string();
+                let name = crate::catalog::display_name(&c.first_name, &c.last_name);
                 out.push(SearchHit { document: Document::try_from(d)?, client_name: name });
             }
         }
