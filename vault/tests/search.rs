@@ -191,6 +191,9 @@ async fn scopes(b: Backend) {
     assert_eq!(sees(olga.clone()).await, everything);
     // Administration never sees documents: 403, audited.
     assert_eq!(v.search(&adam, words("voortgangsverslag")).await.unwrap_err().code, ErrorCode::Forbidden);
+    let q = AuditQuery { action: Some("document.search".into()), limit: Some(1), ..Default::default() };
+    let refused = v.audit_events(&anna, q).await.unwrap().remove(0);
+    assert_eq!((refused.actor_id, refused.outcome.as_str()), (Some(adam.id()), "denied"));
     // A coach: the own active caseload (restricted included, as in the
     // document list), never a colleague's client or the archive.
     assert_eq!(sees(carla.clone()).await, ids(&["Eigen", "Beperkt"]));
@@ -240,12 +243,14 @@ async fn out_of_order(b: Backend) {
         t2.execute_raw_for_tests(&retitle(second, "tweede")).await.unwrap();
         t2.commit().await.unwrap();
         // T2's row is committed, but T1 is still running: the follower
-        // must not move past T1's position.
+        // must not move past T1's position, so it does not take T2's yet.
         settle(&v).await;
+        assert_eq!(v.search(&anna, words("tweede")).await.unwrap().total, 0, "held behind the running T1");
         t1.commit().await.unwrap();
         settle(&v).await;
         let found_first = v.search(&anna, words("eerste")).await.unwrap();
         assert_eq!(found_first.total, 1, "the change of the transaction that committed last was not lost");
+        assert_eq!(v.search(&anna, words("tweede")).await.unwrap().total, 1);
     }
     // Many writers at once, committing in random order, while the follower
     // runs: at the end the index holds exactly the catalog.
