@@ -19,8 +19,13 @@
 //!   cursor of the last change it applied as its payload ([`Index::apply`]);
 //! - applying a change twice is harmless (a record replaces any earlier
 //!   record of the same document);
-//! - a missing or unreadable index directory is rebuilt empty, never a
-//!   reason to fail ([`Opened::Rebuilt`]); the caller then reindexes.
+//! - a missing or unreadable index directory (no metadata, another
+//!   schema, a segment file missing or failing its checksum) is rebuilt
+//!   empty, never a reason to fail ([`Opened::Rebuilt`]); the caller then
+//!   reindexes;
+//! - one process at a time opens a directory: it holds `kluis.lock` (an
+//!   exclusive `flock`) from before it reads or clears anything until the
+//!   [`Index`] is dropped.
 
 use std::collections::HashSet;
 use std::net::Ipv6Addr;
@@ -68,12 +73,14 @@ pub enum IndexError {
     ForeignFiles { path: String, file: String },
     #[error("search index: reading the records to index failed: {0}")]
     Source(String),
+    #[error("search index directory {path} is in use by another process")]
+    Locked { path: String },
 }
 
 impl IndexError {
     /// Another process holds this index's writer.
     pub fn is_locked(&self) -> bool {
-        matches!(self, IndexError::Tantivy(tantivy::TantivyError::LockFailure(..)))
+        matches!(self, IndexError::Locked { .. } | IndexError::Tantivy(tantivy::TantivyError::LockFailure(..)))
     }
 }
 
@@ -231,6 +238,8 @@ pub struct Index {
     /// cursor (every search does) reads no file.
     cursor: Mutex<Option<String>>,
     f: Fields,
+    /// `kluis.lock` in the directory, locked (none in memory).
+    _lock: Option<std::fs::File>,
 }
 
 impl Index {
@@ -255,24 +264,43 @@ impl Index {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir).map_err(io)?;
-        let (schema, _) = schema();
-        let existing = tantivy::Index::open_in_dir(dir).ok().filter(|i| i.schema() == schema);
-        let opened = match existing {
-            Some(index) => match index.load_metas() {
-                Ok(metas) => Some((index, Opened::Existing { cursor: metas.payload })),
-                Err(_) => None,
+        let lock = lock_dir(dir)?;
+        if let Some((mut index, cursor)) = Self::open_existing(dir, threads, heap) {
+            index._lock = Some(lock);
+            return Ok((index, Opened::Existing { cursor }));
+        }
+        // Unusable: remove tantivy's files and start again empty.
+        clear_index_dir(dir)?;
+        let mut index = Self::with(tantivy::Index::create_in_dir(dir, schema().0)?, threads, heap)?;
+        index._lock = Some(lock);
+        Ok((index, Opened::Rebuilt))
+    }
+
+    /// The index in `dir` with its cursor, if it is whole: our schema,
+    /// readable metadata, every segment file present with a right checksum,
+    /// and a writer and a reader that open. `None` otherwise (the caller
+    /// holds the directory's lock and clears it).
+    fn open_existing(dir: &Path, threads: usize, heap: usize) -> Option<(Index, Option<String>)> {
+        if !dir.join("meta.json").exists() {
+            return None; // a new directory
+        }
+        let why = match tantivy::Index::open_in_dir(dir) {
+            Err(e) => e.to_string(),
+            Ok(index) if index.schema() != schema().0 => "another schema".to_string(),
+            Ok(index) => match index.validate_checksum() {
+                Ok(bad) if !bad.is_empty() => format!("{} files fail their checksum", bad.len()),
+                Err(e) => e.to_string(),
+                Ok(_) => match index.load_metas().map(|m| m.payload) {
+                    Err(e) => e.to_string(),
+                    Ok(cursor) => match Self::with(index, threads, heap) {
+                        Ok(index) => return Some((index, cursor)),
+                        Err(e) => e.to_string(),
+                    },
+                },
             },
-            None => None,
         };
-        let (index, opened) = match opened {
-            Some(found) => found,
-            None => {
-                // Unusable: remove tantivy's files and start again empty.
-                clear_index_dir(dir)?;
-                (tantivy::Index::create_in_dir(dir, schema)?, Opened::Rebuilt)
-            }
-        };
-        Ok((Self::with(index, threads, heap)?, opened))
+        tracing::warn!(dir = %dir.display(), reason = %why, "search index unusable; starting it again empty");
+        None
     }
 
     /// An index in memory (tests).
@@ -286,7 +314,7 @@ impl Index {
         let writer = index.writer_with_num_threads(threads, heap)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let cursor = Mutex::new(index.load_metas()?.payload);
-        Ok(Index { index, reader, writer: Mutex::new(writer), cursor, f })
+        Ok(Index { index, reader, writer: Mutex::new(writer), cursor, f, _lock: None })
     }
 
     /// The cursor stored with the last commit.
@@ -303,19 +331,28 @@ impl Index {
     pub fn apply(&self, changes: &[Change], cursor: &str) -> Result<()> {
         let f = self.f;
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        for change in changes {
-            let id = match change {
-                Change::Upsert(r) => r.id,
-                Change::Remove(id) => *id,
-            };
-            w.delete_term(Term::from_field_text(f.id, &id.to_string()));
-            if let Change::Upsert(r) = change {
-                w.add_document(self.document(r))?;
+        let applied = (|| {
+            for change in changes {
+                let id = match change {
+                    Change::Upsert(r) => r.id,
+                    Change::Remove(id) => *id,
+                };
+                w.delete_term(Term::from_field_text(f.id, &id.to_string()));
+                if let Change::Upsert(r) = change {
+                    w.add_document(self.document(r))?;
+                }
             }
+            let mut commit = w.prepare_commit()?;
+            commit.set_payload(cursor);
+            commit.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = applied {
+            // Back to the last commit (and fresh indexing threads, should
+            // one have died): the next try starts clean.
+            w.rollback()?;
+            return Err(e);
         }
-        let mut commit = w.prepare_commit()?;
-        commit.set_payload(cursor);
-        commit.commit()?;
         self.committed(cursor);
         drop(w);
         self.reader.reload()?;
@@ -501,6 +538,21 @@ impl Index {
     }
 }
 
+/// Take `dir/kluis.lock` for this process (an exclusive `flock`, released
+/// when the file is closed, also by a crash).
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let io = |source| IndexError::Directory { path: path.display().to_string(), source };
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(IndexError::Locked { path: dir.display().to_string() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+const LOCK_FILE: &str = "kluis.lock";
+
 /// Remove tantivy's files from `dir` (and nothing else): its metadata, its
 /// lock files, and segment files (32 hex digits, a dot, an extension). Any
 /// other file means the directory is not only an index: refuse.
@@ -508,7 +560,7 @@ fn clear_index_dir(dir: &Path) -> Result<()> {
     let path = || dir.display().to_string();
     let io = |source| IndexError::Directory { path: path(), source };
     let is_ours = |name: &str| {
-        matches!(name, "meta.json" | ".managed.json" | ".tantivy-meta.lock" | ".tantivy-writer.lock")
+        matches!(name, "meta.json" | ".managed.json" | ".tantivy-meta.lock" | ".tantivy-writer.lock" | LOCK_FILE)
             || name
                 .split_once('.')
                 .is_some_and(|(stem, _)| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -524,6 +576,9 @@ fn clear_index_dir(dir: &Path) -> Result<()> {
         ours.push(entry.path());
     }
     for p in ours {
+        if p.file_name().is_some_and(|n| n == LOCK_FILE) {
+            continue; // held by the caller
+        }
         std::fs::remove_file(&p).map_err(io)?;
     }
     Ok(())

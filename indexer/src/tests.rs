@@ -147,6 +147,70 @@ fn the_cursor_survives_a_restart_and_a_broken_directory_is_rebuilt() {
     assert_eq!(Index::open(&path).unwrap().1, Opened::Rebuilt);
 }
 
+/// The files of the index's segments (32 hex digits, a dot, an extension).
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_stem().is_some_and(|s| s.len() == 32))
+        .collect();
+    files.sort();
+    files
+}
+
+fn one_committed_document(path: &std::path::Path) {
+    let (ix, _) = Index::open(path).unwrap();
+    ix.apply(&[Change::Upsert(record(1, Uuid::from_u128(9), "besluit", 1))], "7").unwrap();
+}
+
+#[test]
+fn a_missing_or_damaged_segment_file_is_rebuilt_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    one_committed_document(&path);
+    let files = segment_files(&path);
+    assert!(!files.is_empty(), "a commit writes segment files");
+    // One segment file gone, the metadata intact.
+    std::fs::remove_file(&files[0]).unwrap();
+    let (ix, opened) = Index::open(&path).unwrap();
+    assert_eq!(opened, Opened::Rebuilt);
+    assert!(ix.is_empty());
+    drop(ix);
+    // One byte flipped in every segment file: the checksums catch it.
+    one_committed_document(&path);
+    for f in segment_files(&path) {
+        let mut bytes = std::fs::read(&f).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x55;
+        std::fs::write(&f, bytes).unwrap();
+    }
+    let (ix, opened) = Index::open(&path).unwrap();
+    assert_eq!(opened, Opened::Rebuilt);
+    assert!(ix.is_empty());
+    ix.apply(&[Change::Upsert(record(2, Uuid::from_u128(9), "besluit", 1))], "8").unwrap();
+    assert_eq!(ix.search(&Scope::All, &words("besluit")).unwrap().total, 1, "usable again");
+}
+
+#[test]
+fn a_directory_in_use_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ix, _) = Index::open(dir.path()).unwrap();
+    ix.apply(&[Change::Upsert(record(1, Uuid::from_u128(9), "besluit", 1))], "7").unwrap();
+    // Even with its metadata unreadable, a second opener must not clear it.
+    let meta = std::fs::read(dir.path().join("meta.json")).unwrap();
+    std::fs::write(dir.path().join("meta.json"), b"{ not json").unwrap();
+    match Index::open(dir.path()) {
+        Err(e) => assert!(e.is_locked(), "expected a lock refusal, got {e}"),
+        Ok(_) => panic!("a second opener got the directory"),
+    }
+    assert!(!segment_files(dir.path()).is_empty(), "nothing was cleared");
+    std::fs::write(dir.path().join("meta.json"), meta).unwrap();
+    drop(ix);
+    let (ix, opened) = Index::open(dir.path()).unwrap();
+    assert_eq!(opened, Opened::Existing { cursor: Some("7".into()) });
+    assert_eq!(ix.len(), 1);
+}
+
 #[test]
 fn a_directory_with_other_files_is_never_cleared() {
     let dir = tempfile::tempdir().unwrap();

@@ -24,7 +24,7 @@ pub use indexer::{Index, IndexError, Opened};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::catalog::{ChangeWaiter, ClientName, ClientStatus, DocumentState, IndexRow, LogPosition, Tx};
+use crate::catalog::{ChangeWaiter, ClientName, ClientStatus, DocumentState, IndexRow, LogAnchor, LogPosition, Tx};
 use crate::rekey::{Progress, Silent};
 use crate::{Vault, VaultError};
 
@@ -41,6 +41,11 @@ struct Cursor {
     log: String,
     xid: i64,
     seq: i64,
+    /// The last log row applied (at or before the position), to find again:
+    /// a log that lost it without pruning it is another database (a backup
+    /// restored), whose rows after it would otherwise be taken as new.
+    #[serde(default)]
+    anchor: Option<LogAnchor>,
 }
 
 impl Cursor {
@@ -49,8 +54,8 @@ impl Cursor {
     }
 }
 
-fn cursor_json(log: &str, p: LogPosition) -> String {
-    serde_json::to_string(&Cursor { log: log.into(), xid: p.xid, seq: p.seq }).unwrap_or_default()
+fn cursor_json(log: &str, p: LogPosition, anchor: Option<LogAnchor>) -> String {
+    serde_json::to_string(&Cursor { log: log.into(), xid: p.xid, seq: p.seq, anchor }).unwrap_or_default()
 }
 
 /// What one follower step did.
@@ -99,14 +104,23 @@ impl Vault {
                 tracing::warn!("search index is older than the change log; rebuilding");
                 None
             }
-            Some(c) => Some(c.position()),
+            Some(c) => match c.anchor {
+                // An anchor the pruning may have taken proves nothing.
+                Some(a) if a.position() > state.pruned && tx.search_log_row(a.seq).await? != Some(a) => {
+                    tracing::warn!(
+                        "the change log lacks the last row the search index applied (restored database?); rebuilding"
+                    );
+                    None
+                }
+                _ => Some(c.position()),
+            },
         };
         let Some(from) = from else {
             drop(tx);
             return Ok(Step::Rebuilt(self.rebuild_index(&Silent).await?));
         };
         let log = tx.search_log_after(from, STEP_BATCH).await?;
-        let Some(last) = log.last().map(|c| c.position) else {
+        let Some(last) = log.last().map(|c| LogAnchor { xid: c.position.xid, seq: c.position.seq, at: c.at }) else {
             if tx.search_log_head().await? < from {
                 tracing::warn!("search index is ahead of the change log (restored database?); rebuilding");
                 drop(tx);
@@ -119,7 +133,7 @@ impl Vault {
         let clients: Vec<Uuid> = log.iter().filter_map(|c| c.client_id).collect::<HashSet<_>>().into_iter().collect();
         let changes = current_changes(&mut tx, &documents, &clients).await?;
         drop(tx);
-        let payload = cursor_json(&state.log_id, last);
+        let payload = cursor_json(&state.log_id, last.position(), Some(last));
         tokio::task::spawn_blocking(move || index.apply(&changes, &payload)).await.map_err(task_failed)??;
         Ok(Step::Applied(log.len()))
     }
@@ -134,9 +148,10 @@ impl Vault {
         let mut tx = self.snapshot().await?;
         let state = tx.search_log_state().await?;
         let head = tx.search_log_head().await?;
+        let anchor = tx.search_log_last(head).await?;
         let total = tx.count_active_documents().await?;
         let names = tx.client_names(None).await?;
-        let payload = cursor_json(&state.log_id, head);
+        let payload = cursor_json(&state.log_id, head, anchor);
         // The catalog is read here while the index is filled on a blocking
         // thread: the two overlap.
         let (send, mut recv) = tokio::sync::mpsc::channel::<Result<Vec<Record>, IndexError>>(2);

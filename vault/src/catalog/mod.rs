@@ -44,7 +44,7 @@ pub use clients::{ClientRow, ClientStatus, NewClientRow, display_name};
 pub use documents::{Destroyed, DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use logins::LoginAttempts;
-pub use search::{ChangeWaiter, ClientName, IndexRow, LogChange, LogPosition, LogState};
+pub use search::{ChangeWaiter, ClientName, IndexRow, LogAnchor, LogChange, LogPosition, LogState};
 pub use tokens::{DownloadTokenRow, NewDownloadToken, Redemption, SessionRow};
 pub use users::{NewUserRow, RoleChange, UserRow};
 
@@ -314,14 +314,18 @@ impl Catalog {
             Backend::Postgres => None,
         };
         let pg_url = (backend == Backend::Postgres).then(|| url.clone());
-        Ok(Catalog {
+        let catalog = Catalog {
             pool,
             write_pool,
             backend,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             committed: Arc::new(tokio::sync::Notify::new()),
             pg_url,
-        })
+        };
+        if backend == Backend::Postgres {
+            catalog.renumber_foreign_search_log().await?;
+        }
+        Ok(catalog)
     }
 
     pub fn backend(&self) -> Backend {

@@ -46,8 +46,27 @@ pub struct LogState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogChange {
     pub position: LogPosition,
+    /// When it was written (microseconds): with the position, a fingerprint
+    /// of the row (see [`Tx::search_log_row`]).
+    pub at: i64,
     pub document_id: Option<Uuid>,
     pub client_id: Option<Uuid>,
+}
+
+/// A row of the log a reader has applied, to find again later: if the log
+/// no longer holds it although it was not pruned, the database is not the
+/// one the reader followed (restored from a backup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct LogAnchor {
+    pub xid: i64,
+    pub seq: i64,
+    pub at: i64,
+}
+
+impl LogAnchor {
+    pub fn position(&self) -> LogPosition {
+        LogPosition { xid: self.xid, seq: self.seq }
+    }
 }
 
 /// What search needs of a document: its metadata, never its key.
@@ -94,6 +113,14 @@ fn index_row(r: &AnyRow) -> Result<IndexRow, CatalogError> {
         uploaded_at: r.try_get("uploaded_at").map_err(q("decode"))?,
         retention_until: r.try_get("retention_until").map_err(q("decode"))?,
         state: state.parse().map_err(|_| CatalogError::Corrupt(format!("unknown document state {state:?}")))?,
+    })
+}
+
+fn anchor(r: &AnyRow) -> Result<LogAnchor, CatalogError> {
+    Ok(LogAnchor {
+        xid: r.try_get("xid").map_err(q("decode"))?,
+        seq: r.try_get("seq").map_err(q("decode"))?,
+        at: r.try_get("at").map_err(q("decode"))?,
     })
 }
 
@@ -173,13 +200,13 @@ impl Tx {
     pub async fn search_log_after(&mut self, after: LogPosition, limit: usize) -> Result<Vec<LogChange>, CatalogError> {
         let sql = match self.backend {
             Backend::Postgres => {
-                "SELECT xid, seq, document_id, client_id FROM search_log \
+                "SELECT xid, seq, at, document_id, client_id FROM search_log \
                  WHERE (xid, seq) > ($1, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
                  ORDER BY xid, seq LIMIT $3"
             }
             // xid is always 0 here: `seq` (the rowid) alone orders the log.
             Backend::Sqlite => {
-                "SELECT xid, seq, document_id, client_id FROM search_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+                "SELECT xid, seq, at, document_id, client_id FROM search_log WHERE seq > $1 ORDER BY seq LIMIT $2"
             }
         };
         let mut query = sqlx::query(sql);
@@ -195,11 +222,37 @@ impl Tx {
                         xid: r.try_get("xid").map_err(q("decode"))?,
                         seq: r.try_get("seq").map_err(q("decode"))?,
                     },
+                    at: r.try_get("at").map_err(q("decode"))?,
                     document_id: opt_uuid_col(r, "document_id")?,
                     client_id: opt_uuid_col(r, "client_id")?,
                 })
             })
             .collect()
+    }
+
+    /// The last row at or before `upto` (in log order) that no running
+    /// transaction can still precede, as an anchor.
+    pub async fn search_log_last(&mut self, upto: LogPosition) -> Result<Option<LogAnchor>, CatalogError> {
+        let query = match self.backend {
+            Backend::Postgres => sqlx::query(
+                "SELECT xid, seq, at FROM search_log WHERE (xid, seq) <= ($1, $2) \
+                 AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY xid DESC, seq DESC LIMIT 1",
+            )
+            .bind(upto.xid),
+            Backend::Sqlite => sqlx::query("SELECT xid, seq, at FROM search_log WHERE seq <= $1 ORDER BY seq DESC LIMIT 1"),
+        };
+        let row = query.bind(upto.seq).fetch_optional(&mut *self.tx).await.map_err(q("search_log_last"))?;
+        row.as_ref().map(anchor).transpose()
+    }
+
+    /// The log row with this sequence number, if the log holds it.
+    pub async fn search_log_row(&mut self, seq: i64) -> Result<Option<LogAnchor>, CatalogError> {
+        let row = sqlx::query("SELECT xid, seq, at FROM search_log WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(q("search_log_row"))?;
+        row.as_ref().map(anchor).transpose()
     }
 
     /// Drop log rows written before `before` (microseconds) that every
@@ -304,6 +357,44 @@ pub struct ChangeWaiter {
 const CHANNEL: &str = "kluis_search";
 
 impl Catalog {
+    /// PostgreSQL: a change log restored into another cluster (`pg_dump`,
+    /// `pg_restore`) carries the old cluster's transaction ids, which may lie
+    /// above any this one hands out for a long time; new rows would then
+    /// sort before rows already read, and be skipped. Such a log (a row or
+    /// the pruning mark at or above the next transaction id, which cannot
+    /// happen in the cluster that wrote it) is renumbered: every row gets
+    /// xid 0, before anything new, and the log a new id, so every node's
+    /// index rebuilds. Returns whether it was.
+    pub(super) async fn renumber_foreign_search_log(&self) -> Result<bool, CatalogError> {
+        const OP: &str = "renumber_foreign_search_log";
+        let mut tx = self.pool.begin().await.map_err(q(OP))?;
+        let foreign: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM search_log WHERE xid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint) \
+             OR EXISTS (SELECT 1 FROM search_log_state \
+                        WHERE pruned_xid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(q(OP))?;
+        if !foreign {
+            return Ok(false);
+        }
+        sqlx::query("LOCK TABLE search_log_state IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(q(OP))?;
+        sqlx::query("UPDATE search_log SET xid = 0 WHERE xid <> 0").execute(&mut *tx).await.map_err(q(OP))?;
+        sqlx::query(
+            "UPDATE search_log_state SET log_id = replace(gen_random_uuid()::text, '-', ''), pruned_xid = 0 WHERE id = 1",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(q(OP))?;
+        tx.commit().await.map_err(q(OP))?;
+        tracing::warn!(
+            "the search change log came from another database cluster (a restore?): renumbered; \
+             every node's search index rebuilds"
+        );
+        Ok(true)
+    }
+
     /// A waiter for committed changes (see [`ChangeWaiter`]).
     pub fn change_waiter(&self) -> ChangeWaiter {
         ChangeWaiter { local: self.committed.clone(), pg_url: self.pg_url.clone(), listener: None }
