@@ -37,11 +37,10 @@ use std::sync::Mutex;
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
 use tantivy::collector::{Count, FilterCollector, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, RangeQuery, TermQuery};
-use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
-};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+    Token, TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::{DocAddress, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
 use uuid::Uuid;
@@ -180,12 +179,16 @@ pub enum Opened {
     Rebuilt,
 }
 
+/// Ids (document, client, coach, uploader) are 128-bit values in IP
+/// address fields: a 16-byte key instead of a 36-character string to hash
+/// and store, and a fast column to read a hit's id or check its client.
 #[derive(Clone, Copy)]
 struct Fields {
+    /// Indexed (replace and remove by id) and fast (a hit's id).
     id: Field,
+    /// Indexed (the client filter) and fast (the exact scope check).
     client_id: Field,
-    /// The client id as a 128-bit fast value, for the exact scope filter.
-    client_no: Field,
+    /// Indexed (a caseload's coarse prefilter).
     coach: Field,
     client_name: Field,
     doc_type: Field,
@@ -204,16 +207,15 @@ fn schema() -> (Schema, Fields) {
         TextFieldIndexing::default().set_tokenizer(DUTCH).set_index_option(IndexRecordOption::WithFreqs),
     );
     let f = Fields {
-        id: b.add_text_field("id", STRING | STORED),
-        client_id: b.add_text_field("client_id", STRING),
-        client_no: b.add_ip_addr_field("client_no", FAST),
-        coach: b.add_text_field("coach", STRING),
+        id: b.add_ip_addr_field("id", INDEXED | FAST),
+        client_id: b.add_ip_addr_field("client_id", INDEXED | FAST),
+        coach: b.add_ip_addr_field("coach", INDEXED),
         client_name: b.add_text_field("client_name", words.clone()),
         doc_type: b.add_text_field("type", STRING),
         title: b.add_text_field("title", words.clone()),
         filename: b.add_text_field("filename", words),
-        uploaded_by: b.add_text_field("uploaded_by", STRING),
-        uploaded_at: b.add_i64_field("uploaded_at", INDEXED | FAST),
+        uploaded_by: b.add_ip_addr_field("uploaded_by", FAST),
+        uploaded_at: b.add_i64_field("uploaded_at", FAST),
         retention_until: b.add_i64_field("retention_until", FAST),
         status: b.add_text_field("status", STRING),
     };
@@ -225,8 +227,80 @@ fn dutch() -> TextAnalyzer {
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
-        .filter(Stemmer::new(Language::Dutch))
+        .filter(CachedStemmer)
         .build()
+}
+
+/// The Dutch stemmer, remembering the stems of words it has seen: titles,
+/// file names and client names repeat the same few thousand words, and
+/// stemming was a tenth of the cost of a rebuild. Each clone (one per
+/// segment being written) has its own cache, so there is no lock; it is
+/// emptied when it reaches [`STEM_CACHE`] words.
+#[derive(Clone)]
+struct CachedStemmer;
+
+const STEM_CACHE: usize = 50_000;
+
+impl TokenFilter for CachedStemmer {
+    type Tokenizer<T: Tokenizer> = CachedStemmerFilter<T>;
+
+    fn transform<T: Tokenizer>(self, inner: T) -> CachedStemmerFilter<T> {
+        let stem = TextAnalyzer::builder(RawTokenizer::default()).filter(Stemmer::new(Language::Dutch)).build();
+        CachedStemmerFilter { inner, stem, cache: std::collections::HashMap::new() }
+    }
+}
+
+#[derive(Clone)]
+struct CachedStemmerFilter<T> {
+    inner: T,
+    /// Tantivy's Dutch stemmer, on one whole word.
+    stem: TextAnalyzer,
+    cache: std::collections::HashMap<String, String>,
+}
+
+impl<T: Tokenizer> Tokenizer for CachedStemmerFilter<T> {
+    type TokenStream<'a> = CachedStemmerStream<'a, T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        CachedStemmerStream { tail: self.inner.token_stream(text), stem: &mut self.stem, cache: &mut self.cache }
+    }
+}
+
+struct CachedStemmerStream<'a, T> {
+    tail: T,
+    stem: &'a mut TextAnalyzer,
+    cache: &'a mut std::collections::HashMap<String, String>,
+}
+
+impl<T: TokenStream> TokenStream for CachedStemmerStream<'_, T> {
+    fn advance(&mut self) -> bool {
+        if !self.tail.advance() {
+            return false;
+        }
+        let token = self.tail.token_mut();
+        if let Some(stem) = self.cache.get(token.text.as_str()) {
+            token.text.clear();
+            token.text.push_str(stem);
+            return true;
+        }
+        let stem = {
+            let mut one = self.stem.token_stream(&token.text);
+            if one.advance() { one.token().text.clone() } else { token.text.clone() }
+        };
+        if self.cache.len() >= STEM_CACHE {
+            self.cache.clear();
+        }
+        self.cache.insert(std::mem::replace(&mut token.text, stem.clone()), stem);
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
+    }
 }
 
 /// A node's search index: one writer, one reader.
@@ -322,6 +396,14 @@ impl Index {
         Ok(self.cursor.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
+    /// Forget the cursor until the next commit: the caller found that the
+    /// index cannot follow the catalog from it and rebuilds; until then
+    /// [`Index::cursor`] is `None` (searches are refused, not answered from
+    /// an index known to be incomplete).
+    pub fn forget_cursor(&self) {
+        *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     fn committed(&self, cursor: &str) {
         *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(cursor.to_string());
     }
@@ -337,7 +419,7 @@ impl Index {
                     Change::Upsert(r) => r.id,
                     Change::Remove(id) => *id,
                 };
-                w.delete_term(Term::from_field_text(f.id, &id.to_string()));
+                w.delete_term(key(f.id, id));
                 if let Change::Upsert(r) = change {
                     w.add_document(self.document(r))?;
                 }
@@ -390,8 +472,6 @@ impl Index {
     fn document(&self, r: &Record) -> TantivyDocument {
         let f = self.f;
         let mut d = doc!(
-            f.id => r.id.to_string(),
-            f.client_id => r.client_id.to_string(),
             f.client_name => r.client_name.as_str(),
             f.doc_type => r.doc_type.as_str(),
             f.title => r.title.as_str(),
@@ -399,12 +479,13 @@ impl Index {
             f.uploaded_at => r.uploaded_at,
             f.status => r.status.as_str(),
         );
-        d.add_ip_addr(f.client_no, Ipv6Addr::from(r.client_id.as_u128()));
+        d.add_ip_addr(f.id, ip(r.id));
+        d.add_ip_addr(f.client_id, ip(r.client_id));
         if let Some(coach) = r.coach_id {
-            d.add_text(f.coach, coach.to_string());
+            d.add_ip_addr(f.coach, ip(coach));
         }
         if let Some(by) = r.uploaded_by {
-            d.add_text(f.uploaded_by, by.to_string());
+            d.add_ip_addr(f.uploaded_by, ip(by));
         }
         if let Some(until) = r.retention_until {
             d.add_i64(f.retention_until, until);
@@ -454,10 +535,8 @@ impl Index {
                     coaches
                         .iter()
                         .map(|c| {
-                            let q: Box<dyn tantivy::query::Query> = Box::new(TermQuery::new(
-                                Term::from_field_text(f.coach, &c.to_string()),
-                                IndexRecordOption::Basic,
-                            ));
+                            let q: Box<dyn tantivy::query::Query> =
+                                Box::new(TermQuery::new(key(f.coach, *c), IndexRecordOption::Basic));
                             (Occur::Should, q)
                         })
                         .collect(),
@@ -472,7 +551,7 @@ impl Index {
             filter(exact(f.doc_type, t));
         }
         if let Some(c) = s.client_id {
-            filter(exact(f.client_id, &c.to_string()));
+            filter(Box::new(TermQuery::new(key(f.client_id, c), IndexRecordOption::Basic)));
         }
         if let Some(st) = s.status {
             filter(exact(f.status, st.as_str()));
@@ -494,7 +573,7 @@ impl Index {
             None => searcher.search(&query, &(top, Count))?,
             Some(set) => {
                 let allowed = move |v: Ipv6Addr| set.contains(&u128::from(v));
-                searcher.search(&query, &FilterCollector::new("client_no".into(), allowed, (top, Count)))?
+                searcher.search(&query, &FilterCollector::new("client_id".into(), allowed, (top, Count)))?
             }
         };
         let ids = if s.limit == 0 { Vec::new() } else { self.ids(&searcher, page.into_iter().map(|(_, a)| a))? };
@@ -517,13 +596,16 @@ impl Index {
     }
 
     fn ids(&self, searcher: &tantivy::Searcher, addrs: impl Iterator<Item = DocAddress>) -> Result<Vec<Uuid>> {
+        let mut columns = std::collections::HashMap::new();
         addrs
             .map(|a| {
-                let d: TantivyDocument = searcher.doc(a)?;
-                d.get_first(self.f.id)
-                    .and_then(|v| v.as_str())
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                    .ok_or(IndexError::MissingId)
+                let column = match columns.entry(a.segment_ord) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(searcher.segment_reader(a.segment_ord).fast_fields().ip_addr("id")?)
+                    }
+                };
+                column.first(a.doc_id).map(|v| Uuid::from_u128(u128::from(v))).ok_or(IndexError::MissingId)
             })
             .collect()
     }
@@ -536,6 +618,16 @@ impl Index {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A 128-bit id as the value of an IP address field.
+fn ip(id: Uuid) -> Ipv6Addr {
+    Ipv6Addr::from(id.as_u128())
+}
+
+/// The term of an id in an indexed IP address field.
+fn key(field: Field, id: Uuid) -> Term {
+    Term::from_field_ip_addr(field, ip(id))
 }
 
 /// Take `dir/kluis.lock` for this process (an exclusive `flock`, released

@@ -313,3 +313,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_cached_stemmer_stems_as_the_plain_one_first_time_and_again() {
+    use tantivy::tokenizer::*;
+    let mut plain = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(Stemmer::new(Language::Dutch))
+        .build();
+    let mut cached = super::dutch();
+    let tokens = |a: &mut TextAnalyzer, text: &str| {
+        let mut stream = a.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push((stream.token().text.clone(), stream.token().position));
+        }
+        out
+    };
+    let text = "Rapportages van de psycholoog, rapportage; Cliënt-gesprekken en gesprek: beoordelingen beoordeling";
+    let expected = tokens(&mut plain, text);
+    assert!(expected.len() > 10);
+    assert_eq!(tokens(&mut cached, text), expected, "first time (cache empty)");
+    assert_eq!(tokens(&mut cached, text), expected, "second time (every word cached)");
+    // More distinct words than the cache holds: still the same stems.
+    let many: String = (0..super::STEM_CACHE + 10).map(|i| format!("woorden{i} ")).collect();
+    assert_eq!(tokens(&mut cached, &many), tokens(&mut plain, &many));
+}

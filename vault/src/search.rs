@@ -17,8 +17,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use futures::StreamExt;
-
 use indexer::{Change, Record};
 pub use indexer::{Index, IndexError, Opened};
 use serde::{Deserialize, Serialize};
@@ -117,6 +115,9 @@ impl Vault {
         };
         let Some(from) = from else {
             drop(tx);
+            // Searches answer 503 until the rebuild commits (or, should it
+            // fail, until a later one does).
+            index.forget_cursor();
             return Ok(Step::Rebuilt(self.rebuild_index(&Silent).await?));
         };
         let log = tx.search_log_after(from, STEP_BATCH).await?;
@@ -124,6 +125,7 @@ impl Vault {
             if tx.search_log_head().await? < from {
                 tracing::warn!("search index is ahead of the change log (restored database?); rebuilding");
                 drop(tx);
+                index.forget_cursor();
                 return Ok(Step::Rebuilt(self.rebuild_index(&Silent).await?));
             }
             return Ok(Step::Idle);
@@ -152,39 +154,30 @@ impl Vault {
         let total = tx.count_active_documents().await?;
         let names = tx.client_names(None).await?;
         let payload = cursor_json(&state.log_id, head, anchor);
-        // The catalog is read here while the index is filled on a blocking
-        // thread: the two overlap.
-        let (send, mut recv) = tokio::sync::mpsc::channel::<Result<Vec<Record>, IndexError>>(2);
+        drop(tx);
+        // The rows come in a snapshot taken after this one's head (changes
+        // after the head are applied again by the follower: harmless).
+        let mut pages = self.catalog.scan_active_index_rows(REBUILD_PAGE).await?;
+        // The catalog is read on a task of its own while a blocking thread
+        // turns rows into records and fills the index: the two overlap.
+        let (send, mut recv) = tokio::sync::mpsc::channel::<Result<Vec<IndexRow>, IndexError>>(2);
         let writer = tokio::task::spawn_blocking(move || {
             let pages = std::iter::from_fn(move || recv.blocking_recv());
             let records = pages.flat_map(|page| match page {
-                Ok(records) => records.into_iter().map(Ok).collect::<Vec<_>>(),
+                Ok(rows) => rows.into_iter().filter_map(|r| record(r, &names)).map(Ok).collect::<Vec<_>>(),
                 Err(e) => vec![Err(e)],
             });
             index.rebuild(records, &payload)
         });
         progress.start("documents indexed", total);
         let read = async {
-            let mut rows = std::pin::pin!(tx.active_index_rows());
-            let mut page = Vec::with_capacity(REBUILD_PAGE);
-            loop {
-                let next = rows.next().await.transpose()?;
-                if let Some(r) = &next
-                    && let Some(rec) = record(r, &names)
-                {
-                    page.push(rec);
+            while let Some(page) = pages.recv().await {
+                let page = page?;
+                let n = page.len() as u64;
+                if send.send(Ok(page)).await.is_err() {
+                    break; // the writer failed; its error is the answer
                 }
-                if page.len() == REBUILD_PAGE || (next.is_none() && !page.is_empty()) {
-                    let n = page.len() as u64;
-                    let full = std::mem::replace(&mut page, Vec::with_capacity(REBUILD_PAGE));
-                    if send.send(Ok(full)).await.is_err() {
-                        break; // the writer failed; its error is the answer
-                    }
-                    progress.inc(n);
-                }
-                if next.is_none() {
-                    break;
-                }
+                progress.inc(n);
             }
             Ok::<(), VaultError>(())
         }
@@ -230,17 +223,18 @@ async fn current_changes(tx: &mut Tx, documents: &[Uuid], clients: &[Uuid]) -> R
     // Documents the log names that no longer exist are removed too.
     let mut changes: Vec<Change> =
         documents.iter().filter(|id| !rows.contains_key(id)).map(|id| Change::Remove(*id)).collect();
-    for r in rows.values() {
+    for r in rows.into_values() {
+        let id = r.id;
         changes.push(match record(r, &names) {
             Some(rec) => Change::Upsert(rec),
-            None => Change::Remove(r.id),
+            None => Change::Remove(id),
         });
     }
     Ok(changes)
 }
 
 /// A document's search record, if search shows it (active, client known).
-fn record(r: &IndexRow, names: &HashMap<Uuid, ClientName>) -> Option<Record> {
+fn record(r: IndexRow, names: &HashMap<Uuid, ClientName>) -> Option<Record> {
     if r.state != DocumentState::Active {
         return None;
     }
@@ -250,9 +244,9 @@ fn record(r: &IndexRow, names: &HashMap<Uuid, ClientName>) -> Option<Record> {
         client_id: r.client_id,
         client_name: client.name.clone(),
         coach_id: client.coach_id,
-        doc_type: r.doc_type.clone(),
-        title: r.title.clone().unwrap_or_default(),
-        filename: r.filename.clone(),
+        doc_type: r.doc_type,
+        title: r.title.unwrap_or_default(),
+        filename: r.filename,
         uploaded_by: r.uploaded_by,
         uploaded_at: r.uploaded_at,
         retention_until: r.retention_until,

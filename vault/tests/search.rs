@@ -368,7 +368,10 @@ async fn pg_admin(b: &Backend) -> sqlx::PgConnection {
 
 async fn pg_copy(b: &Backend, from: &str, to: &str) {
     let mut admin = pg_admin(b).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {to} TEMPLATE {from}"))).execute(&mut admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {to} TEMPLATE {from}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
 }
 
 impl Backup {

@@ -220,6 +220,8 @@ impl Tx {
 
 #[derive(Clone)]
 pub struct Catalog {
+    /// The database URL (for connections of the database's own driver).
+    url: String,
     pool: AnyPool,
     /// SQLite: the one connection write transactions use.
     write_pool: Option<AnyPool>,
@@ -315,6 +317,7 @@ impl Catalog {
         };
         let pg_url = (backend == Backend::Postgres).then(|| url.clone());
         let catalog = Catalog {
+            url: url.clone(),
             pool,
             write_pool,
             backend,

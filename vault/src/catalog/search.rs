@@ -124,6 +124,24 @@ fn anchor(r: &AnyRow) -> Result<LogAnchor, CatalogError> {
     })
 }
 
+/// [`index_row`] for a row of PostgreSQL's own driver (the columns of
+/// `select_index_rows!`, by position, text borrowed until parsed).
+fn pg_index_row(r: &sqlx::postgres::PgRow) -> Result<IndexRow, CatalogError> {
+    let text = |i: usize| r.try_get::<&str, _>(i).map_err(q("decode"));
+    let opt_text = |i: usize| r.try_get::<Option<&str>, _>(i).map_err(q("decode"));
+    Ok(IndexRow {
+        id: parse_id(text(0)?)?,
+        client_id: parse_id(text(1)?)?,
+        doc_type: text(2)?.to_owned(),
+        title: opt_text(3)?.map(str::to_owned),
+        filename: text(4)?.to_owned(),
+        uploaded_by: opt_text(5)?.map(parse_id).transpose()?,
+        uploaded_at: r.try_get(6).map_err(q("decode"))?,
+        retention_until: r.try_get(7).map_err(q("decode"))?,
+        state: parse_state(text(8)?)?,
+    })
+}
+
 fn client_name(r: &AnyRow) -> Result<(Uuid, ClientName), CatalogError> {
     let first: String = r.try_get("first_name").map_err(q("decode"))?;
     let last: String = r.try_get("last_name").map_err(q("decode"))?;
@@ -239,7 +257,9 @@ impl Tx {
                  AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY xid DESC, seq DESC LIMIT 1",
             )
             .bind(upto.xid),
-            Backend::Sqlite => sqlx::query("SELECT xid, seq, at FROM search_log WHERE seq <= $1 ORDER BY seq DESC LIMIT 1"),
+            Backend::Sqlite => {
+                sqlx::query("SELECT xid, seq, at FROM search_log WHERE seq <= $1 ORDER BY seq DESC LIMIT 1")
+            }
         };
         let row = query.bind(upto.seq).fetch_optional(&mut *self.tx).await.map_err(q("search_log_last"))?;
         row.as_ref().map(anchor).transpose()
@@ -299,15 +319,6 @@ impl Tx {
         fetch_in(self, "index_rows_of_clients", select_index_rows!("WHERE client_id"), clients, index_row).await
     }
 
-    /// Every active document, streamed in the table's own order (one
-    /// sequential scan: a rebuild reads the whole catalog in one snapshot).
-    pub fn active_index_rows(&mut self) -> impl futures::Stream<Item = Result<IndexRow, CatalogError>> + '_ {
-        use futures::StreamExt;
-        sqlx::query(select_index_rows!("WHERE state = 'active'"))
-            .fetch(&mut *self.tx)
-            .map(|r| r.map_err(q("active_index_rows")).and_then(|r| index_row(&r)))
-    }
-
     pub async fn count_active_documents(&mut self) -> Result<u64, CatalogError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE state = 'active'")
             .fetch_one(&mut *self.tx)
@@ -356,7 +367,146 @@ pub struct ChangeWaiter {
 /// The channel the log trigger notifies.
 const CHANNEL: &str = "kluis_search";
 
+/// Pages of rows from [`Catalog::scan_active_index_rows`].
+pub type IndexRowPages = tokio::sync::mpsc::Receiver<Result<Vec<IndexRow>, CatalogError>>;
+
+fn sqlite_error(e: rusqlite::Error) -> CatalogError {
+    CatalogError::Corrupt(format!("reading the SQLite catalog for the search index: {e}"))
+}
+
+fn open_sqlite_reader(path: &std::path::Path) -> Result<rusqlite::Connection, CatalogError> {
+    use rusqlite::OpenFlags;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(sqlite_error)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(sqlite_error)?;
+    Ok(conn)
+}
+
+/// Send every row of `sql` in pages; stops early when the receiver went away.
+fn scan_sqlite(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    page: usize,
+    send: &tokio::sync::mpsc::Sender<Result<Vec<IndexRow>, CatalogError>>,
+) -> Result<(), CatalogError> {
+    use rusqlite::types::ValueRef;
+    let mut stmt = conn.prepare(sql).map_err(sqlite_error)?;
+    let mut rows = stmt.query([]).map_err(sqlite_error)?;
+    let mut out = Vec::with_capacity(page);
+    let bad = |i: usize| CatalogError::Corrupt(format!("documents: column {i} has an unexpected type"));
+    while let Some(r) = rows.next().map_err(sqlite_error)? {
+        let opt_text = |i: usize| match r.get_ref(i).map_err(sqlite_error)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => std::str::from_utf8(t).map(Some).map_err(|_| bad(i)),
+            _ => Err(bad(i)),
+        };
+        let text = |i: usize| opt_text(i)?.ok_or_else(|| bad(i));
+        let int = |i: usize| match r.get_ref(i).map_err(sqlite_error)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(n) => Ok(Some(n)),
+            _ => Err(bad(i)),
+        };
+        out.push(IndexRow {
+            id: parse_id(text(0)?)?,
+            client_id: parse_id(text(1)?)?,
+            doc_type: text(2)?.to_owned(),
+            title: opt_text(3)?.map(str::to_owned),
+            filename: text(4)?.to_owned(),
+            uploaded_by: opt_text(5)?.map(parse_id).transpose()?,
+            uploaded_at: int(6)?.ok_or_else(|| bad(6))?,
+            retention_until: int(7)?,
+            state: parse_state(text(8)?)?,
+        });
+        if out.len() == page && send.blocking_send(Ok(std::mem::replace(&mut out, Vec::with_capacity(page)))).is_err() {
+            return Ok(()); // the reader went away
+        }
+    }
+    if !out.is_empty() {
+        let _ = send.blocking_send(Ok(out));
+    }
+    Ok(())
+}
+
+/// [`scan_sqlite`] on PostgreSQL's own driver.
+async fn scan_postgres(
+    conn: &mut sqlx::PgConnection,
+    sql: &'static str,
+    page: usize,
+    send: &tokio::sync::mpsc::Sender<Result<Vec<IndexRow>, CatalogError>>,
+) {
+    use futures::StreamExt;
+    let mut rows = sqlx::query(sql).fetch(conn);
+    let mut out = Vec::with_capacity(page);
+    while let Some(row) = rows.next().await {
+        match row.map_err(q("scan_active_index_rows")).and_then(|r| pg_index_row(&r)) {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                let _ = send.send(Err(e)).await;
+                return;
+            }
+        }
+        if out.len() == page && send.send(Ok(std::mem::replace(&mut out, Vec::with_capacity(page)))).await.is_err() {
+            return;
+        }
+    }
+    if !out.is_empty() {
+        let _ = send.send(Ok(out)).await;
+    }
+}
+
+fn parse_id(s: &str) -> Result<Uuid, CatalogError> {
+    Uuid::parse_str(s).map_err(|_| CatalogError::Corrupt(format!("id {s:?} is not a UUID")))
+}
+
+fn parse_state(s: &str) -> Result<DocumentState, CatalogError> {
+    s.parse().map_err(|_| CatalogError::Corrupt(format!("unknown document state {s:?}")))
+}
+
 impl Catalog {
+    /// Every active document's index row, in the table's own order (one
+    /// sequential scan, one statement: one consistent snapshot, taken when
+    /// this is called), in pages of up to `page` rows. Read on a connection
+    /// of its own by the database's own library, not through `Any` (a
+    /// rebuild decodes every row of the catalog, and `Any`'s per-row copies
+    /// cost as much as indexing them): SQLite by `rusqlite` on a blocking
+    /// thread, text borrowed until parsed; PostgreSQL by sqlx's own driver.
+    /// The reader runs ahead by two pages.
+    pub async fn scan_active_index_rows(&self, page: usize) -> Result<IndexRowPages, CatalogError> {
+        use std::str::FromStr;
+
+        use sqlx::ConnectOptions;
+        const SQL: &str = select_index_rows!("WHERE state = 'active'");
+        let page = page.max(1);
+        let (send, recv) = tokio::sync::mpsc::channel(2);
+        let connect = |source| CatalogError::Connect { backend: self.backend, source };
+        match self.backend {
+            Backend::Sqlite => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).map_err(connect)?;
+                let path = opts.get_filename().to_owned();
+                let conn = tokio::task::spawn_blocking(move || open_sqlite_reader(&path))
+                    .await
+                    .map_err(|e| CatalogError::Corrupt(format!("the scan task failed: {e}")))??;
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = scan_sqlite(&conn, SQL, page, &send) {
+                        let _ = send.blocking_send(Err(e));
+                    }
+                });
+            }
+            Backend::Postgres => {
+                let opts = sqlx::postgres::PgConnectOptions::from_str(&self.url)
+                    .map_err(connect)?
+                    .log_slow_statements(tracing::log::LevelFilter::Off, Duration::ZERO);
+                let mut conn = opts.connect().await.map_err(connect)?;
+                tokio::spawn(async move {
+                    scan_postgres(&mut conn, SQL, page, &send).await;
+                    let _ = sqlx::Connection::close(conn).await;
+                });
+            }
+        }
+        Ok(recv)
+    }
+
     /// PostgreSQL: a change log restored into another cluster (`pg_dump`,
     /// `pg_restore`) carries the old cluster's transaction ids, which may lie
     /// above any this one hands out for a long time; new rows would then
@@ -407,7 +557,15 @@ impl ChangeWaiter {
         if self.listener.is_none()
             && let Some(url) = &self.pg_url
         {
-            self.listener = connect_listener(url).await;
+            // A database that does not answer costs one poll interval, then
+            // the step polls as usual.
+            match tokio::time::timeout(max, connect_listener(url)).await {
+                Ok(listener) => self.listener = listener,
+                Err(_) => {
+                    tracing::warn!("search: listening for changes timed out (polling only until it can)");
+                    return;
+                }
+            }
         }
         let local = self.local.clone();
         let pg = async {

@@ -164,7 +164,14 @@ impl Vault {
         } else {
             Scope::All
         };
-        let hits = index.search(&scope, &search).map_err(VaultError::from)?;
+        // Off the async threads: a search takes milliseconds of CPU.
+        let hits = {
+            let search = search.clone();
+            tokio::task::spawn_blocking(move || index.search(&scope, &search))
+                .await
+                .map_err(|e| VaultError::Index(indexer::IndexError::Source(format!("the search task failed: {e}"))))?
+                .map_err(VaultError::from)?
+        };
 
         // The index is a cache: read every hit again and decide it again.
         let docs: HashMap<Uuid, _> =
