@@ -269,3 +269,22 @@ async fn audit_verify_cli(b: Backend) {
     assert!(text(&out.stderr).contains("event 4"), "{}", text(&out.stderr));
 }
 on_both_backends!(audit_verify_exits_non_zero_naming_the_first_bad_event, audit_verify_cli);
+
+/// A restart may find the old process still holding the index directory:
+/// `serve` waits for it (up to 15 s) instead of failing, then starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_waits_for_an_index_another_process_still_holds() {
+    let b = support::embedded().await;
+    let dir = b.dir.path().join("data/index");
+    let (held, _) = vault::search::Index::open(&dir).expect("hold the index directory");
+    let holder = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        drop(held);
+    });
+    let started = std::time::Instant::now();
+    let server = Server::start(kluis(&b), b.dir.path().join("serve.log")).await.expect("serve starts once it is free");
+    assert!(started.elapsed() >= Duration::from_secs(2), "serve must wait for the holder, not take the directory");
+    holder.await.unwrap();
+    let (code, _) = server.get("/readyz").await;
+    assert_eq!(code, 200, "{}", server.log());
+}

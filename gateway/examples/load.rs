@@ -16,29 +16,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn arg(name: &str, default: Option<&str>) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| default.map(str::to_string))
-        .unwrap_or_else(|| panic!("missing {name}"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
+mod common;
+use common::{arg, percentile_ms};
 
 fn report(phase: &str, n: usize, errors: usize, wall: Duration, mut lat: Vec<Duration>) -> Value {
     lat.sort();
     json!({
         "phase": phase, "requests": n, "errors": errors, "wall_s": wall.as_secs_f64(),
         "rps": n as f64 / wall.as_secs_f64(),
-        "p50_ms": percentile(&lat, 0.50), "p90_ms": percentile(&lat, 0.90), "p99_ms": percentile(&lat, 0.99),
+        "p50_ms": percentile_ms(&lat, 0.50), "p90_ms": percentile_ms(&lat, 0.90), "p99_ms": percentile_ms(&lat, 0.99),
     })
 }
 

@@ -30,25 +30,15 @@ use uuid::Uuid;
 use vault::domain::Role;
 use vault::service::{By, NewUser};
 
+mod common;
+use common::{arg, percentile_ms};
+
 const PASSWORD: &str = "benchmark password 1234";
-
-fn arg(name: &str, default: Option<&str>) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| default.map(str::to_string))
-        .unwrap_or_else(|| panic!("missing {name}"))
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
 
 fn percentiles(mut v: Vec<Duration>) -> Value {
     v.sort();
-    let p = |q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().map(ms).unwrap_or(0.0);
-    json!({ "n": v.len(), "p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": v.last().copied().map(ms).unwrap_or(0.0) })
+    json!({ "n": v.len(), "p50_ms": percentile_ms(&v, 0.5), "p99_ms": percentile_ms(&v, 0.99),
+            "max_ms": percentile_ms(&v, 1.0) })
 }
 
 /// A small deterministic generator (xorshift), so every run seeds the same data.

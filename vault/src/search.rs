@@ -67,6 +67,15 @@ pub enum Step {
     Rebuilt(u64),
 }
 
+/// Change-log rows this node's index has not applied yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// How many, including rows still held back by a running transaction.
+    pub rows: u64,
+    /// How long ago the oldest of them was written.
+    pub oldest: Option<std::time::Duration>,
+}
+
 impl Vault {
     /// Search documents through this index (a node has one; without it the
     /// search operation answers 503).
@@ -138,6 +147,23 @@ impl Vault {
         let payload = cursor_json(&state.log_id, last.position(), Some(last));
         tokio::task::spawn_blocking(move || index.apply(&changes, &payload)).await.map_err(task_failed)??;
         Ok(Step::Applied(log.len()))
+    }
+
+    /// What the index has not applied yet, whatever the horizon (`None`
+    /// without an index or before its first build). Rows that stay here
+    /// while steps are idle are held back by a long-running transaction: on
+    /// PostgreSQL, in this database or in any other of the same cluster
+    /// (transaction ids, and so the horizon, are the cluster's).
+    pub async fn search_backlog(&self) -> Result<Option<Backlog>, VaultError> {
+        let Some(index) = self.index.as_ref() else { return Ok(None) };
+        let Some(cursor) = index.cursor()?.and_then(|c| serde_json::from_str::<Cursor>(&c).ok()) else {
+            return Ok(None);
+        };
+        let mut tx = self.snapshot().await?;
+        let (rows, oldest) = tx.search_log_pending(cursor.position()).await?;
+        let now = tx.now();
+        let oldest = oldest.map(|at| std::time::Duration::from_micros(u64::try_from(now - at).unwrap_or(0)));
+        Ok(Some(Backlog { rows, oldest }))
     }
 
     /// Rebuild the index from the catalog: one snapshot, every active

@@ -5,6 +5,8 @@
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
+#[path = "../../tests/support/vault.rs"]
+mod vault_support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,21 +17,10 @@ use uuid::Uuid;
 use vault::domain::{Commissioner, Role};
 use vault::search::Step;
 use vault::service::{
-    AuditQuery, By, Caller, ErrorCode, NewClient, NewSubstitution, NewUser, RequestContext, SearchQuery, SetCoach,
-    UploadAbort, UploadFields,
+    AuditQuery, Caller, ErrorCode, NewClient, NewSubstitution, SearchQuery, SetCoach, UploadAbort, UploadFields,
 };
-use vault::{MasterKeySource, Vault, VaultConfig};
-
-const PASSWORD: &str = "correct horse battery staple";
-
-fn config(b: &Backend) -> VaultConfig {
-    VaultConfig {
-        database_url: b.database_url.clone(),
-        storage_url: b.storage_url.clone(),
-        s3: vault::store::S3Settings { endpoint: b.s3_endpoint.clone(), ..vault::store::S3Settings::from_env() },
-        master_key: MasterKeySource::File { path: b.dir.path().join("master.key"), create_if_missing: true },
-    }
-}
+use vault::{Vault, VaultConfig};
+use vault_support::{config, signed_in};
 
 /// A vault with a fresh index in memory, followed to the log's end.
 async fn open(b: &Backend) -> (Vault, Arc<indexer::Index>) {
@@ -40,31 +31,19 @@ async fn open(b: &Backend) -> (Vault, Arc<indexer::Index>) {
     (v, index)
 }
 
-/// Run follower steps until the log holds nothing new.
+/// Run follower steps until the index has applied the whole log. An idle
+/// step is not enough on PostgreSQL: a transaction running elsewhere in the
+/// cluster (another test's database) holds the horizon back for a moment.
 async fn settle(v: &Vault) {
-    for _ in 0..1000 {
+    for _ in 0..2000 {
         if v.search_step().await.unwrap() == Step::Idle {
-            return;
+            match v.search_backlog().await.unwrap() {
+                Some(b) if b.rows > 0 => tokio::time::sleep(Duration::from_millis(10)).await,
+                _ => return,
+            }
         }
     }
     panic!("the follower never caught up");
-}
-
-async fn signed_in(v: &Vault, username: &str, role: Role) -> Caller {
-    let created = v
-        .create_user(
-            By::Operator,
-            NewUser { username: username.into(), display_name: None, role, password: PASSWORD.to_string().into() },
-        )
-        .await
-        .unwrap();
-    let secret = totp_rs::Secret::try_from_base32(&created.totp_secret).unwrap();
-    let totp = totp_rs::Builder::new().with_secret(secret).with_skew(1).build().unwrap();
-    let otp = totp.generate(chrono::Utc::now().timestamp() as u64).to_string();
-    let req =
-        serde_json::from_value(serde_json::json!({ "username": username, "password": PASSWORD, "otp": otp })).unwrap();
-    let session = v.login(req, &RequestContext::default()).await.unwrap();
-    v.authenticate(&session.token, RequestContext::default()).await.unwrap()
 }
 
 fn new_client(first: &str, last: &str) -> NewClient {
@@ -361,17 +340,24 @@ struct Backup {
     pg_template: Option<String>,
 }
 
-async fn pg_admin(b: &Backend) -> sqlx::PgConnection {
+async fn pg_admin(_: &Backend) -> sqlx::PgConnection {
     use sqlx::Connection;
     sqlx::PgConnection::connect(&std::env::var("KLUIS_TEST_DATABASE_URL").unwrap()).await.unwrap()
 }
 
 async fn pg_copy(b: &Backend, from: &str, to: &str) {
     let mut admin = pg_admin(b).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {to} TEMPLATE {from}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    // The closed pool's server processes may take a moment to go.
+    for attempt in 0.. {
+        let sql = format!("CREATE DATABASE {to} TEMPLATE {from}");
+        match sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await {
+            Ok(_) => return,
+            Err(e) if attempt < 50 && e.to_string().contains("being accessed by other users") => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("CREATE DATABASE {to} TEMPLATE {from}: {e}"),
+        }
+    }
 }
 
 impl Backup {

@@ -4,6 +4,8 @@
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
+#[path = "../../tests/support/vault.rs"]
+mod vault_support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,46 +14,17 @@ use bytes::Bytes;
 use futures::StreamExt;
 use support::Backend;
 use uuid::Uuid;
+use vault::Vault;
 use vault::domain::{Commissioner, DocumentType, Role};
 use vault::faults::FaultPoint;
 use vault::rekey::{RekeyOptions, Silent};
 use vault::service::{
-    AuditQuery, By, Caller, ErrorCode, NewClient, NewSubstitution, NewUser, RequestContext, SetCoach, UploadAbort,
-    UploadFields, UserPatch,
+    AuditQuery, Caller, ErrorCode, NewClient, NewSubstitution, SetCoach, UploadAbort, UploadFields, UserPatch,
 };
-use vault::{MasterKeySource, Vault, VaultConfig};
-
-const PASSWORD: &str = "correct horse battery staple";
-
-fn config(b: &Backend) -> VaultConfig {
-    VaultConfig {
-        database_url: b.database_url.clone(),
-        storage_url: b.storage_url.clone(),
-        s3: vault::store::S3Settings { endpoint: b.s3_endpoint.clone(), ..vault::store::S3Settings::from_env() },
-        master_key: MasterKeySource::File { path: b.dir.path().join("master.key"), create_if_missing: true },
-    }
-}
+use vault_support::{config, signed_in};
 
 async fn open(b: &Backend) -> Vault {
     Vault::open(&config(b)).await.unwrap_or_else(|e| panic!("open vault on {}: {e}", b.name))
-}
-
-/// A user created by the operator and signed in.
-async fn signed_in(v: &Vault, username: &str, role: Role) -> Caller {
-    let created = v
-        .create_user(
-            By::Operator,
-            NewUser { username: username.into(), display_name: None, role, password: PASSWORD.to_string().into() },
-        )
-        .await
-        .unwrap();
-    let secret = totp_rs::Secret::try_from_base32(&created.totp_secret).unwrap();
-    let totp = totp_rs::Builder::new().with_secret(secret).with_skew(1).build().unwrap();
-    let otp = totp.generate(chrono::Utc::now().timestamp() as u64).to_string();
-    let req =
-        serde_json::from_value(serde_json::json!({ "username": username, "password": PASSWORD, "otp": otp })).unwrap();
-    let session = v.login(req, &RequestContext::default()).await.unwrap();
-    v.authenticate(&session.token, RequestContext::default()).await.unwrap()
 }
 
 fn new_client(last_name: &str) -> NewClient {

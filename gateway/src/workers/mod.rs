@@ -36,10 +36,17 @@ pub async fn sweep_once(vault: &Vault) -> Result<usize, vault::VaultError> {
 pub async fn search_follower(vault: Arc<Vault>, poll: Duration) {
     let mut waiter = vault.change_waiter();
     let mut backoff = Duration::ZERO;
+    let mut last_check = tokio::time::Instant::now();
     loop {
         match vault.search_step().await {
             Ok(Step::Applied(n)) if n >= vault::search::STEP_BATCH => continue,
-            Ok(_) => backoff = Duration::ZERO,
+            Ok(step) => {
+                backoff = Duration::ZERO;
+                if step == Step::Idle && last_check.elapsed() >= HELD_BACK {
+                    last_check = tokio::time::Instant::now();
+                    warn_if_held_back(&vault).await;
+                }
+            }
             Err(e) => {
                 backoff = (backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(5));
                 tracing::warn!(error = %e, retry_in = ?backoff, "search index could not follow the catalog");
@@ -48,6 +55,25 @@ pub async fn search_follower(vault: Arc<Vault>, poll: Duration) {
             }
         }
         waiter.wait(poll).await;
+    }
+}
+
+/// How old an unapplied change may get before the follower says why.
+const HELD_BACK: Duration = Duration::from_secs(30);
+
+/// Changes the follower cannot read yet, although it is idle, wait behind a
+/// transaction that has been open for a long time: say so (once per
+/// [`HELD_BACK`]), since search stops showing changes until it ends.
+async fn warn_if_held_back(vault: &Vault) {
+    if let Ok(Some(b)) = vault.search_backlog().await
+        && b.oldest.is_some_and(|age| age >= HELD_BACK)
+    {
+        tracing::warn!(
+            changes = b.rows,
+            waiting_s = b.oldest.map(|a| a.as_secs()),
+            "search is held back: changes wait behind a long-running transaction (in this database, or on \
+             PostgreSQL in any database of the same cluster); search shows them once it ends"
+        );
     }
 }
 

@@ -248,6 +248,22 @@ impl Tx {
             .collect()
     }
 
+    /// Rows after `after` whatever the horizon (some may still be held
+    /// back by a running transaction): how many, and when the oldest was
+    /// written (microseconds).
+    pub async fn search_log_pending(&mut self, after: LogPosition) -> Result<(u64, Option<i64>), CatalogError> {
+        let query = match self.backend {
+            Backend::Postgres => {
+                sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM search_log WHERE (xid, seq) > ($1, $2)")
+                    .bind(after.xid)
+            }
+            Backend::Sqlite => sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM search_log WHERE seq > $1"),
+        };
+        let r = query.bind(after.seq).fetch_one(&mut *self.tx).await.map_err(q("search_log_pending"))?;
+        let n: i64 = r.try_get("n").map_err(q("decode"))?;
+        Ok((n.max(0) as u64, r.try_get("oldest").map_err(q("decode"))?))
+    }
+
     /// The last row at or before `upto` (in log order) that no running
     /// transaction can still precede, as an anchor.
     pub async fn search_log_last(&mut self, upto: LogPosition) -> Result<Option<LogAnchor>, CatalogError> {
