@@ -31,6 +31,16 @@ async fn open(b: &Backend) -> (Vault, Arc<indexer::Index>) {
     (v, index)
 }
 
+/// Run follower steps until one finds nothing it may read.
+async fn idle(v: &Vault) {
+    for _ in 0..1000 {
+        if v.search_step().await.unwrap() == Step::Idle {
+            return;
+        }
+    }
+    panic!("the follower never became idle");
+}
+
 /// Run follower steps until the index has applied the whole log. An idle
 /// step is not enough on PostgreSQL: a transaction running elsewhere in the
 /// cluster (another test's database) holds the horizon back for a moment.
@@ -223,8 +233,10 @@ async fn out_of_order(b: Backend) {
         t2.commit().await.unwrap();
         // T2's row is committed, but T1 is still running: the follower
         // must not move past T1's position, so it does not take T2's yet.
-        settle(&v).await;
+        idle(&v).await;
         assert_eq!(v.search(&anna, words("tweede")).await.unwrap().total, 0, "held behind the running T1");
+        let backlog = v.search_backlog().await.unwrap().expect("built");
+        assert!(backlog.rows >= 1, "the held-back change is reported as waiting: {backlog:?}");
         t1.commit().await.unwrap();
         settle(&v).await;
         let found_first = v.search(&anna, words("eerste")).await.unwrap();
