@@ -312,6 +312,10 @@ pub struct Index {
     /// cursor (every search does) reads no file.
     cursor: Mutex<Option<String>>,
     f: Fields,
+    /// The writer's threads and memory (to make it again, see
+    /// [`Index::back_to_last_commit`]).
+    threads: usize,
+    heap: usize,
     /// `kluis.lock` in the directory, locked (none in memory).
     _lock: Option<std::fs::File>,
 }
@@ -339,7 +343,7 @@ impl Index {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir).map_err(io)?;
         let lock = lock_dir(dir)?;
-        if let Some((mut index, cursor)) = Self::open_existing(dir, threads, heap) {
+        if let Some((mut index, cursor)) = Self::open_existing(dir, threads, heap)? {
             index._lock = Some(lock);
             return Ok((index, Opened::Existing { cursor }));
         }
@@ -353,10 +357,12 @@ impl Index {
     /// The index in `dir` with its cursor, if it is whole: our schema,
     /// readable metadata, every segment file present with a right checksum,
     /// and a writer and a reader that open. `None` otherwise (the caller
-    /// holds the directory's lock and clears it).
-    fn open_existing(dir: &Path, threads: usize, heap: usize) -> Option<(Index, Option<String>)> {
+    /// holds the directory's lock and clears it). A writer lock held by a
+    /// process that does not take `kluis.lock` (an older binary, a tool) is
+    /// an error, never a reason to clear.
+    fn open_existing(dir: &Path, threads: usize, heap: usize) -> Result<Option<(Index, Option<String>)>> {
         if !dir.join("meta.json").exists() {
-            return None; // a new directory
+            return Ok(None); // a new directory
         }
         let why = match tantivy::Index::open_in_dir(dir) {
             Err(e) => e.to_string(),
@@ -367,14 +373,15 @@ impl Index {
                 Ok(_) => match index.load_metas().map(|m| m.payload) {
                     Err(e) => e.to_string(),
                     Ok(cursor) => match Self::with(index, threads, heap) {
-                        Ok(index) => return Some((index, cursor)),
+                        Ok(index) => return Ok(Some((index, cursor))),
+                        Err(e) if e.is_locked() => return Err(e),
                         Err(e) => e.to_string(),
                     },
                 },
             },
         };
         tracing::warn!(dir = %dir.display(), reason = %why, "search index unusable; starting it again empty");
-        None
+        Ok(None)
     }
 
     /// An index in memory (tests).
@@ -388,7 +395,7 @@ impl Index {
         let writer = index.writer_with_num_threads(threads, heap)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let cursor = Mutex::new(index.load_metas()?.payload);
-        Ok(Index { index, reader, writer: Mutex::new(writer), cursor, f, _lock: None })
+        Ok(Index { index, reader, writer: Mutex::new(writer), cursor, f, threads, heap, _lock: None })
     }
 
     /// The cursor stored with the last commit.
@@ -430,9 +437,7 @@ impl Index {
             Ok(())
         })();
         if let Err(e) = applied {
-            // Back to the last commit (and fresh indexing threads, should
-            // one have died): the next try starts clean.
-            w.rollback()?;
+            self.back_to_last_commit(&mut w, &e);
             return Err(e);
         }
         self.committed(cursor);
@@ -460,13 +465,25 @@ impl Index {
             Ok(())
         })();
         if let Err(e) = filled {
-            // Back to the last commit; the writer stays usable.
-            w.rollback()?;
+            self.back_to_last_commit(&mut w, &e);
             return Err(e);
         }
         drop(w);
         self.reader.reload()?;
         Ok(n)
+    }
+
+    /// After a failed change: back to the last commit, with fresh indexing
+    /// threads, so the next try starts clean. Should the rollback itself
+    /// fail (it leaves a dead writer behind), a new writer is made; should
+    /// that fail too, the next call fails and tries again.
+    fn back_to_last_commit(&self, w: &mut IndexWriter, cause: &IndexError) {
+        let Err(e) = w.rollback() else { return };
+        tracing::error!(error = %e, cause = %cause, "search index: rollback failed; making a new writer");
+        match self.index.writer_with_num_threads(self.threads, self.heap) {
+            Ok(fresh) => *w = fresh,
+            Err(e) => tracing::error!(error = %e, "search index: no new writer yet"),
+        }
     }
 
     fn document(&self, r: &Record) -> TantivyDocument {

@@ -197,8 +197,14 @@ impl Vault {
         });
         progress.start("documents indexed", total);
         let read = async {
-            while let Some(page) = pages.recv().await {
+            loop {
+                let Some(page) = pages.recv().await else {
+                    return Err(VaultError::Index(IndexError::Source("the catalog scan ended early".into())));
+                };
                 let page = page?;
+                if page.is_empty() {
+                    break; // the end
+                }
                 let n = page.len() as u64;
                 if send.send(Ok(page)).await.is_err() {
                     break; // the writer failed; its error is the answer

@@ -441,6 +441,8 @@ fn scan_sqlite(
     if !out.is_empty() {
         let _ = send.blocking_send(Ok(out));
     }
+    // The end: an empty page (a task that died drops the channel instead).
+    let _ = send.blocking_send(Ok(Vec::new()));
     Ok(())
 }
 
@@ -469,6 +471,7 @@ async fn scan_postgres(
     if !out.is_empty() {
         let _ = send.send(Ok(out)).await;
     }
+    let _ = send.send(Ok(Vec::new())).await; // the end, as in `scan_sqlite`
 }
 
 fn parse_id(s: &str) -> Result<Uuid, CatalogError> {
@@ -487,7 +490,8 @@ impl Catalog {
     /// rebuild decodes every row of the catalog, and `Any`'s per-row copies
     /// cost as much as indexing them): SQLite by `rusqlite` on a blocking
     /// thread, text borrowed until parsed; PostgreSQL by sqlx's own driver.
-    /// The reader runs ahead by two pages.
+    /// The reader runs ahead by two pages; an empty page marks the end (the
+    /// channel closing without it means the scan died: not the end).
     pub async fn scan_active_index_rows(&self, page: usize) -> Result<IndexRowPages, CatalogError> {
         use std::str::FromStr;
 
@@ -513,7 +517,10 @@ impl Catalog {
                 let opts = sqlx::postgres::PgConnectOptions::from_str(&self.url)
                     .map_err(connect)?
                     .log_slow_statements(tracing::log::LevelFilter::Off, Duration::ZERO);
-                let mut conn = opts.connect().await.map_err(connect)?;
+                let mut conn = tokio::time::timeout(Duration::from_secs(10), opts.connect())
+                    .await
+                    .map_err(|_| connect(sqlx::Error::PoolTimedOut))?
+                    .map_err(connect)?;
                 tokio::spawn(async move {
                     scan_postgres(&mut conn, SQL, page, &send).await;
                     let _ = sqlx::Connection::close(conn).await;
@@ -534,6 +541,8 @@ impl Catalog {
     pub(super) async fn renumber_foreign_search_log(&self) -> Result<bool, CatalogError> {
         const OP: &str = "renumber_foreign_search_log";
         let mut tx = self.pool.begin().await.map_err(q(OP))?;
+        // Locked first: two nodes starting together renumber once.
+        sqlx::query("LOCK TABLE search_log_state IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(q(OP))?;
         let foreign: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM search_log WHERE xid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint) \
              OR EXISTS (SELECT 1 FROM search_log_state \
@@ -545,7 +554,6 @@ impl Catalog {
         if !foreign {
             return Ok(false);
         }
-        sqlx::query("LOCK TABLE search_log_state IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(q(OP))?;
         sqlx::query("UPDATE search_log SET xid = 0 WHERE xid <> 0").execute(&mut *tx).await.map_err(q(OP))?;
         sqlx::query(
             "UPDATE search_log_state SET log_id = replace(gen_random_uuid()::text, '-', ''), pruned_xid = 0 WHERE id = 1",
