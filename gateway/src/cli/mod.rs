@@ -258,7 +258,14 @@ async fn open_index_waiting(
 ) -> anyhow::Result<(vault::search::Index, vault::search::Opened)> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        match vault::search::Index::open(dir) {
+        // Off the async threads: opening reads every segment file (checksums).
+        let opened = {
+            let path = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || vault::search::Index::open(&path))
+                .await
+                .map_err(|e| anyhow::anyhow!("opening the search index {}: {e}", dir.display()))?
+        };
+        match opened {
             Err(e) if e.is_locked() && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
