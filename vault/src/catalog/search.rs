@@ -127,18 +127,30 @@ fn anchor(r: &AnyRow) -> Result<LogAnchor, CatalogError> {
 /// [`index_row`] for a row of PostgreSQL's own driver (the columns of
 /// `select_index_rows!`, by position, text borrowed until parsed).
 fn pg_index_row(r: &sqlx::postgres::PgRow) -> Result<IndexRow, CatalogError> {
-    let text = |i: usize| r.try_get::<&str, _>(i).map_err(q("decode"));
-    let opt_text = |i: usize| r.try_get::<Option<&str>, _>(i).map_err(q("decode"));
+    index_row_at(
+        |i| r.try_get::<Option<&str>, _>(i).map_err(q("decode")),
+        |i| r.try_get::<Option<i64>, _>(i).map_err(q("decode")),
+    )
+}
+
+/// An index row from the columns of `select_index_rows!` by position, as
+/// text or integer (`None` for NULL), whatever the driver.
+fn index_row_at<'r>(
+    text: impl Fn(usize) -> Result<Option<&'r str>, CatalogError>,
+    int: impl Fn(usize) -> Result<Option<i64>, CatalogError>,
+) -> Result<IndexRow, CatalogError> {
+    let missing = |i: usize| CatalogError::Corrupt(format!("documents: column {i} is NULL"));
+    let required = |i: usize| text(i)?.ok_or_else(|| missing(i));
     Ok(IndexRow {
-        id: parse_id(text(0)?)?,
-        client_id: parse_id(text(1)?)?,
-        doc_type: text(2)?.to_owned(),
-        title: opt_text(3)?.map(str::to_owned),
-        filename: text(4)?.to_owned(),
-        uploaded_by: opt_text(5)?.map(parse_id).transpose()?,
-        uploaded_at: r.try_get(6).map_err(q("decode"))?,
-        retention_until: r.try_get(7).map_err(q("decode"))?,
-        state: parse_state(text(8)?)?,
+        id: parse_id(required(0)?)?,
+        client_id: parse_id(required(1)?)?,
+        doc_type: required(2)?.to_owned(),
+        title: text(3)?.map(str::to_owned),
+        filename: required(4)?.to_owned(),
+        uploaded_by: text(5)?.map(parse_id).transpose()?,
+        uploaded_at: int(6)?.ok_or_else(|| missing(6))?,
+        retention_until: int(7)?,
+        state: parse_state(required(8)?)?,
     })
 }
 
@@ -412,28 +424,17 @@ fn scan_sqlite(
     let mut out = Vec::with_capacity(page);
     let bad = |i: usize| CatalogError::Corrupt(format!("documents: column {i} has an unexpected type"));
     while let Some(r) = rows.next().map_err(sqlite_error)? {
-        let opt_text = |i: usize| match r.get_ref(i).map_err(sqlite_error)? {
+        let text = |i: usize| match r.get_ref(i).map_err(sqlite_error)? {
             ValueRef::Null => Ok(None),
             ValueRef::Text(t) => std::str::from_utf8(t).map(Some).map_err(|_| bad(i)),
             _ => Err(bad(i)),
         };
-        let text = |i: usize| opt_text(i)?.ok_or_else(|| bad(i));
         let int = |i: usize| match r.get_ref(i).map_err(sqlite_error)? {
             ValueRef::Null => Ok(None),
             ValueRef::Integer(n) => Ok(Some(n)),
             _ => Err(bad(i)),
         };
-        out.push(IndexRow {
-            id: parse_id(text(0)?)?,
-            client_id: parse_id(text(1)?)?,
-            doc_type: text(2)?.to_owned(),
-            title: opt_text(3)?.map(str::to_owned),
-            filename: text(4)?.to_owned(),
-            uploaded_by: opt_text(5)?.map(parse_id).transpose()?,
-            uploaded_at: int(6)?.ok_or_else(|| bad(6))?,
-            retention_until: int(7)?,
-            state: parse_state(text(8)?)?,
-        });
+        out.push(index_row_at(text, int)?);
         if out.len() == page && send.blocking_send(Ok(std::mem::replace(&mut out, Vec::with_capacity(page)))).is_err() {
             return Ok(()); // the reader went away
         }
