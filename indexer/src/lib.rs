@@ -8,11 +8,13 @@
 //! once more against the catalog before showing it: the index is a cache.
 //!
 //! What is indexed: metadata only, never document content and never a BSN
-//! (see [`Record`]). Words of the title, the file name and the client's name
-//! go through a Dutch analyser ([`DUTCH`]: lower case, accents folded,
-//! Kraaij-Pohlmann stemming), so `rapportage` finds "Rapportages" and
-//! `client` finds "Cliënt". Ids, types and the trajectory status are exact
-//! terms; dates are fast fields, for ranges and sorting.
+//! (see [`Record`]). Words of the title, the file name and the client's
+//! name (three values of one field) go through a Dutch analyser ([`DUTCH`]:
+//! lower case, accents folded, Kraaij-Pohlmann stemming), so `rapportage`
+//! finds "Rapportages" and `client` finds "Cliënt". Ids, types and the
+//! trajectory status are exact terms; dates are fast fields, for ranges and
+//! sorting. Hits come by relevance, then newest upload; segments are kept
+//! sorted newest first so that the page needs few dates (`page.rs`).
 //!
 //! Invariants:
 //! - the index and its cursor move together: every commit carries the
@@ -20,7 +22,7 @@
 //! - applying a change twice is harmless (a record replaces any earlier
 //!   record of the same document);
 //! - a missing or unreadable index directory (no metadata, another
-//!   schema, a segment file missing or failing its checksum) is rebuilt
+//!   schema or settings, a segment file missing or failing its checksum) is rebuilt
 //!   empty, never a reason to fail ([`Opened::Rebuilt`]); the caller then
 //!   reindexes;
 //! - one process at a time opens a directory: it holds `kluis.lock` (an
@@ -34,15 +36,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
-use tantivy::collector::{Count, FilterCollector, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, RangeQuery, TermQuery};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
     Token, TokenFilter, TokenStream, Tokenizer,
 };
-use tantivy::{DocAddress, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::{
+    DocAddress, IndexReader, IndexSettings, IndexSortByField, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc,
+};
 use uuid::Uuid;
 
 /// The name the Dutch analyser is registered under on every index.
@@ -190,10 +192,12 @@ struct Fields {
     client_id: Field,
     /// Indexed (a caseload's coarse prefilter).
     coach: Field,
-    client_name: Field,
+    /// The words of the title, the file name and the client's name, in one
+    /// field: a word is one term (one posting list) whichever of the three
+    /// it came from, so a search word is one term query, not a union of
+    /// three.
+    words: Field,
     doc_type: Field,
-    title: Field,
-    filename: Field,
     uploaded_by: Field,
     uploaded_at: Field,
     retention_until: Field,
@@ -210,16 +214,25 @@ fn schema() -> (Schema, Fields) {
         id: b.add_ip_addr_field("id", INDEXED | FAST),
         client_id: b.add_ip_addr_field("client_id", INDEXED | FAST),
         coach: b.add_ip_addr_field("coach", INDEXED),
-        client_name: b.add_text_field("client_name", words.clone()),
+        words: b.add_text_field("words", words),
         doc_type: b.add_text_field("type", STRING),
-        title: b.add_text_field("title", words.clone()),
-        filename: b.add_text_field("filename", words),
         uploaded_by: b.add_ip_addr_field("uploaded_by", FAST),
         uploaded_at: b.add_i64_field("uploaded_at", FAST),
         retention_until: b.add_i64_field("retention_until", FAST),
         status: b.add_text_field("status", STRING),
     };
     (b.build(), f)
+}
+
+/// Every segment keeps its documents newest upload first (tantivy sorts
+/// them when it writes or merges a segment), so that a page needs the upload
+/// date only of a match that scores higher than the page's worst hit (see
+/// `page.rs`).
+fn settings() -> IndexSettings {
+    IndexSettings {
+        sort_by_field: Some(IndexSortByField { field: "uploaded_at".into(), order: tantivy::Order::Desc }),
+        ..IndexSettings::default()
+    }
 }
 
 fn dutch() -> TextAnalyzer {
@@ -349,7 +362,8 @@ impl Index {
         }
         // Unusable: remove tantivy's files and start again empty.
         clear_index_dir(dir)?;
-        let mut index = Self::with(tantivy::Index::create_in_dir(dir, schema().0)?, threads, heap)?;
+        let new = tantivy::Index::builder().schema(schema().0).settings(settings()).create_in_dir(dir)?;
+        let mut index = Self::with(new, threads, heap)?;
         index._lock = Some(lock);
         Ok((index, Opened::Rebuilt))
     }
@@ -367,6 +381,7 @@ impl Index {
         let why = match tantivy::Index::open_in_dir(dir) {
             Err(e) => e.to_string(),
             Ok(index) if index.schema() != schema().0 => "another schema".to_string(),
+            Ok(index) if index.settings() != &settings() => "other settings (not sorted by upload)".to_string(),
             Ok(index) => match index.validate_checksum() {
                 Ok(bad) if !bad.is_empty() => format!("{} files fail their checksum", bad.len()),
                 Err(e) => e.to_string(),
@@ -386,7 +401,7 @@ impl Index {
 
     /// An index in memory (tests).
     pub fn in_memory() -> Result<Index> {
-        Self::with(tantivy::Index::create_in_ram(schema().0), 1, WRITER_HEAP)
+        Self::with(tantivy::Index::builder().schema(schema().0).settings(settings()).create_in_ram()?, 1, WRITER_HEAP)
     }
 
     fn with(index: tantivy::Index, threads: usize, heap: usize) -> Result<Index> {
@@ -488,11 +503,12 @@ impl Index {
 
     fn document(&self, r: &Record) -> TantivyDocument {
         let f = self.f;
+        // Three values of one field: tokens never run across them.
         let mut d = doc!(
-            f.client_name => r.client_name.as_str(),
+            f.words => r.title.as_str(),
+            f.words => r.filename.as_str(),
+            f.words => r.client_name.as_str(),
             f.doc_type => r.doc_type.as_str(),
-            f.title => r.title.as_str(),
-            f.filename => r.filename.as_str(),
             f.uploaded_at => r.uploaded_at,
             f.status => r.status.as_str(),
         );
@@ -525,17 +541,8 @@ impl Index {
                     must.push((Occur::Must, Box::new(EmptyQuery)));
                 }
                 for w in words {
-                    let any_field: Vec<(Occur, Box<dyn tantivy::query::Query>)> = [f.title, f.filename, f.client_name]
-                        .into_iter()
-                        .map(|field| {
-                            let q: Box<dyn tantivy::query::Query> = Box::new(TermQuery::new(
-                                Term::from_field_text(field, &w),
-                                IndexRecordOption::WithFreqs,
-                            ));
-                            (Occur::Should, q)
-                        })
-                        .collect();
-                    must.push((Occur::Must, Box::new(BooleanQuery::new(any_field))));
+                    let q = TermQuery::new(Term::from_field_text(f.words, &w), IndexRecordOption::WithFreqs);
+                    must.push((Occur::Must, Box::new(q)));
                 }
             }
             None => must.push((Occur::Must, Box::new(AllQuery))),
@@ -582,25 +589,16 @@ impl Index {
         }
         let query = BooleanQuery::new(must);
         let searcher = self.reader.searcher();
-        let top = TopDocs::with_limit(s.limit.max(1)).and_offset(s.offset).order_by((
-            (SortBySimilarityScore, Order::Desc),
-            (SortByStaticFastValue::<i64>::for_field("uploaded_at"), Order::Desc),
-        ));
-        let (page, total) = match clients {
-            None => searcher.search(&query, &(top, Count))?,
-            Some(set) => {
-                let allowed = move |v: Ipv6Addr| set.contains(&u128::from(v));
-                searcher.search(&query, &FilterCollector::new("client_id".into(), allowed, (top, Count)))?
-            }
-        };
-        let ids = if s.limit == 0 { Vec::new() } else { self.ids(&searcher, page.into_iter().map(|(_, a)| a))? };
+        let (page, total) =
+            searcher.search(&query, &page::PageAndCount { offset: s.offset, limit: s.limit, clients })?;
+        let ids = self.ids(&searcher, page.into_iter())?;
         Ok(Hits { total, ids })
     }
 
     /// The distinct terms of `text` as the Dutch analyser makes them (at
     /// most 32).
     fn words(&self, text: &str) -> Result<Vec<String>> {
-        let mut analyzer = self.index.tokenizer_for_field(self.f.title)?;
+        let mut analyzer = self.index.tokenizer_for_field(self.f.words)?;
         let mut stream = analyzer.token_stream(text);
         let mut out: Vec<String> = Vec::new();
         while stream.advance() {
@@ -673,6 +671,9 @@ fn clear_index_dir(dir: &Path) -> Result<()> {
             || name
                 .split_once('.')
                 .is_some_and(|(stem, _)| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
+            // Atomic writes: tantivy's (`.tmp` and 6 random characters,
+            // left behind by a crash mid-write) and its `*.tmp` files.
+            || name.starts_with(".tmp")
             || name.ends_with(".tmp")
     };
     let mut ours = Vec::new();
@@ -693,5 +694,6 @@ fn clear_index_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+mod page;
 #[cfg(test)]
 mod tests;

@@ -61,6 +61,11 @@ fn cursor_json(log: &str, p: LogPosition, anchor: Option<LogAnchor>) -> String {
 pub enum Step {
     /// Nothing new in the log.
     Idle,
+    /// Nothing this step may read, but committed rows wait behind a
+    /// transaction still running (PostgreSQL: the horizon of the cluster).
+    /// They become readable when it ends, which nothing announces: look
+    /// again soon.
+    HeldBack,
     /// This many log rows applied; a full batch means more may be waiting.
     Applied(usize),
     /// The index was rebuilt from the catalog, with this many documents.
@@ -136,6 +141,9 @@ impl Vault {
                 drop(tx);
                 index.forget_cursor();
                 return Ok(Step::Rebuilt(self.rebuild_index(&Silent).await?));
+            }
+            if self.catalog.backend() == crate::catalog::Backend::Postgres && tx.search_log_pending(from).await?.0 > 0 {
+                return Ok(Step::HeldBack);
             }
             return Ok(Step::Idle);
         };

@@ -31,21 +31,31 @@ pub async fn sweep_once(vault: &Vault) -> Result<usize, vault::VaultError> {
 /// Keep this node's search index following the catalog: a step whenever a
 /// change may have committed (a notification, this process's own commit)
 /// and at least every `poll`, since notifications can be lost. A full batch
-/// runs the next step at once; a failure waits a little longer each time
-/// (up to 5 s), and the index stays as it was.
+/// runs the next step at once; changes held back behind a running
+/// transaction are looked at again after 20 ms, doubling up to `poll` (the
+/// end of that transaction is announced by nothing); a failure waits a
+/// little longer each time (up to 5 s), and the index stays as it was.
 pub async fn search_follower(vault: Arc<Vault>, poll: Duration) {
     let mut waiter = vault.change_waiter();
     let mut backoff = Duration::ZERO;
+    let mut held = Duration::ZERO;
     let mut last_check = tokio::time::Instant::now();
     loop {
         match vault.search_step().await {
             Ok(Step::Applied(n)) if n >= vault::search::STEP_BATCH => continue,
-            Ok(step) => {
+            Ok(Step::HeldBack) => {
                 backoff = Duration::ZERO;
-                if step == Step::Idle && last_check.elapsed() >= HELD_BACK {
+                if last_check.elapsed() >= HELD_BACK {
                     last_check = tokio::time::Instant::now();
                     warn_if_held_back(&vault).await;
                 }
+                held = (held * 2).clamp(Duration::from_millis(20), poll.max(Duration::from_millis(20)));
+                tokio::time::sleep(held).await;
+                continue;
+            }
+            Ok(_) => {
+                backoff = Duration::ZERO;
+                held = Duration::ZERO;
             }
             Err(e) => {
                 backoff = (backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(5));

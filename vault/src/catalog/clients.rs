@@ -49,9 +49,6 @@ pub fn display_name(first: &str, last: &str) -> String {
     format!("{first} {last}").trim().to_string()
 }
 
-/// `SELECT <every client column> FROM clients `, for queries built at run time.
-pub(super) const SELECT_CLIENTS: &str = select_clients!("");
-
 pub(super) fn client_from_row(r: &AnyRow) -> Result<ClientRow, CatalogError> {
     let commissioner: String = r.try_get("commissioner").map_err(q("decode"))?;
     let status: String = r.try_get("status").map_err(q("decode"))?;

@@ -43,6 +43,8 @@ macro_rules! select_documents {
     };
 }
 
+pub(super) const SELECT_DOCUMENTS: &str = select_documents!("");
+
 pub(super) fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogError> {
     let wrapped_key = sealed_cols(row, "wrapped_key", "key_version")?;
     let state: String = row.try_get("state").map_err(q("decode"))?;
@@ -177,11 +179,6 @@ impl Tx {
         let row =
             sqlx::query(sql).bind(id.to_string()).fetch_optional(&mut *self.tx).await.map_err(q("get_document"))?;
         row.as_ref().map(document_from_row).transpose()
-    }
-
-    /// These documents (any state; missing ids are absent).
-    pub async fn documents_by_ids(&mut self, ids: &[Uuid]) -> Result<Vec<DocumentRow>, CatalogError> {
-        super::search::fetch_in(self, "documents_by_ids", select_documents!("WHERE id"), ids, document_from_row).await
     }
 
     /// Crypto-shred: drop the wrapped data key and mark the row destroyed,

