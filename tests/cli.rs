@@ -284,6 +284,7 @@ async fn serve_waits_for_an_index_another_process_still_holds() {
     let started = std::time::Instant::now();
     let server = Server::start(kluis(&b), b.dir.path().join("serve.log")).await.expect("serve starts once it is free");
     assert!(started.elapsed() >= Duration::from_secs(2), "serve must wait for the holder, not take the directory");
+    assert!(server.log().contains("search index held by another process; waiting"), "{}", server.log());
     holder.await.unwrap();
     let (code, _) = server.get("/readyz").await;
     assert_eq!(code, 200, "{}", server.log());

@@ -257,6 +257,7 @@ async fn open_index_waiting(
     patience: Duration,
 ) -> anyhow::Result<(vault::search::Index, vault::search::Opened)> {
     let deadline = tokio::time::Instant::now() + patience;
+    let mut said = false;
     loop {
         // Off the async threads: opening reads every segment file (checksums).
         let opened = {
@@ -267,6 +268,10 @@ async fn open_index_waiting(
         };
         match opened {
             Err(e) if e.is_locked() && tokio::time::Instant::now() < deadline => {
+                if !said {
+                    said = true;
+                    tracing::info!(dir = %dir.display(), ?patience, "search index held by another process; waiting");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             r => return r.map_err(|e| index_error(e, dir)),
