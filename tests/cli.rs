@@ -53,6 +53,7 @@ async fn seed(b: &Backend, n: usize) -> Vec<(Uuid, Vec<u8>)> {
                     content_type: "text/plain".into(),
                     uploaded_by: None,
                     retention_until: None,
+                    retention_reason: None,
                 },
                 futures::stream::iter(chunks),
             )

@@ -15,6 +15,7 @@ mod documents;
 mod download;
 mod keys;
 mod resilience;
+mod retention;
 mod search;
 mod session;
 mod transport;

@@ -232,6 +232,7 @@ async fn run(args: Args) -> Result<(), AnyError> {
         content_type: "application/octet-stream".into(),
         uploaded_by: None,
         retention_until: None,
+        retention_reason: None,
     };
     let t = Instant::now();
     let row = vault.put_document(meta, body).await?;

@@ -109,7 +109,9 @@ pub struct NewDocument {
     pub filename: String,
     pub content_type: String,
     pub uploaded_by: Option<Uuid>,
+    /// A manual destruction date and its reason; `None`: the policy's.
     pub retention_until: Option<i64>,
+    pub retention_reason: Option<String>,
 }
 
 pub struct Vault {
@@ -386,6 +388,7 @@ impl Vault {
                 wrapped_key: wrapped,
                 uploaded_by: meta.uploaded_by,
                 retention_until: meta.retention_until,
+                retention_reason: meta.retention_reason.clone(),
             })
             .await?;
             match tx.ensure_current_key(version).await {

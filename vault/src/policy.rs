@@ -41,6 +41,11 @@ pub enum Action {
     OpenDocument(Purpose),
     ManageUsers,
     SetRetention,
+    /// Set a psychological report's destruction date below the NIP code's
+    /// minimum (one year after the trajectory ends).
+    RetentionBelowMinimum,
+    /// Change the retention policy of a document type.
+    RetentionPolicy,
     LegalHold,
     DestroyDocument,
     EraseClient,
@@ -216,10 +221,24 @@ fn decide_client(
     match action {
         ManageUsers | CreateClient | RegisterSubstitution if staff => ALLOW,
         ManageUsers | CreateClient | RegisterSubstitution => Decision::Forbidden("management and office only"),
-        LegalHold | DestroyDocument | EraseClient | ReadAuditLog | BreachRegister if actor.role == Management => ALLOW,
-        LegalHold | DestroyDocument | EraseClient | ReadAuditLog | BreachRegister => {
-            Decision::Forbidden("management only")
+        LegalHold
+        | DestroyDocument
+        | EraseClient
+        | ReadAuditLog
+        | BreachRegister
+        | RetentionBelowMinimum
+        | RetentionPolicy
+            if actor.role == Management =>
+        {
+            ALLOW
         }
+        LegalHold
+        | DestroyDocument
+        | EraseClient
+        | ReadAuditLog
+        | BreachRegister
+        | RetentionBelowMinimum
+        | RetentionPolicy => Decision::Forbidden("management only"),
         AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention if staff => ALLOW,
         AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention => {
             Decision::Forbidden("management and office only")
@@ -454,6 +473,8 @@ mod tests {
             (ReadAccessLog, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (SetRetention, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (LegalHold, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (RetentionBelowMinimum, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (RetentionPolicy, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (DestroyDocument, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (EraseClient, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (ReadAuditLog, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
@@ -614,6 +635,8 @@ mod tests {
             ("set restriction", Action::SetRestriction),
             ("read access log", Action::ReadAccessLog),
             ("set retention", Action::SetRetention),
+            ("retention below the NIP minimum", Action::RetentionBelowMinimum),
+            ("change a retention policy", Action::RetentionPolicy),
             ("manage users", Action::ManageUsers),
             ("legal hold", Action::LegalHold),
             ("destroy document", Action::DestroyDocument),

@@ -83,6 +83,7 @@ fn doc(client_id: Uuid) -> NewDocument {
         content_type: "application/pdf".into(),
         uploaded_by: None,
         retention_until: None,
+        retention_reason: None,
     }
 }
 

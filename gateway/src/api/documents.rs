@@ -18,7 +18,8 @@ pub struct DocumentList {
     pub documents: Vec<Document>,
 }
 
-/// The upload form: `type`, `title`, `retention_until`, then the file
+/// The upload form: `type`, `title`, `retention_until` with
+/// `retention_reason`, then the file
 /// last (its name is kept); nothing else.
 pub struct UploadForm;
 
@@ -32,10 +33,12 @@ impl utoipa::PartialSchema for UploadForm {
             .property("title", vault::domain::schema::optional::<200>())
             .property(
                 "retention_until",
-                text(40)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
-                    .description(Some("YYYY-MM-DD or RFC 3339; management and office only")),
+                text(40).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))).description(Some(
+                    "YYYY-MM-DD or RFC 3339, in the future; management and office only, with \
+                         retention_reason; for psych_report below a year from now management only",
+                )),
             )
+            .property("retention_reason", text(1000).description(Some("why; required with retention_until")))
             .property(
                 "file",
                 ObjectBuilder::new()

@@ -12,6 +12,7 @@ pub mod documents;
 pub mod download;
 pub mod error;
 pub mod openapi;
+pub mod retention;
 pub mod search;
 pub mod session;
 pub mod users;
@@ -101,6 +102,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(documents::get))
         .routes(routes!(documents::issue_token))
         .routes(routes!(search::search))
+        .routes(routes!(retention::policies))
+        .routes(routes!(retention::set_policy))
         .routes(routes!(download::download))
 }
 

@@ -87,10 +87,11 @@ async fn take_field(out: &mut UploadFields, name: &str, mut field: Field<'_>) ->
         "type" => &mut out.doc_type,
         "title" => &mut out.title,
         "retention_until" => &mut out.retention_until,
+        "retention_reason" => &mut out.retention_reason,
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidField,
-                "unknown form field; the fields are type, title, retention_until and file",
+                "unknown form field; the fields are type, title, retention_until, retention_reason and file",
             ));
         }
     };

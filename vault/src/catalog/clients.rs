@@ -178,8 +178,9 @@ impl Tx {
         Ok(())
     }
 
-    /// End the trajectory (only an active one). Returns false if it was
-    /// already closed.
+    /// End the trajectory (only an active one): the retention clocks of its
+    /// trajectory-bound documents start. Returns false if it was already
+    /// closed.
     pub async fn close_client(&mut self, id: Uuid, ended_at: i64) -> Result<bool, CatalogError> {
         let r = sqlx::query(
             "UPDATE clients SET status = 'closed', ended_at = $1, updated_at = $2 WHERE id = $3 AND status = 'active'",
@@ -190,6 +191,10 @@ impl Tx {
         .execute(&mut *self.tx)
         .await
         .map_err(q("close_client"))?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.recompute_retention(super::Recompute::Client(id)).await?;
+        Ok(true)
     }
 }

@@ -26,6 +26,9 @@ pub struct DocumentRow {
     pub uploaded_by: Option<Uuid>,
     pub uploaded_at: i64,
     pub retention_until: Option<i64>,
+    /// Where the date came from: the policy, or a person (with a reason).
+    pub retention_manual: bool,
+    pub retention_reason: Option<String>,
     pub legal_hold: bool,
     pub destroyed_at: Option<i64>,
     pub destroyed_by: Option<String>,
@@ -36,8 +39,8 @@ macro_rules! select_documents {
     ($rest:literal) => {
         concat!(
             "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, object_name, \
-             wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, \
-             CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by FROM documents ",
+             wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, retention_source, \
+             retention_reason, CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by FROM documents ",
             $rest
         )
     };
@@ -63,6 +66,8 @@ pub(super) fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogErro
         uploaded_by: opt_uuid_col(row, "uploaded_by")?,
         uploaded_at: row.try_get("uploaded_at").map_err(q("decode"))?,
         retention_until: row.try_get("retention_until").map_err(q("decode"))?,
+        retention_manual: row.try_get::<String, _>("retention_source").map_err(q("decode"))? == "manual",
+        retention_reason: row.try_get("retention_reason").map_err(q("decode"))?,
         legal_hold: row.try_get::<i64, _>("legal_hold").map_err(q("decode"))? != 0,
         destroyed_at: row.try_get("destroyed_at").map_err(q("decode"))?,
         destroyed_by: row.try_get("destroyed_by").map_err(q("decode"))?,
@@ -90,7 +95,9 @@ pub struct NewDocumentRow {
     pub object_name: String,
     pub wrapped_key: WrappedKey,
     pub uploaded_by: Option<Uuid>,
+    /// A manual date (with its reason); `None`: the policy's.
     pub retention_until: Option<i64>,
+    pub retention_reason: Option<String>,
 }
 
 impl Tx {
@@ -100,8 +107,9 @@ impl Tx {
     pub async fn insert_pending_document(&mut self, d: &NewDocumentRow) -> Result<(), CatalogError> {
         sqlx::query(
             "INSERT INTO documents (id, client_id, doc_type, title, filename, content_type, object_name, \
-             wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, legal_hold) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13)",
+             wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, legal_hold, \
+             retention_source, retention_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13, $14, $15)",
         )
         .bind(d.id.to_string())
         .bind(d.client_id.to_string())
@@ -116,13 +124,17 @@ impl Tx {
         .bind(self.now)
         .bind(d.retention_until)
         .bind(false)
+        .bind(if d.retention_until.is_some() { "manual" } else { "policy" })
+        .bind(d.retention_reason.clone())
         .execute(&mut *self.tx)
         .await
         .map_err(q("insert_pending_document"))?;
         Ok(())
     }
 
-    /// Mark a pending document complete with its plaintext size and hash.
+    /// Mark a pending document complete with its plaintext size and hash;
+    /// its retention clock starts (a policy date, if its type counts from
+    /// the upload or its trajectory has already ended).
     pub async fn activate_document(&mut self, id: Uuid, size: i64, sha256: &str) -> Result<(), CatalogError> {
         let r = sqlx::query(
             "UPDATE documents SET state = 'active', size = $1, sha256 = $2 \
@@ -137,6 +149,7 @@ impl Tx {
         if r.rows_affected() != 1 {
             return Err(CatalogError::NotFound("pending document"));
         }
+        self.recompute_retention(super::Recompute::Document(id)).await?;
         Ok(())
     }
 

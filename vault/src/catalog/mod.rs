@@ -34,6 +34,7 @@ mod clients;
 mod documents;
 mod keys;
 mod logins;
+mod retention;
 mod search;
 mod tokens;
 mod users;
@@ -44,6 +45,7 @@ pub use clients::{ClientRow, ClientStatus, NewClientRow, display_name};
 pub use documents::{Destroyed, DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use logins::LoginAttempts;
+pub use retention::{Clock, DAY_MICROS, PolicyRow, Recompute};
 pub use search::{
     ChangeWaiter, ClientName, ClientReach, HitRow, IndexRow, LogAnchor, LogChange, LogPosition, LogState,
 };
@@ -417,18 +419,18 @@ impl Catalog {
     /// statement outside any transaction (to open the object before the
     /// redemption's transaction).
     pub async fn usable_token_document(&self, token_hash: &str, now: i64) -> Result<Option<DocumentRow>, CatalogError> {
-        let row = sqlx::query(
-            "SELECT d.id, d.client_id, d.doc_type, d.title, d.filename, d.content_type, d.size, d.sha256, \
-             d.object_name, d.wrapped_key, d.key_version, d.state, d.uploaded_by, d.uploaded_at, d.retention_until, \
-             CAST(d.legal_hold AS INTEGER) AS legal_hold, d.destroyed_at, d.destroyed_by \
-             FROM download_tokens t JOIN documents d ON d.id = t.document_id \
+        // The document's columns as every document read takes them.
+        let sql = format!(
+            "SELECT d.* FROM download_tokens t JOIN ({}) d ON d.id = t.document_id \
              WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.voided_at IS NULL AND t.expires_at > $2",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(q("usable_token_document"))?;
+            documents::SELECT_DOCUMENTS.trim_end()
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("usable_token_document"))?;
         row.as_ref().map(documents::document_from_row).transpose()
     }
 

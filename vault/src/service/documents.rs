@@ -28,6 +28,10 @@ use crate::faults::FaultPoint;
 use crate::policy::{Action, Target};
 use crate::{NewDocument, Vault, VaultError};
 
+/// The NIP code's minimum for a psychological report: a year after the
+/// trajectory ends; below it only management may set a date.
+const PSYCH_MINIMUM_DAYS: i64 = 365;
+
 /// A document's metadata. A tombstone (`state: destroyed`) keeps only id,
 /// client, type, dates, and who or what destroyed it.
 #[derive(Debug, Clone, Serialize)]
@@ -47,7 +51,16 @@ pub struct Document {
     pub sha256: Option<String>,
     pub uploaded_by: Option<Uuid>,
     pub uploaded_at: DateTime<Utc>,
+    /// When the purge destroys it (unless held). Null while its clock has
+    /// not started: see `retention_waits_for`.
     pub retention_until: Option<DateTime<Utc>>,
+    /// `policy` (the type's retention policy) or `manual` (set by a person,
+    /// with `retention_reason`).
+    pub retention_source: &'static str,
+    pub retention_reason: Option<String>,
+    /// Why a live document has no destruction date yet: `trajectory_end`
+    /// (its clock starts when the client's trajectory ends).
+    pub retention_waits_for: Option<&'static str>,
     pub legal_hold: bool,
     pub state: DocumentState,
     pub destroyed_at: Option<DateTime<Utc>>,
@@ -71,6 +84,10 @@ impl TryFrom<&DocumentRow> for Document {
             uploaded_by: d.uploaded_by,
             uploaded_at: micros_to_time(d.uploaded_at),
             retention_until: opt_time(d.retention_until),
+            retention_source: if d.retention_manual { "manual" } else { "policy" },
+            retention_reason: d.retention_reason.clone(),
+            retention_waits_for: (d.retention_until.is_none() && d.state != DocumentState::Destroyed)
+                .then_some("trajectory_end"),
             legal_hold: d.legal_hold,
             state: d.state,
             destroyed_at: opt_time(d.destroyed_at),
@@ -84,8 +101,10 @@ impl TryFrom<&DocumentRow> for Document {
 pub struct UploadFields {
     pub doc_type: Option<String>,
     pub title: Option<String>,
-    /// `YYYY-MM-DD` or RFC 3339; management and office only.
+    /// `YYYY-MM-DD` or RFC 3339, in the future; management and office
+    /// only, with `retention_reason`.
     pub retention_until: Option<String>,
+    pub retention_reason: Option<String>,
     /// The file part's name as the client sent it.
     pub filename: Option<String>,
 }
@@ -99,6 +118,7 @@ pub struct UploadPermit {
     doc_type: Option<DocumentType>,
     title: Option<String>,
     retention_until: Option<i64>,
+    retention_reason: Option<String>,
     filename: String,
 }
 
@@ -194,6 +214,7 @@ impl Vault {
             doc_type: None,
             title: None,
             retention_until: None,
+            retention_reason: None,
             filename: String::new(),
         };
         op.commit_unaudited().await?;
@@ -221,6 +242,13 @@ impl Vault {
                 ServiceError::new(ErrorCode::InvalidField, "retention_until is a date YYYY-MM-DD or RFC 3339")
             })?),
         };
+        if let Some(until) = permit.retention_until {
+            if until <= self.now_micros() {
+                return Err(ServiceError::new(ErrorCode::InvalidField, "retention_until must lie in the future"));
+            }
+            permit.retention_reason =
+                Some(domain::required_text("reason", fields.retention_reason.as_deref().unwrap_or(""), 1000)?);
+        }
         permit.doc_type = Some(doc_type);
         permit.title = domain::optional_text("title", fields.title.as_deref(), 200)?;
         permit.filename = clean_filename(fields.filename.as_deref())?;
@@ -263,6 +291,7 @@ impl Vault {
             content_type: content_type.into(),
             uploaded_by: Some(permit.caller.id()),
             retention_until: permit.retention_until,
+            retention_reason: permit.retention_reason.clone(),
         };
         let doc = self.begin_document(meta).await?;
         let (sha, size) = match self.write_document(&doc, body).await {
@@ -284,15 +313,30 @@ impl Vault {
             // Decided again: access may have ended while the bytes flowed.
             op.event.document_id = Some(doc.id);
             let (client, decision) = op.client(permit.client_id, Action::UploadDocument).await?;
-            if permit.retention_until.is_some() {
-                op.authorize(Action::SetRetention, Target::Client(&super::facts(&client))).await?;
+            if let Some(until) = permit.retention_until {
+                let facts = super::facts(&client);
+                op.authorize(Action::SetRetention, Target::Client(&facts)).await?;
+                // The NIP code keeps a psychological report at least a year
+                // after the trajectory; the trajectory is running, so any
+                // date within a year from now may lie below that.
+                let minimum = op.now() + PSYCH_MINIMUM_DAYS * crate::catalog::DAY_MICROS;
+                let below = doc_type == DocumentType::PsychReport && until < minimum;
+                if below {
+                    op.authorize(Action::RetentionBelowMinimum, Target::Client(&facts)).await?;
+                }
+                op.event.details = serde_json::json!({ "below_nip_minimum": below });
             }
             op.event.on_behalf_of = match decision {
                 crate::policy::Decision::Allow { on_behalf_of, .. } => on_behalf_of,
                 _ => None,
             };
             op.event.reason = Some(decision.reason().into());
-            op.event.details = serde_json::json!({ "size": size, "type": doc_type, "content_type": content_type });
+            let retention = permit.retention_until.map(|u| {
+                serde_json::json!({ "until": micros_to_time(u), "reason": permit.retention_reason,
+                                    "below_nip_minimum": op.event.details["below_nip_minimum"] })
+            });
+            op.event.details = serde_json::json!({ "size": size, "type": doc_type, "content_type": content_type,
+                                                   "retention": retention });
             op.tx()?.activate_document(doc.id, size as i64, &sha).await.map_err(ServiceError::from)?;
             op.commit().await?;
             if self.faults.fire(FaultPoint::ActivationAckLost) {

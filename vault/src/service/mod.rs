@@ -20,6 +20,7 @@ mod clients;
 mod documents;
 mod downloads;
 mod error;
+mod retention;
 mod search;
 mod sessions;
 mod substitutions;
@@ -37,6 +38,7 @@ pub use clients::{Client, ClientQuery, CloseTrajectory, NewClient, RevealedBsn, 
 pub use documents::{Document, UploadAbort, UploadFields, UploadPermit, abort_error};
 pub use downloads::{Download, IssuedToken, TokenRequest};
 pub use error::{ErrorCode, ServiceError, ServiceResult};
+pub use retention::{PolicyChange, RetentionPolicy, RetentionTrigger, SetRetentionPolicy};
 pub use search::{SearchHit, SearchQuery, SearchResults};
 pub use sessions::{LoginRequest, NewSession};
 pub use substitutions::{NewSubstitution, Substitution, SubstitutionQuery, SubstitutionShow};

@@ -1,0 +1,145 @@
+//! Retention policies and destruction dates (SPEC §4, issue 9).
+
+use crate::helpers::*;
+
+fn time(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str().unwrap_or_else(|| panic!("not a time: {v}")).parse().unwrap()
+}
+
+/// An upload with any extra form fields; the answer.
+async fn upload_with(api: &Api, client: &str, doc_type: &str, extra: &[(&str, String)]) -> (StatusCode, Value) {
+    let mut form = reqwest::multipart::Form::new().text("type", doc_type.to_string());
+    for (k, v) in extra {
+        form = form.text(k.to_string(), v.clone());
+    }
+    let form = form.part("file", reqwest::multipart::Part::bytes(pdf(1000).0).file_name("d.pdf"));
+    api.send(api.req(reqwest::Method::POST, &format!("/api/v1/clients/{client}/documents")).multipart(form)).await
+}
+
+async fn policies_and_dates(b: Backend) {
+    let env = start(b, &[]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    let coach = Api::login(&env.server, &env.user(&admin, "carla", "coach").await).await;
+    let client = env.client(&admin).await;
+
+    // The defaults of SPEC §4; office reads them, a coach may not.
+    let (s, v) = office.get("/api/v1/retention/policies").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let policies = v["policies"].as_array().unwrap();
+    assert_eq!(policies.len(), 10);
+    for p in policies {
+        let (trigger, days) = if p["type"] == "id_copy" { ("upload", 30) } else { ("trajectory_end", 731) };
+        assert_eq!((p["trigger"].as_str(), p["period_days"].as_i64()), (Some(trigger), Some(days)), "{p}");
+        assert!(p["updated_at"].is_null());
+    }
+    assert_eq!(coach.get("/api/v1/retention/policies").await.0, StatusCode::FORBIDDEN);
+
+    // Clocks: an identity copy from its upload; a progress report waits
+    // for the end of the trajectory.
+    let (s, id_copy) = upload_with(&office, &client, "id_copy", &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{id_copy}");
+    let uploaded = time(&id_copy["uploaded_at"]);
+    assert_eq!(time(&id_copy["retention_until"]), uploaded + chrono::Duration::days(30));
+    assert_eq!((id_copy["retention_source"].as_str(), &id_copy["retention_waits_for"]), (Some("policy"), &Value::Null));
+    let (s, report) = upload_with(&office, &client, "progress_report", &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{report}");
+    assert!(report["retention_until"].is_null(), "{report}");
+    assert_eq!(report["retention_waits_for"], "trajectory_end");
+
+    // Manual dates: in the future and with a reason; a psychological report
+    // below the NIP minimum only by management.
+    let soon = (chrono::Utc::now() + chrono::Duration::days(60)).date_naive().to_string();
+    for (fields, status, code) in [
+        (vec![("retention_until", "1970-01-01".to_string()), ("retention_reason", "x".into())], 422, "invalid_field"),
+        (vec![("retention_until", soon.clone())], 422, "reason_required"),
+        (vec![("retention_until", soon.clone()), ("retention_reason", "  ".into())], 422, "reason_required"),
+    ] {
+        let (s, v) = upload_with(&office, &client, "intake", &fields).await;
+        assert_eq!((s.as_u16(), v["error"]["code"].as_str()), (status, Some(code)), "{fields:?}: {v}");
+    }
+    let reason = ("retention_reason", "contract van de gemeente".to_string());
+    let (s, manual) =
+        upload_with(&office, &client, "intake", &[("retention_until", soon.clone()), reason.clone()]).await;
+    assert_eq!(s, StatusCode::CREATED, "{manual}");
+    assert_eq!(
+        (manual["retention_source"].as_str(), manual["retention_reason"].as_str()),
+        (Some("manual"), Some("contract van de gemeente"))
+    );
+    let (s, v) =
+        upload_with(&office, &client, "psych_report", &[("retention_until", soon.clone()), reason.clone()]).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{v}");
+    let (s, psych) = upload_with(&admin, &client, "psych_report", &[("retention_until", soon.clone()), reason]).await;
+    assert_eq!(s, StatusCode::CREATED, "{psych}");
+    let (_, events) = admin.get("/api/v1/audit?action=document.upload&limit=100").await;
+    let below: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"]["retention"]["below_nip_minimum"] == true)
+        .collect();
+    assert_eq!(below.len(), 1, "management's date below the minimum is audited as such: {events}");
+    assert_eq!(below[0]["document_id"], psych["id"]);
+
+    // The trajectory ends: the trajectory-bound clocks start; manual dates
+    // stay.
+    let (s, closed) = admin.post(&format!("/api/v1/clients/{client}/close"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{closed}");
+    let ended = time(&closed["ended_at"]);
+    let get = |id: &Value| format!("/api/v1/documents/{}", id.as_str().unwrap());
+    let (_, r) = office.get(&get(&report["id"])).await;
+    assert_eq!(time(&r["retention_until"]), ended + chrono::Duration::days(731), "{r}");
+    assert!(r["retention_waits_for"].is_null());
+    let (_, m) = office.get(&get(&manual["id"])).await;
+    assert_eq!(m["retention_until"], manual["retention_until"], "a manual date is not the policy's");
+
+    // A policy change moves the dates of the type's documents whose clock
+    // has not run out, and says how many; office may not change it.
+    let (s, _) = office
+        .put("/api/v1/retention/policies/progress_report", json!({"trigger": "trajectory_end", "period_days": 365}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, change) = admin
+        .put("/api/v1/retention/policies/progress_report", json!({"trigger": "trajectory_end", "period_days": 365}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{change}");
+    assert_eq!((change["dates_moved"].as_u64(), change["policy"]["period_days"].as_i64()), (Some(1), Some(365)));
+    assert!(!change["policy"]["updated_at"].is_null());
+    let (_, r) = office.get(&get(&report["id"])).await;
+    assert_eq!(time(&r["retention_until"]), ended + chrono::Duration::days(365));
+    // The same policy again moves nothing.
+    let (_, again) = admin
+        .put("/api/v1/retention/policies/progress_report", json!({"trigger": "trajectory_end", "period_days": 365}))
+        .await;
+    assert_eq!(again["dates_moved"], 0, "{again}");
+    // An identity copy now counted from the end of the trajectory.
+    let (_, c) =
+        admin.put("/api/v1/retention/policies/id_copy", json!({"trigger": "trajectory_end", "period_days": 10})).await;
+    assert_eq!(c["dates_moved"], 1, "{c}");
+    let (_, r) = office.get(&get(&id_copy["id"])).await;
+    assert_eq!(time(&r["retention_until"]).timestamp(), (ended + chrono::Duration::days(10)).timestamp());
+    // A whole number written as `731.0` is a whole number; `10.5` is not.
+    let (s, v) = admin
+        .put("/api/v1/retention/policies/intake", json!({"trigger": "trajectory_end", "period_days": 731.0}))
+        .await;
+    assert_eq!((s, v["policy"]["period_days"].as_i64()), (StatusCode::OK, Some(731)), "{v}");
+    for (body, code) in [
+        (json!({"trigger": "upload", "period_days": 10.5}), "invalid_body"),
+        (json!({"trigger": "upload", "period_days": 0}), "invalid_field"),
+        (json!({"trigger": "upload", "period_days": 36601}), "invalid_field"),
+        (json!({"trigger": "later", "period_days": 10}), "invalid_body"),
+    ] {
+        let (s, v) = admin.put("/api/v1/retention/policies/intake", body.clone()).await;
+        assert!(s.is_client_error(), "{body}: {s} {v}");
+        if code == "invalid_field" {
+            assert_eq!(v["error"]["code"], code, "{body}: {v}");
+        }
+    }
+    let (_, v) = admin.get("/api/v1/audit?action=retention.policy&limit=10").await;
+    let events: Vec<&Value> = v["events"].as_array().unwrap().iter().filter(|e| e["outcome"] == "ok").collect();
+    assert_eq!(events.len(), 4, "every change audited: {v}");
+    assert_eq!(events[3]["details"]["dates_moved"], 1);
+    let denied = v["events"].as_array().unwrap().iter().filter(|e| e["outcome"] == "denied").count();
+    assert_eq!(denied, 1, "office's attempt is audited as denied: {v}");
+}
+on_both_backends!(retention_policies_and_destruction_dates, policies_and_dates);

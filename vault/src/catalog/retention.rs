@@ -1,0 +1,147 @@
+//! Retention (`migrations/*/0006_retention.sql`, issue 9): the policy per
+//! document type and the destruction dates it gives documents.
+//!
+//! A policy-sourced date is always the same expression of the catalog
+//! ([`POLICY_DATE`]): upload time plus the period for `upload` clocks, the
+//! end of the client's trajectory plus the period for `trajectory_end`
+//! clocks (NULL while the trajectory runs). Every event that can move it
+//! (activation, closing or reopening a trajectory, a policy change) applies
+//! that one expression to the documents it concerns, in the transaction of
+//! the event, so a date can never disagree with its policy. A manual date
+//! (`retention_source = 'manual'`) is never recomputed.
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{CatalogError, Tx, q};
+
+/// Microseconds in a day.
+pub const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The date the policy gives the document of the row being updated.
+const POLICY_DATE: &str = "(SELECT CASE p.clock \
+       WHEN 'upload' THEN documents.uploaded_at + p.period_days * 86400000000 \
+       ELSE (SELECT c.ended_at FROM clients c WHERE c.id = documents.client_id) + p.period_days * 86400000000 \
+     END FROM retention_policies p WHERE p.doc_type = documents.doc_type)";
+
+/// When a type's retention clock starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    Upload,
+    TrajectoryEnd,
+}
+
+impl Clock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Upload => "upload",
+            Clock::TrajectoryEnd => "trajectory_end",
+        }
+    }
+}
+
+impl std::str::FromStr for Clock {
+    type Err = CatalogError;
+    fn from_str(s: &str) -> Result<Self, CatalogError> {
+        match s {
+            "upload" => Ok(Clock::Upload),
+            "trajectory_end" => Ok(Clock::TrajectoryEnd),
+            other => Err(CatalogError::Corrupt(format!("retention clock {other:?}"))),
+        }
+    }
+}
+
+/// One row of `retention_policies`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRow {
+    pub doc_type: String,
+    pub clock: Clock,
+    pub period_days: i64,
+    pub updated_at: i64,
+    /// `None`: the default, never changed.
+    pub updated_by: Option<Uuid>,
+}
+
+/// Which documents get their policy date again.
+#[derive(Debug, Clone, Copy)]
+pub enum Recompute {
+    /// One document (its upload completed).
+    Document(Uuid),
+    /// Every live document of a client (its trajectory ended or reopened).
+    Client(Uuid),
+    /// Every active document of a type whose date has not passed yet, or
+    /// that has none (its policy changed).
+    TypeNotRunOut(&'static str),
+}
+
+impl Tx {
+    /// Every type's policy, by type.
+    pub async fn retention_policies(&mut self) -> Result<Vec<PolicyRow>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT doc_type, clock, period_days, updated_at, updated_by FROM retention_policies ORDER BY doc_type",
+        )
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(q("retention_policies"))?;
+        rows.iter()
+            .map(|r| {
+                let clock: String = r.try_get("clock").map_err(q("decode"))?;
+                Ok(PolicyRow {
+                    doc_type: r.try_get("doc_type").map_err(q("decode"))?,
+                    clock: clock.parse()?,
+                    period_days: r.try_get("period_days").map_err(q("decode"))?,
+                    updated_at: r.try_get("updated_at").map_err(q("decode"))?,
+                    updated_by: super::opt_uuid_col(r, "updated_by")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Change a type's policy (the caller recomputes the dates).
+    pub async fn set_retention_policy(
+        &mut self,
+        doc_type: &str,
+        clock: Clock,
+        period_days: i64,
+        by: Uuid,
+    ) -> Result<(), CatalogError> {
+        let r = sqlx::query(
+            "UPDATE retention_policies SET clock = $1, period_days = $2, updated_at = $3, updated_by = $4 \
+             WHERE doc_type = $5",
+        )
+        .bind(clock.as_str())
+        .bind(period_days)
+        .bind(self.now)
+        .bind(by.to_string())
+        .bind(doc_type)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(q("set_retention_policy"))?;
+        if r.rows_affected() != 1 {
+            return Err(CatalogError::NotFound("retention policy"));
+        }
+        Ok(())
+    }
+
+    /// Give the documents `which` names their policy date (manual dates and
+    /// destroyed documents are left alone). Returns how many dates changed.
+    pub async fn recompute_retention(&mut self, which: Recompute) -> Result<u64, CatalogError> {
+        let (filter, arg) = match which {
+            Recompute::Document(id) => ("id = $1", id.to_string()),
+            Recompute::Client(id) => ("client_id = $1 AND state <> 'destroyed'", id.to_string()),
+            Recompute::TypeNotRunOut(t) => {
+                ("doc_type = $1 AND state = 'active' AND (retention_until IS NULL OR retention_until > $2)", t.into())
+            }
+        };
+        let sql = format!(
+            "UPDATE documents SET retention_until = {POLICY_DATE} \
+             WHERE {filter} AND retention_source = 'policy' AND retention_until IS DISTINCT FROM {POLICY_DATE}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(arg);
+        if matches!(which, Recompute::TypeNotRunOut(_)) {
+            query = query.bind(self.now);
+        }
+        let r = query.execute(&mut *self.tx).await.map_err(q("recompute_retention"))?;
+        Ok(r.rows_affected())
+    }
+}
