@@ -93,6 +93,26 @@ async fn policies_and_dates(b: Backend) {
     let (_, m) = office.get(&get(&manual["id"])).await;
     assert_eq!(m["retention_until"], manual["retention_until"], "a manual date is not the policy's");
 
+    // Reopened, the trajectory-bound date goes again; closed again, it
+    // comes back from the new end.
+    let reopen = format!("/api/v1/clients/{client}/reopen");
+    let (s, v) = office.post(&reopen, json!({"reason": ""})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("reason_required")));
+    assert_eq!(coach.post(&reopen, json!({"reason": "x"})).await.0, StatusCode::FORBIDDEN);
+    let (s, v) = office.post(&reopen, json!({"reason": "nieuw traject"})).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("active")), "{v}");
+    let (s, v) = office.post(&reopen, json!({"reason": "nog eens"})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_closed")));
+    let (_, r) = office.get(&get(&report["id"])).await;
+    assert_eq!((&r["retention_until"], r["retention_waits_for"].as_str()), (&Value::Null, Some("trajectory_end")));
+    let (_, m) = office.get(&get(&manual["id"])).await;
+    assert_eq!(m["retention_until"], manual["retention_until"], "a manual date stays");
+    let (_, i) = office.get(&get(&id_copy["id"])).await;
+    assert_eq!(i["retention_until"], id_copy["retention_until"], "an upload clock does not depend on the trajectory");
+    let (s, closed) = admin.post(&format!("/api/v1/clients/{client}/close"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{closed}");
+    let ended = time(&closed["ended_at"]);
+
     // A policy change moves the dates of the type's documents whose clock
     // has not run out, and says how many; office may not change it.
     let (s, _) = office
@@ -143,3 +163,81 @@ async fn policies_and_dates(b: Backend) {
     assert_eq!(denied, 1, "office's attempt is audited as denied: {v}");
 }
 on_both_backends!(retention_policies_and_destruction_dates, policies_and_dates);
+
+async fn manual_dates_and_holds(b: Backend) {
+    let env = start(b, &[]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    let coach = Api::login(&env.server, &env.user(&admin, "carla", "coach").await).await;
+    let client = env.client(&admin).await;
+    let (s, psych) = upload_with(&office, &client, "psych_report", &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{psych}");
+    let path = format!("/api/v1/documents/{}/retention", psych["id"].as_str().unwrap());
+    let day = |d: i64| (chrono::Utc::now() + chrono::Duration::days(d)).date_naive().to_string();
+
+    // Refusals: who, when, why.
+    assert_eq!(coach.put(&path, json!({"until": day(400), "reason": "x"})).await.0, StatusCode::FORBIDDEN);
+    for (body, status, code) in [
+        (json!({"until": "2001-01-01", "reason": "x"}), 422, "invalid_field"),
+        (json!({"until": "morgen", "reason": "x"}), 422, "invalid_field"),
+        (json!({"until": day(400), "reason": " "}), 422, "reason_required"),
+        // Within a year of now while the trajectory runs: below the NIP minimum.
+        (json!({"until": day(60), "reason": "x"}), 403, "forbidden"),
+    ] {
+        let (s, v) = office.put(&path, body.clone()).await;
+        assert_eq!((s.as_u16(), v["error"]["code"].as_str()), (status, Some(code)), "{body}: {v}");
+    }
+    let (s, v) = office
+        .put(
+            "/api/v1/documents/00000000-0000-4000-8000-000000000000/retention",
+            json!({"until": day(400), "reason": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    // Office sets a date above the minimum; back to the policy; management
+    // below it, audited as such.
+    let (s, v) = office.put(&path, json!({"until": day(400), "reason": "klacht loopt"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["retention_source"].as_str(), v["retention_reason"].as_str()),
+        (Some("manual"), Some("klacht loopt"))
+    );
+    assert_eq!(v["retention_until"].as_str().map(|t| &t[..10]), Some(day(400).as_str()));
+    let (s, v) = office.put(&path, json!({"until": null, "reason": "terug naar het beleid"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!((v["retention_source"].as_str(), &v["retention_until"]), (Some("policy"), &Value::Null));
+    assert_eq!(v["retention_waits_for"], "trajectory_end");
+    let (s, v) = admin.put(&path, json!({"until": day(60), "reason": "verzoek van de cliënt"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, events) = admin.get("/api/v1/audit?action=document.retention&limit=20").await;
+    let ok: Vec<&Value> = events["events"].as_array().unwrap().iter().filter(|e| e["outcome"] == "ok").collect();
+    assert_eq!(ok.len(), 3, "{events}");
+    assert_eq!(
+        (ok[0]["details"]["below_nip_minimum"].as_bool(), ok[0]["reason"].as_str()),
+        (Some(true), Some("verzoek van de cliënt"))
+    );
+    assert_eq!(ok[1]["details"]["below_nip_minimum"], false);
+
+    // Legal hold: management only, with a reason; lifted again.
+    let hold = format!("/api/v1/documents/{}/legal-hold", psych["id"].as_str().unwrap());
+    assert_eq!(office.put(&hold, json!({"hold": true, "reason": "klacht"})).await.0, StatusCode::FORBIDDEN);
+    let (s, v) = admin.put(&hold, json!({"hold": true, "reason": ""})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("reason_required")));
+    let (s, v) = admin.put(&hold, json!({"hold": true, "reason": "klacht bij het tuchtcollege"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["legal_hold"].as_bool(), v["legal_hold_reason"].as_str()),
+        (Some(true), Some("klacht bij het tuchtcollege"))
+    );
+    let (_, v) = office.get(&format!("/api/v1/documents/{}", psych["id"].as_str().unwrap())).await;
+    assert_eq!(v["legal_hold"], true, "{v}");
+    let (s, v) = admin.put(&hold, json!({"hold": false, "reason": "klacht afgehandeld"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!((v["legal_hold"].as_bool(), &v["legal_hold_reason"]), (Some(false), &Value::Null));
+    let (_, events) = admin.get("/api/v1/audit?action=document.legal_hold&limit=20").await;
+    let ok: Vec<&Value> = events["events"].as_array().unwrap().iter().filter(|e| e["outcome"] == "ok").collect();
+    assert_eq!(ok.len(), 2, "{events}");
+    assert_eq!(ok[0]["details"]["hold"], json!({"from": true, "to": false}));
+}
+on_both_backends!(manual_destruction_dates_and_legal_holds, manual_dates_and_holds);

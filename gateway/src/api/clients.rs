@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use vault::service::{Client, ClientQuery, CloseTrajectory, NewClient, RevealedBsn, SetCoach};
+use vault::service::{Client, ClientQuery, CloseTrajectory, NewClient, ReopenTrajectory, RevealedBsn, SetCoach};
 
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Auth, ErrorBody};
 
@@ -97,4 +97,22 @@ pub async fn close(
     body: super::OptionalJson<CloseTrajectory>,
 ) -> ApiResult<Json<Client>> {
     Ok(Json(st.vault.close_trajectory(&caller, id, body.0.unwrap_or_default()).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/clients/{id}/reopen", tag = "clients", params(("id" = Uuid, Path)),
+    request_body = ReopenTrajectory,
+    responses((status = 200, description = "the client, active again; the destruction dates that counted from \
+                 the trajectory's end are cleared (manual dates stay)", body = Client),
+              (status = 403, description = "`forbidden`", body = ErrorBody),
+              (status = 404, description = "`not_found`", body = ErrorBody),
+              (status = 409, description = "`not_closed`", body = ErrorBody),
+              (status = 422, description = "`reason_required`", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reopen(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ReopenTrajectory>,
+) -> ApiResult<Json<Client>> {
+    Ok(Json(st.vault.reopen_trajectory(&caller, id, body).await?))
 }

@@ -93,6 +93,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(clients::reveal_bsn))
         .routes(routes!(clients::assign_coach))
         .routes(routes!(clients::close))
+        .routes(routes!(clients::reopen))
         .routes(routes!(access::set_restriction))
         .routes(routes!(access::access_log))
         .routes(routes!(access::create_substitution, access::list_substitutions))
@@ -104,6 +105,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(search::search))
         .routes(routes!(retention::policies))
         .routes(routes!(retention::set_policy))
+        .routes(routes!(retention::set_document_retention))
+        .routes(routes!(retention::set_legal_hold))
         .routes(routes!(download::download))
 }
 

@@ -178,6 +178,24 @@ impl Tx {
         Ok(())
     }
 
+    /// Reopen an ended trajectory: the retention dates its end gave are
+    /// cleared again (manual dates stay). False if it was not closed.
+    pub async fn reopen_client(&mut self, id: Uuid) -> Result<bool, CatalogError> {
+        let r = sqlx::query(
+            "UPDATE clients SET status = 'active', ended_at = NULL, updated_at = $1 WHERE id = $2 AND status = 'closed'",
+        )
+        .bind(self.now)
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(q("reopen_client"))?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.recompute_retention(super::Recompute::Client(id)).await?;
+        Ok(true)
+    }
+
     /// End the trajectory (only an active one): the retention clocks of its
     /// trajectory-bound documents start. Returns false if it was already
     /// closed.

@@ -30,6 +30,8 @@ pub struct DocumentRow {
     pub retention_manual: bool,
     pub retention_reason: Option<String>,
     pub legal_hold: bool,
+    /// Why it is held (while it is).
+    pub hold_reason: Option<String>,
     pub destroyed_at: Option<i64>,
     pub destroyed_by: Option<String>,
 }
@@ -40,7 +42,8 @@ macro_rules! select_documents {
         concat!(
             "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, object_name, \
              wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, retention_source, \
-             retention_reason, CAST(legal_hold AS INTEGER) AS legal_hold, destroyed_at, destroyed_by FROM documents ",
+             retention_reason, CAST(legal_hold AS INTEGER) AS legal_hold, hold_reason, destroyed_at, destroyed_by \
+             FROM documents ",
             $rest
         )
     };
@@ -69,6 +72,7 @@ pub(super) fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogErro
         retention_manual: row.try_get::<String, _>("retention_source").map_err(q("decode"))? == "manual",
         retention_reason: row.try_get("retention_reason").map_err(q("decode"))?,
         legal_hold: row.try_get::<i64, _>("legal_hold").map_err(q("decode"))? != 0,
+        hold_reason: row.try_get("hold_reason").map_err(q("decode"))?,
         destroyed_at: row.try_get("destroyed_at").map_err(q("decode"))?,
         destroyed_by: row.try_get("destroyed_by").map_err(q("decode"))?,
     })

@@ -144,4 +144,56 @@ impl Tx {
         let r = query.execute(&mut *self.tx).await.map_err(q("recompute_retention"))?;
         Ok(r.rows_affected())
     }
+
+    /// Set a person's date (with its reason) on a live document; `None`:
+    /// back to the policy's date. False if the document is not live.
+    pub async fn set_document_retention(
+        &mut self,
+        id: Uuid,
+        manual: Option<(i64, &str)>,
+    ) -> Result<bool, CatalogError> {
+        let r = match manual {
+            Some((until, reason)) => sqlx::query(
+                "UPDATE documents SET retention_until = $1, retention_source = 'manual', retention_reason = $2 \
+                 WHERE id = $3 AND state = 'active'",
+            )
+            .bind(until)
+            .bind(reason)
+            .bind(id.to_string()),
+            None => sqlx::query(
+                "UPDATE documents SET retention_source = 'policy', retention_reason = NULL \
+                 WHERE id = $1 AND state = 'active'",
+            )
+            .bind(id.to_string()),
+        }
+        .execute(&mut *self.tx)
+        .await
+        .map_err(q("set_document_retention"))?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if manual.is_none() {
+            self.recompute_retention(Recompute::Document(id)).await?;
+        }
+        Ok(true)
+    }
+
+    /// Set or lift a legal hold on a live document (the reason and who set
+    /// it are kept while it holds). False if the document is not live.
+    pub async fn set_legal_hold(&mut self, id: Uuid, hold: Option<(&str, Uuid)>) -> Result<bool, CatalogError> {
+        let (reason, by) = hold.map_or((None, None), |(r, b)| (Some(r.to_string()), Some(b.to_string())));
+        let r = sqlx::query(
+            "UPDATE documents SET legal_hold = $1, hold_reason = $2, held_by = $3, held_at = $4 \
+             WHERE id = $5 AND state = 'active'",
+        )
+        .bind(hold.is_some())
+        .bind(reason)
+        .bind(by)
+        .bind(hold.map(|_| self.now))
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(q("set_legal_hold"))?;
+        Ok(r.rows_affected() == 1)
+    }
 }

@@ -105,6 +105,16 @@ pub struct CloseTrajectory {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
+/// `POST /api/v1/clients/{id}/reopen`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReopenTrajectory {
+    /// Why the trajectory starts again.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::required::<1000>))]
+    pub reason: String,
+}
+
 /// `PUT /api/v1/clients/{id}/restriction`.
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -254,6 +264,28 @@ impl Vault {
             return Err(ServiceError::new(ErrorCode::AlreadyClosed, "the trajectory has already ended"));
         }
         op.event.details = serde_json::json!({ "ended_at": ended_at });
+        let view = self.client_view(&op.tx()?.client(c.id).await?)?;
+        op.commit().await?;
+        Ok(view)
+    }
+
+    /// Reopen an ended trajectory (management, office, with a reason): the
+    /// destruction dates that counted from its end are cleared again, in
+    /// the same transaction; the event says how many documents had one.
+    pub async fn reopen_trajectory(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        reopen: ReopenTrajectory,
+    ) -> ServiceResult<Client> {
+        let mut op = self.op(caller, "client.reopen").await?;
+        let (c, _) = op.client(id, Action::CloseTrajectory).await?;
+        let reason = domain::required_text("reason", &reopen.reason, 1000)?;
+        if !op.tx()?.reopen_client(c.id).await? {
+            return Err(ServiceError::new(ErrorCode::NotClosed, "the trajectory has not ended"));
+        }
+        op.event.reason = Some(reason);
+        op.event.details = serde_json::json!({ "ended_at": c.ended_at.map(crate::catalog::micros_to_time) });
         let view = self.client_view(&op.tx()?.client(c.id).await?)?;
         op.commit().await?;
         Ok(view)

@@ -28,9 +28,7 @@ use crate::faults::FaultPoint;
 use crate::policy::{Action, Target};
 use crate::{NewDocument, Vault, VaultError};
 
-/// The NIP code's minimum for a psychological report: a year after the
-/// trajectory ends; below it only management may set a date.
-const PSYCH_MINIMUM_DAYS: i64 = 365;
+use super::retention::PSYCH_MINIMUM_DAYS;
 
 /// A document's metadata. A tombstone (`state: destroyed`) keeps only id,
 /// client, type, dates, and who or what destroyed it.
@@ -62,6 +60,8 @@ pub struct Document {
     /// (its clock starts when the client's trajectory ends).
     pub retention_waits_for: Option<&'static str>,
     pub legal_hold: bool,
+    /// Why it is held (while it is).
+    pub legal_hold_reason: Option<String>,
     pub state: DocumentState,
     pub destroyed_at: Option<DateTime<Utc>>,
     /// A user id, or `retention`.
@@ -89,6 +89,7 @@ impl TryFrom<&DocumentRow> for Document {
             retention_waits_for: (d.retention_until.is_none() && d.state != DocumentState::Destroyed)
                 .then_some("trajectory_end"),
             legal_hold: d.legal_hold,
+            legal_hold_reason: d.hold_reason.clone(),
             state: d.state,
             destroyed_at: opt_time(d.destroyed_at),
             destroyed_by: d.destroyed_by.clone(),
@@ -190,7 +191,7 @@ fn clean_filename(raw: Option<&str>) -> ServiceResult<String> {
     Ok(if name.is_empty() { "document".into() } else { name })
 }
 
-fn parse_date_or_time(s: &str) -> Option<i64> {
+pub(super) fn parse_date_or_time(s: &str) -> Option<i64> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_micros());

@@ -67,6 +67,7 @@ make_error_codes! {
     /// The last active manager cannot be demoted or deactivated.
     LastManager = 409 "last_manager",
     AlreadyClosed = 409 "already_closed",
+    NotClosed = 409 "not_closed",
     /// The trajectory has ended: no more uploads.
     ClientClosed = 409 "client_closed",
     LegalHold = 409 "legal_hold",

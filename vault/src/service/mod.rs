@@ -34,11 +34,15 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use audit_log::{AccessEntry, AccessLog, AuditEntry, AuditQuery, CaseloadEntry, ChainReport};
-pub use clients::{Client, ClientQuery, CloseTrajectory, NewClient, RevealedBsn, SetCoach, SetRestriction};
+pub use clients::{
+    Client, ClientQuery, CloseTrajectory, NewClient, ReopenTrajectory, RevealedBsn, SetCoach, SetRestriction,
+};
 pub use documents::{Document, UploadAbort, UploadFields, UploadPermit, abort_error};
 pub use downloads::{Download, IssuedToken, TokenRequest};
 pub use error::{ErrorCode, ServiceError, ServiceResult};
-pub use retention::{PolicyChange, RetentionPolicy, RetentionTrigger, SetRetentionPolicy};
+pub use retention::{
+    PolicyChange, RetentionPolicy, RetentionTrigger, SetDocumentRetention, SetLegalHold, SetRetentionPolicy,
+};
 pub use search::{SearchHit, SearchQuery, SearchResults};
 pub use sessions::{LoginRequest, NewSession};
 pub use substitutions::{NewSubstitution, Substitution, SubstitutionQuery, SubstitutionShow};

@@ -9,11 +9,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Caller, ErrorCode, ServiceError, ServiceResult};
+use super::{Caller, Document, ErrorCode, ServiceError, ServiceResult, facts};
 use crate::Vault;
-use crate::catalog::{Clock, PolicyRow, Recompute, micros_to_time};
+use crate::catalog::{Clock, DAY_MICROS, PolicyRow, Recompute, micros_to_time};
 use crate::domain::DocumentType;
 use crate::policy::{Action, Target};
+
+/// The NIP code's minimum for a psychological report: a year after the
+/// trajectory ends; below it only management may set a date.
+pub(super) const PSYCH_MINIMUM_DAYS: i64 = 365;
 
 /// Longest period a policy may set: 100 years.
 const MAX_PERIOD_DAYS: i64 = 36_600;
@@ -93,6 +97,41 @@ pub struct PolicyChange {
     pub dates_moved: u64,
 }
 
+/// `PUT /api/v1/documents/{id}/retention`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetDocumentRetention {
+    /// `YYYY-MM-DD` or RFC 3339, in the future; null: back to the policy's
+    /// date.
+    #[cfg_attr(feature = "openapi", schema(schema_with = until_schema))]
+    pub until: Option<String>,
+    /// Why (required, also to go back to the policy).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::required::<1000>))]
+    pub reason: String,
+}
+
+#[cfg(feature = "openapi")]
+fn until_schema() -> utoipa::openapi::schema::Object {
+    let mut o = crate::domain::schema::day_or_time();
+    o.schema_type = utoipa::openapi::schema::SchemaType::from_iter([
+        utoipa::openapi::schema::Type::String,
+        utoipa::openapi::schema::Type::Null,
+    ]);
+    o
+}
+
+/// `PUT /api/v1/documents/{id}/legal-hold`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetLegalHold {
+    pub hold: bool,
+    /// Why (required, also to lift it).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::required::<1000>))]
+    pub reason: String,
+}
+
 fn view(p: &PolicyRow) -> ServiceResult<RetentionPolicy> {
     Ok(RetentionPolicy {
         doc_type: p.doc_type.parse().map_err(ServiceError::internal)?,
@@ -147,5 +186,70 @@ impl Vault {
         });
         op.commit().await?;
         Ok(PolicyChange { policy, dates_moved: moved })
+    }
+
+    /// Set a document's destruction date by hand (management, office), or
+    /// put it back on its policy. A psychological report's date less than a
+    /// year after its trajectory ends (or after now, while it runs) needs
+    /// management, and the event says so.
+    pub async fn set_document_retention(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        set: SetDocumentRetention,
+    ) -> ServiceResult<Document> {
+        let mut op = self.op(caller, "document.retention").await?;
+        let (doc, client, _) = op.document(id, Action::SetRetention).await?;
+        let reason = crate::domain::required_text("reason", &set.reason, 1000)?;
+        let until =
+            match set.until.as_deref() {
+                None => None,
+                Some(u) => Some(super::documents::parse_date_or_time(u).ok_or_else(|| {
+                    ServiceError::new(ErrorCode::InvalidField, "until is a date YYYY-MM-DD or RFC 3339")
+                })?),
+            };
+        let mut below = false;
+        if let Some(u) = until {
+            if u <= op.now() {
+                return Err(ServiceError::new(ErrorCode::InvalidField, "until must lie in the future"));
+            }
+            // The trajectory's end, or (still running) the earliest it can end.
+            let end = client.ended_at.unwrap_or(op.now());
+            below = doc.doc_type == DocumentType::PsychReport.as_str() && u < end + PSYCH_MINIMUM_DAYS * DAY_MICROS;
+            if below {
+                op.authorize(Action::RetentionBelowMinimum, Target::Client(&facts(&client))).await?;
+            }
+        }
+        if !op.tx()?.set_document_retention(doc.id, until.map(|u| (u, reason.as_str()))).await? {
+            return Err(ServiceError::new(ErrorCode::Gone, "the document has been destroyed"));
+        }
+        let row = op.tx()?.get_document(doc.id).await?;
+        op.event.reason = Some(reason);
+        op.event.details = serde_json::json!({
+            "from": { "until": doc.retention_until.map(micros_to_time), "manual": doc.retention_manual },
+            "to": { "until": row.retention_until.map(micros_to_time), "manual": row.retention_manual },
+            "below_nip_minimum": below,
+        });
+        let view = Document::try_from(&row)?;
+        op.commit().await?;
+        Ok(view)
+    }
+
+    /// Set or lift a legal hold (management, with a reason). A held document
+    /// is never destroyed, whatever its date; lifted, it is due again.
+    pub async fn set_legal_hold(&self, caller: &Caller, id: Uuid, set: SetLegalHold) -> ServiceResult<Document> {
+        let mut op = self.op(caller, "document.legal_hold").await?;
+        let (doc, _, _) = op.document(id, Action::LegalHold).await?;
+        let reason = crate::domain::required_text("reason", &set.reason, 1000)?;
+        let hold = set.hold.then_some((reason.as_str(), caller.id()));
+        if !op.tx()?.set_legal_hold(doc.id, hold).await? {
+            return Err(ServiceError::new(ErrorCode::Gone, "the document has been destroyed"));
+        }
+        let row = op.tx()?.get_document(doc.id).await?;
+        op.event.reason = Some(reason);
+        op.event.details = serde_json::json!({ "hold": { "from": doc.legal_hold, "to": set.hold } });
+        let view = Document::try_from(&row)?;
+        op.commit().await?;
+        Ok(view)
     }
 }
