@@ -338,6 +338,15 @@ api_enum!(
 );
 
 api_enum!(
+    /// When a document type's retention clock starts (SPEC §4): at upload,
+    /// or when the client's trajectory ends (no date before that).
+    RetentionTrigger, "retention trigger" {
+        Upload = "upload",
+        TrajectoryEnd = "trajectory_end",
+    }
+);
+
+api_enum!(
     /// Who commissioned the trajectory.
     Commissioner, "commissioner" {
         Uwv = "uwv",

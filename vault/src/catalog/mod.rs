@@ -45,7 +45,7 @@ pub use clients::{ClientRow, ClientStatus, NewClientRow, display_name};
 pub use documents::{Destroyed, DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use logins::LoginAttempts;
-pub use retention::{Clock, DAY_MICROS, PolicyRow, Recompute};
+pub use retention::{DAY_MICROS, PolicyRow, Recompute, RetentionTrigger};
 pub use search::{
     ChangeWaiter, ClientName, ClientReach, HitRow, IndexRow, LogAnchor, LogChange, LogPosition, LogState,
 };

@@ -14,6 +14,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{CatalogError, Tx, q};
+pub use crate::domain::RetentionTrigger;
 
 /// Microseconds in a day.
 pub const DAY_MICROS: i64 = 86_400_000_000;
@@ -24,42 +25,28 @@ const POLICY_DATE: &str = "(SELECT CASE p.clock \
        ELSE (SELECT c.ended_at FROM clients c WHERE c.id = documents.client_id) + p.period_days * 86400000000 \
      END FROM retention_policies p WHERE p.doc_type = documents.doc_type)";
 
-/// When a type's retention clock starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clock {
-    Upload,
-    TrajectoryEnd,
-}
-
-impl Clock {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Clock::Upload => "upload",
-            Clock::TrajectoryEnd => "trajectory_end",
-        }
-    }
-}
-
-impl std::str::FromStr for Clock {
-    type Err = CatalogError;
-    fn from_str(s: &str) -> Result<Self, CatalogError> {
-        match s {
-            "upload" => Ok(Clock::Upload),
-            "trajectory_end" => Ok(Clock::TrajectoryEnd),
-            other => Err(CatalogError::Corrupt(format!("retention clock {other:?}"))),
-        }
-    }
-}
-
 /// One row of `retention_policies`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyRow {
     pub doc_type: String,
-    pub clock: Clock,
+    pub trigger: RetentionTrigger,
     pub period_days: i64,
     pub updated_at: i64,
     /// `None`: the default, never changed.
     pub updated_by: Option<Uuid>,
+}
+
+const SELECT_POLICIES: &str = "SELECT doc_type, clock, period_days, updated_at, updated_by FROM retention_policies";
+
+fn policy_from_row(r: &sqlx::any::AnyRow) -> Result<PolicyRow, CatalogError> {
+    let clock: String = r.try_get("clock").map_err(q("decode"))?;
+    Ok(PolicyRow {
+        doc_type: r.try_get("doc_type").map_err(q("decode"))?,
+        trigger: clock.parse().map_err(|_| CatalogError::Corrupt(format!("retention clock {clock:?}")))?,
+        period_days: r.try_get("period_days").map_err(q("decode"))?,
+        updated_at: r.try_get("updated_at").map_err(q("decode"))?,
+        updated_by: super::opt_uuid_col(r, "updated_by")?,
+    })
 }
 
 /// Which documents get their policy date again.
@@ -77,31 +64,28 @@ pub enum Recompute {
 impl Tx {
     /// Every type's policy, by type.
     pub async fn retention_policies(&mut self) -> Result<Vec<PolicyRow>, CatalogError> {
-        let rows = sqlx::query(
-            "SELECT doc_type, clock, period_days, updated_at, updated_by FROM retention_policies ORDER BY doc_type",
-        )
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(q("retention_policies"))?;
-        rows.iter()
-            .map(|r| {
-                let clock: String = r.try_get("clock").map_err(q("decode"))?;
-                Ok(PolicyRow {
-                    doc_type: r.try_get("doc_type").map_err(q("decode"))?,
-                    clock: clock.parse()?,
-                    period_days: r.try_get("period_days").map_err(q("decode"))?,
-                    updated_at: r.try_get("updated_at").map_err(q("decode"))?,
-                    updated_by: super::opt_uuid_col(r, "updated_by")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_POLICIES} ORDER BY doc_type")))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(q("retention_policies"))?;
+        rows.iter().map(policy_from_row).collect()
+    }
+
+    /// One type's policy.
+    pub async fn retention_policy(&mut self, doc_type: &str) -> Result<PolicyRow, CatalogError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_POLICIES} WHERE doc_type = $1")))
+            .bind(doc_type)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(q("retention_policy"))?;
+        row.as_ref().map(policy_from_row).transpose()?.ok_or(CatalogError::NotFound("retention policy"))
     }
 
     /// Change a type's policy (the caller recomputes the dates).
     pub async fn set_retention_policy(
         &mut self,
         doc_type: &str,
-        clock: Clock,
+        trigger: RetentionTrigger,
         period_days: i64,
         by: Uuid,
     ) -> Result<(), CatalogError> {
@@ -109,7 +93,7 @@ impl Tx {
             "UPDATE retention_policies SET clock = $1, period_days = $2, updated_at = $3, updated_by = $4 \
              WHERE doc_type = $5",
         )
-        .bind(clock.as_str())
+        .bind(trigger.as_str())
         .bind(period_days)
         .bind(self.now)
         .bind(by.to_string())

@@ -183,6 +183,11 @@ fn client_name(r: &AnyRow) -> Result<(Uuid, ClientName), CatalogError> {
 
 /// `select` (ending in `WHERE ... <col>`) `IN (...)` the ids, in lists of
 /// at most [`IN_CHUNK`], each row decoded.
+/// `$1, $2, …, $n`: the bind parameters of an `IN (...)` list.
+fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 pub(super) async fn fetch_in<T>(
     tx: &mut Tx,
     op: &'static str,
@@ -192,7 +197,7 @@ pub(super) async fn fetch_in<T>(
 ) -> Result<Vec<T>, CatalogError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
-        let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = placeholders(chunk.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("{select} IN ({list})")));
         for id in chunk {
             query = query.bind(id.to_string());
@@ -400,7 +405,7 @@ impl Tx {
         };
         let mut out = Vec::new();
         for chunk in coaches.chunks(IN_CHUNK) {
-            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let list = placeholders(chunk.len());
             let sql =
                 format!("SELECT {aggregate} AS reach FROM clients WHERE status = 'active' AND coach_id IN ({list})");
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -431,7 +436,7 @@ impl Tx {
     pub async fn hits_by_ids(&mut self, ids: &[Uuid]) -> Result<Vec<HitRow>, CatalogError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
-            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let list = placeholders(chunk.len());
             let sql = format!(
                 "SELECT d.*, c.first_name AS client_first_name, c.last_name AS client_last_name, \
                  c.coach_id AS client_coach_id, c.status AS client_status, \

@@ -28,7 +28,7 @@ use crate::faults::FaultPoint;
 use crate::policy::{Action, Target};
 use crate::{NewDocument, Vault, VaultError};
 
-use super::retention::PSYCH_MINIMUM_DAYS;
+use super::retention::below_nip_minimum;
 
 /// A document's metadata. A tombstone (`state: destroyed`) keeps only id,
 /// client, type, dates, and who or what destroyed it.
@@ -314,18 +314,14 @@ impl Vault {
             // Decided again: access may have ended while the bytes flowed.
             op.event.document_id = Some(doc.id);
             let (client, decision) = op.client(permit.client_id, Action::UploadDocument).await?;
+            let mut below = false;
             if let Some(until) = permit.retention_until {
                 let facts = super::facts(&client);
                 op.authorize(Action::SetRetention, Target::Client(&facts)).await?;
-                // The NIP code keeps a psychological report at least a year
-                // after the trajectory; the trajectory is running, so any
-                // date within a year from now may lie below that.
-                let minimum = op.now() + PSYCH_MINIMUM_DAYS * crate::catalog::DAY_MICROS;
-                let below = doc_type == DocumentType::PsychReport && until < minimum;
+                below = below_nip_minimum(doc_type.as_str(), until, client.ended_at, op.now());
                 if below {
                     op.authorize(Action::RetentionBelowMinimum, Target::Client(&facts)).await?;
                 }
-                op.event.details = serde_json::json!({ "below_nip_minimum": below });
             }
             op.event.on_behalf_of = match decision {
                 crate::policy::Decision::Allow { on_behalf_of, .. } => on_behalf_of,
@@ -334,7 +330,7 @@ impl Vault {
             op.event.reason = Some(decision.reason().into());
             let retention = permit.retention_until.map(|u| {
                 serde_json::json!({ "until": micros_to_time(u), "reason": permit.retention_reason,
-                                    "below_nip_minimum": op.event.details["below_nip_minimum"] })
+                                    "below_nip_minimum": below })
             });
             op.event.details = serde_json::json!({ "size": size, "type": doc_type, "content_type": content_type,
                                                    "retention": retention });

@@ -11,45 +11,24 @@ use uuid::Uuid;
 
 use super::{Caller, Document, ErrorCode, ServiceError, ServiceResult, facts};
 use crate::Vault;
-use crate::catalog::{Clock, DAY_MICROS, PolicyRow, Recompute, micros_to_time};
+use crate::catalog::{DAY_MICROS, PolicyRow, Recompute, micros_to_time};
 use crate::domain::DocumentType;
+pub use crate::domain::RetentionTrigger;
 use crate::policy::{Action, Target};
 
 /// The NIP code's minimum for a psychological report: a year after the
 /// trajectory ends; below it only management may set a date.
-pub(super) const PSYCH_MINIMUM_DAYS: i64 = 365;
+const PSYCH_MINIMUM_DAYS: i64 = 365;
+
+/// Would `until` bring a document below the NIP code's minimum? Only a
+/// psychological report has one: a year after its trajectory ends, or (the
+/// trajectory still running) after now, the earliest it can end.
+pub(super) fn below_nip_minimum(doc_type: &str, until: i64, ended_at: Option<i64>, now: i64) -> bool {
+    doc_type == DocumentType::PsychReport.as_str() && until < ended_at.unwrap_or(now) + PSYCH_MINIMUM_DAYS * DAY_MICROS
+}
 
 /// Longest period a policy may set: 100 years.
 const MAX_PERIOD_DAYS: i64 = 36_600;
-
-/// When a type's retention clock starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum RetentionTrigger {
-    /// At upload.
-    Upload,
-    /// When the client's trajectory ends (no date before that).
-    TrajectoryEnd,
-}
-
-impl From<Clock> for RetentionTrigger {
-    fn from(c: Clock) -> Self {
-        match c {
-            Clock::Upload => RetentionTrigger::Upload,
-            Clock::TrajectoryEnd => RetentionTrigger::TrajectoryEnd,
-        }
-    }
-}
-
-impl From<RetentionTrigger> for Clock {
-    fn from(t: RetentionTrigger) -> Self {
-        match t {
-            RetentionTrigger::Upload => Clock::Upload,
-            RetentionTrigger::TrajectoryEnd => Clock::TrajectoryEnd,
-        }
-    }
-}
 
 /// A document type's retention policy.
 #[derive(Debug, Clone, Serialize)]
@@ -135,7 +114,7 @@ pub struct SetLegalHold {
 fn view(p: &PolicyRow) -> ServiceResult<RetentionPolicy> {
     Ok(RetentionPolicy {
         doc_type: p.doc_type.parse().map_err(ServiceError::internal)?,
-        trigger: p.clock.into(),
+        trigger: p.trigger,
         period_days: p.period_days,
         updated_at: p.updated_by.map(|_| micros_to_time(p.updated_at)),
         updated_by: p.updated_by,
@@ -164,20 +143,10 @@ impl Vault {
         if !(1..=MAX_PERIOD_DAYS).contains(&set.period_days) {
             return Err(ServiceError::new(ErrorCode::InvalidField, "period_days is between 1 and 36600"));
         }
-        let before = op.tx()?.retention_policies().await?;
-        let old = before
-            .iter()
-            .find(|p| p.doc_type == doc_type.as_str())
-            .ok_or_else(|| ServiceError::internal(format!("no retention policy for {doc_type}")))?;
-        let old = view(old)?;
-        op.tx()?.set_retention_policy(doc_type.as_str(), set.trigger.into(), set.period_days, caller.id()).await?;
+        let old = view(&op.tx()?.retention_policy(doc_type.as_str()).await?)?;
+        op.tx()?.set_retention_policy(doc_type.as_str(), set.trigger, set.period_days, caller.id()).await?;
         let moved = op.tx()?.recompute_retention(Recompute::TypeNotRunOut(doc_type.as_str())).await?;
-        let rows = op.tx()?.retention_policies().await?;
-        let new = rows
-            .iter()
-            .find(|p| p.doc_type == doc_type.as_str())
-            .ok_or_else(|| ServiceError::internal("the policy vanished"))?;
-        let policy = view(new)?;
+        let policy = view(&op.tx()?.retention_policy(doc_type.as_str()).await?)?;
         op.event.details = serde_json::json!({
             "type": doc_type,
             "from": { "trigger": old.trigger, "period_days": old.period_days },
@@ -213,9 +182,7 @@ impl Vault {
             if u <= op.now() {
                 return Err(ServiceError::new(ErrorCode::InvalidField, "until must lie in the future"));
             }
-            // The trajectory's end, or (still running) the earliest it can end.
-            let end = client.ended_at.unwrap_or(op.now());
-            below = doc.doc_type == DocumentType::PsychReport.as_str() && u < end + PSYCH_MINIMUM_DAYS * DAY_MICROS;
+            below = below_nip_minimum(&doc.doc_type, u, client.ended_at, op.now());
             if below {
                 op.authorize(Action::RetentionBelowMinimum, Target::Client(&facts(&client))).await?;
             }
