@@ -16,15 +16,25 @@ pub enum FaultPoint {
     /// After the sweeper claimed an interrupted upload, before it deleted
     /// the object (a crash mid-sweep).
     SweepAfterClaim,
+    /// After a purge batch destroyed keys and appended its events, before
+    /// the commit (a crash: the transaction rolls back).
+    PurgeBeforeCommit,
+    /// After a purge batch committed, before its objects are deleted.
+    PurgeAfterDestroy,
+    /// After the store deleted leased objects, before the queue was told.
+    PurgeAfterObjectDelete,
 }
 
-const POINTS: usize = 3;
+const POINTS: usize = 6;
 
 fn index(p: FaultPoint) -> usize {
     match p {
         FaultPoint::BeforeAudit => 0,
         FaultPoint::ActivationAckLost => 1,
         FaultPoint::SweepAfterClaim => 2,
+        FaultPoint::PurgeBeforeCommit => 3,
+        FaultPoint::PurgeAfterDestroy => 4,
+        FaultPoint::PurgeAfterObjectDelete => 5,
     }
 }
 

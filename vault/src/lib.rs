@@ -571,10 +571,10 @@ impl Vault {
     }
 
     /// Destroy a document: data key first (crypto-shredding), then the
-    /// object. Safe to call again after a crash between the two steps.
-    /// Refused with [`VaultError::Held`] while a legal hold is set. The
-    /// engine step, with no policy and no audit: the purge and erasure
-    /// operations (issues 9 and 10) will call it inside their own.
+    /// object, through the purge's queue. Safe to call again after a crash
+    /// between the two steps. Refused with [`VaultError::Held`] while a
+    /// legal hold is set. The engine step, with no policy and no audit
+    /// event (tests; operations use `delete_document` or the purge).
     #[doc(hidden)]
     pub async fn destroy_document(&self, id: Uuid, by: &str) -> Result<(), VaultError> {
         let mut tx = self.tx().await?;
@@ -582,11 +582,16 @@ impl Vault {
             Err(CatalogError::NotFound(_)) => return Err(VaultError::NotFound(id)),
             r => r?,
         };
-        if tx.destroy_document(id, by).await? == catalog::Destroyed::Held {
+        let how = catalog::Destruction { by, reason: "destroyed by the engine", due_at: None };
+        if tx.destroy_documents(&[id], how).await?.is_empty() && row.legal_hold {
             return Err(VaultError::Held(id));
         }
         tx.commit().await?;
-        self.store.delete(&ObjectName::from_catalog(row.object_name)).await?;
+        self.store.delete(&ObjectName::from_catalog(row.object_name.clone())).await?;
+        let done = catalog::QueuedObject { object_name: row.object_name, document_id: id, attempts: 0 };
+        let mut tx = self.tx().await?;
+        tx.objects_deleted(&[done]).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -100,13 +100,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::end_substitution))
         .routes(routes!(access::audit_log))
         .routes(routes!(access::audit_verify))
-        .routes(routes!(documents::get))
+        .routes(routes!(documents::get, retention::delete_document))
         .routes(routes!(documents::issue_token))
         .routes(routes!(search::search))
         .routes(routes!(retention::policies))
         .routes(routes!(retention::set_policy))
         .routes(routes!(retention::set_document_retention))
         .routes(routes!(retention::set_legal_hold))
+        .routes(routes!(retention::due))
         .routes(routes!(download::download))
 }
 

@@ -1,5 +1,6 @@
-//! Retention policies: `GET /api/v1/retention/policies`,
-//! `PUT /api/v1/retention/policies/{type}` (`vault::service::retention`).
+//! Retention and destruction (`vault::service::retention`, `purge`):
+//! policies, a document's date and legal hold, immediate destruction, the
+//! destruction list.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,9 +8,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 use vault::domain::DocumentType;
-use vault::service::{Document, PolicyChange, RetentionPolicy, SetDocumentRetention, SetLegalHold, SetRetentionPolicy};
+use vault::service::{
+    DeleteDocument, DestructionList, Document, DueQuery, PolicyChange, RetentionPolicy, SetDocumentRetention,
+    SetLegalHold, SetRetentionPolicy,
+};
 
-use super::{ApiJson, ApiPath, ApiResult, AppState, Auth, ErrorBody};
+use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Auth, ErrorBody};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RetentionPolicies {
@@ -74,4 +78,40 @@ pub async fn set_legal_hold(
     ApiJson(body): ApiJson<SetLegalHold>,
 ) -> ApiResult<Json<Document>> {
     Ok(Json(st.vault.set_legal_hold(&caller, id, body).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "retention",
+    params(("id" = Uuid, Path)), request_body = DeleteDocument,
+    responses((status = 200, description = "the tombstone: the data key is destroyed (nothing can be read from then \
+                 on), the object deleted or queued for deletion (`object_deleted_at`)", body = Document),
+              (status = 403, description = "`forbidden`: management only", body = ErrorBody),
+              (status = 404, description = "`not_found`", body = ErrorBody),
+              (status = 409, description = "`legal_hold`: held; lift the hold first", body = ErrorBody),
+              (status = 410, description = "`gone`: already destroyed", body = ErrorBody),
+              (status = 422, description = "`reason_required`", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_document(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<DeleteDocument>,
+) -> ApiResult<Json<Document>> {
+    let doc = st.vault.delete_document(&caller, id, body).await?;
+    metrics::counter!("kluis_documents_destroyed_total", "by" => "person").increment(1);
+    Ok(Json(doc))
+}
+
+#[utoipa::path(get, path = "/api/v1/retention/due", tag = "retention", params(DueQuery),
+    responses((status = 200, description = "live, unheld documents whose destruction date lies before `before`, \
+                 earliest first (the purge destroys each once its date passes), and how many held ones it keeps",
+                 body = DestructionList),
+              (status = 400, description = "`invalid_query`: `before` not a date, a bad `after` or `limit`", body = ErrorBody),
+              (status = 403, description = "`forbidden`: management and office only", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn due(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    ApiQuery(q): ApiQuery<DueQuery>,
+) -> ApiResult<Json<DestructionList>> {
+    Ok(Json(st.vault.destruction_list(&caller, q).await?))
 }

@@ -1,5 +1,5 @@
 //! The command line (clap): `serve`, `user add`, `rekey`, `key list`,
-//! `key retire`, `audit verify`, `reindex`. Each command is a thin caller of the vault;
+//! `key retire`, `audit verify`, `reindex`, `purge`. Each command is a thin caller of the vault;
 //! errors get context here (anyhow).
 
 mod progress;
@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// notification is lost).
     #[arg(long, env = "KLUIS_SEARCH_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
     search_poll: Duration,
+    /// How often the purge destroys documents whose retention date passed
+    /// (each node; they take disjoint batches).
+    #[arg(long, env = "KLUIS_PURGE_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    purge_interval: Duration,
     /// The bearer token for KLUIS_METRICS=bearer.
     #[arg(long, env = "KLUIS_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
@@ -118,6 +122,17 @@ enum Command {
     /// first: it holds the index; a server also rebuilds a lost index by
     /// itself when it starts).
     Reindex,
+    /// Destroy every document whose retention date has passed (one pass of
+    /// the purge, with a progress bar and a summary), then delete their
+    /// queued objects. Safe beside running servers and after a crash.
+    Purge {
+        /// Only list what would be destroyed now.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: documents listed at most.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +239,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Purge { dry_run: true, limit } => {
+            let vault = open(&cli.common).await?;
+            let counts = vault.retention_counts().await.context("counting due documents")?;
+            let docs = vault.purge_preview(limit.clamp(1, 100_000)).await.context("listing due documents")?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "due": counts.due, "held": counts.held, "objects_queued": counts.objects_queued, "documents": docs,
+                }))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Purge { dry_run: false, .. } => {
+            let vault = open(&cli.common).await?;
+            let started = std::time::Instant::now();
+            let report = vault.purge_pass(&Bar::new()).await.context("purging")?;
+            let counts = vault.retention_counts().await.context("counting what is left")?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "destroyed": report.destroyed, "objects_deleted": report.objects_deleted,
+                    "object_failures": report.object_failures, "objects_queued": counts.objects_queued,
+                    "held": counts.held, "seconds": started.elapsed().as_secs_f64(),
+                })
+            );
+            if report.object_failures > 0 {
+                eprintln!(
+                    "kluis: {} object(s) could not be deleted from the store; their documents are destroyed (keys \
+                     gone) and the objects stay queued for the next pass",
+                    report.object_failures
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit(AuditCommand::Verify) => {
             let vault = open(&cli.common).await?;
             let report = vault.verify_audit_chain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -322,6 +371,7 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     tokio::spawn(workers::sweeper(state.vault.clone(), Duration::from_secs(3600)));
     tokio::spawn(workers::search_follower(state.vault.clone(), a.search_poll));
+    tokio::spawn(workers::purger(state.vault.clone(), a.purge_interval.max(Duration::from_millis(100))));
     tokio::spawn(workers::prune_limiters(vec![state.login_limiter.clone(), state.download_limiter.clone()]));
     let limits = ConnLimits {
         header_read_timeout: a.header_timeout,

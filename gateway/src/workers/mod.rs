@@ -1,7 +1,8 @@
 //! Background work of `kluis serve`, each as one step (a test runs exactly
-//! one) and a loop around it: the search follower, the sweep of interrupted
-//! uploads, forgotten lock-out counters and old search-log rows, and the
-//! pruning of per-address limiters.
+//! one) and a loop around it: the search follower, the purge of documents
+//! whose retention date passed, the sweep of interrupted uploads, forgotten
+//! lock-out counters and old search-log rows, and the pruning of
+//! per-address limiters.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +85,49 @@ async fn warn_if_held_back(vault: &Vault) {
             "search is held back: changes wait behind a long-running transaction (in this database, or on \
              PostgreSQL in any database of the same cluster); search shows them once it ends"
         );
+    }
+}
+
+/// One purge pass (every due document destroyed, then the queued objects
+/// deleted), with its metrics: destroyed documents, deleted objects and
+/// failures as counters, due and held documents and the object queue as
+/// gauges.
+pub async fn purge_once(vault: &Vault) -> Result<vault::service::PurgeReport, vault::service::ServiceError> {
+    let r = vault.purge_pass(&vault::rekey::Silent).await;
+    match &r {
+        Ok(r) => {
+            metrics::counter!("kluis_documents_destroyed_total", "by" => "purge").increment(r.destroyed);
+            metrics::counter!("kluis_purge_objects_deleted_total").increment(r.objects_deleted);
+            metrics::counter!("kluis_purge_failures_total", "step" => "object").increment(r.object_failures);
+        }
+        Err(_) => metrics::counter!("kluis_purge_failures_total", "step" => "destroy").increment(1),
+    }
+    if let Ok(c) = vault.retention_counts().await {
+        metrics::gauge!("kluis_documents_due").set(c.due as f64);
+        metrics::gauge!("kluis_documents_held").set(c.held as f64);
+        metrics::gauge!("kluis_purge_objects_queued").set(c.objects_queued as f64);
+        metrics::gauge!("kluis_purge_objects_failing").set(c.objects_failing as f64);
+    }
+    r
+}
+
+/// Purge at start and then every `every`. Several nodes may run this on one
+/// database: each batch claims its own documents.
+pub async fn purger(vault: Arc<Vault>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match purge_once(&vault).await {
+            Ok(r) if r == vault::service::PurgeReport::default() => {}
+            Ok(r) => tracing::info!(
+                destroyed = r.destroyed,
+                objects_deleted = r.objects_deleted,
+                object_failures = r.object_failures,
+                "purge pass"
+            ),
+            Err(e) => tracing::warn!(error = %e, "purge pass failed; the next one resumes"),
+        }
     }
 }
 

@@ -72,6 +72,76 @@ impl Tx {
         Ok(Event { seq, at, body: e.clone(), prev_hash: prev_hex, hash })
     }
 
+    /// Append several events in order, in this transaction: the same chain
+    /// as one [`Tx::append_audit`] each, with one head update and one insert
+    /// per hundred events (the purge records a destruction per document).
+    /// Call it last, just before commit.
+    pub async fn append_audit_many(&mut self, events: &[NewEvent]) -> Result<(), CatalogError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let n = events.len() as i64;
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+            .bind(n)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(q("audit lock head"))?;
+        let last: i64 = head.try_get("seq").map_err(q("decode"))?;
+        let prev_hex: String = head.try_get("hash").map_err(q("decode"))?;
+        let mut prev: [u8; 32] = hex::decode(&prev_hex)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| CatalogError::Corrupt("audit head hash".into()))?;
+        let at = self.now;
+        let mut rows = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let seq = last - n + 1 + i as i64;
+            let hash = audit::chain_hash(&prev, seq, at, e);
+            rows.push((seq, hex::encode(prev), hex::encode(hash), e));
+            prev = hash;
+        }
+        for chunk in rows.chunks(100) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 15;
+                    let cols: Vec<String> = (1..=15).map(|c| format!("${}", b + c)).collect();
+                    format!("({})", cols.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_events (seq, at, actor_id, actor_role, action, outcome, reason, purpose, \
+                 client_id, document_id, on_behalf_of, request_id, details, prev_hash, hash) VALUES {}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (seq, prev_hex, hash, e) in chunk {
+                query = query
+                    .bind(*seq)
+                    .bind(at)
+                    .bind(e.actor_id.map(|u| u.to_string()))
+                    .bind(e.actor_role.clone())
+                    .bind(e.action.clone())
+                    .bind(e.outcome.clone())
+                    .bind(e.reason.clone())
+                    .bind(e.purpose.clone())
+                    .bind(e.client_id.map(|u| u.to_string()))
+                    .bind(e.document_id.map(|u| u.to_string()))
+                    .bind(e.on_behalf_of.map(|u| u.to_string()))
+                    .bind(e.request_id.clone())
+                    .bind(audit::details_text(&e.details))
+                    .bind(prev_hex.clone())
+                    .bind(hash.clone());
+            }
+            query.execute(&mut *self.tx).await.map_err(q("audit insert"))?;
+        }
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(hex::encode(prev))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(q("audit move head"))?;
+        Ok(())
+    }
+
     /// Events matching every given filter, newest first, at most `limit`.
     pub async fn audit_events_filtered(&mut self, f: &AuditFilter) -> Result<Vec<Event>, CatalogError> {
         let sql = format!(

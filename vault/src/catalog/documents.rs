@@ -33,7 +33,12 @@ pub struct DocumentRow {
     /// Why it is held (while it is).
     pub hold_reason: Option<String>,
     pub destroyed_at: Option<i64>,
+    /// `purge`, or the id of the user who destroyed it at once.
     pub destroyed_by: Option<String>,
+    /// Why: the retention date passed, or the person's reason.
+    pub destroy_reason: Option<String>,
+    /// When the purge deleted the destroyed document's object.
+    pub object_deleted_at: Option<i64>,
 }
 
 /// `SELECT <every document column> FROM documents ` followed by the rest.
@@ -42,8 +47,8 @@ macro_rules! select_documents {
         concat!(
             "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, object_name, \
              wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, retention_source, \
-             retention_reason, CAST(legal_hold AS INTEGER) AS legal_hold, hold_reason, destroyed_at, destroyed_by \
-             FROM documents ",
+             retention_reason, CAST(legal_hold AS INTEGER) AS legal_hold, hold_reason, destroyed_at, destroyed_by, \
+             destroy_reason, object_deleted_at FROM documents ",
             $rest
         )
     };
@@ -75,16 +80,9 @@ pub(super) fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogErro
         hold_reason: row.try_get("hold_reason").map_err(q("decode"))?,
         destroyed_at: row.try_get("destroyed_at").map_err(q("decode"))?,
         destroyed_by: row.try_get("destroyed_by").map_err(q("decode"))?,
+        destroy_reason: row.try_get("destroy_reason").map_err(q("decode"))?,
+        object_deleted_at: row.try_get("object_deleted_at").map_err(q("decode"))?,
     })
-}
-
-/// The outcome of [`Tx::destroy_document`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destroyed {
-    Now,
-    Already,
-    /// A legal hold blocks destruction; nothing changed.
-    Held,
 }
 
 /// What a new (pending) document row holds.
@@ -196,32 +194,6 @@ impl Tx {
         let row =
             sqlx::query(sql).bind(id.to_string()).fetch_optional(&mut *self.tx).await.map_err(q("get_document"))?;
         row.as_ref().map(document_from_row).transpose()
-    }
-
-    /// Crypto-shred: drop the wrapped data key and mark the row destroyed,
-    /// in one statement, and only if no legal hold is set (checked in the
-    /// same statement, so a hold set concurrently always wins). The tombstone
-    /// keeps what SPEC §4 lists (id, type, client, dates, who destroyed it):
-    /// title, file name, content type, size, hash and uploader are cleared
-    /// with the key.
-    pub async fn destroy_document(&mut self, id: Uuid, by: &str) -> Result<Destroyed, CatalogError> {
-        let r = sqlx::query(
-            "UPDATE documents SET state = 'destroyed', wrapped_key = NULL, key_version = NULL, \
-             title = NULL, filename = '', content_type = '', size = NULL, sha256 = NULL, uploaded_by = NULL, \
-             destroyed_at = $1, destroyed_by = $2 WHERE id = $3 AND state <> 'destroyed' AND legal_hold = $4",
-        )
-        .bind(self.now)
-        .bind(by)
-        .bind(id.to_string())
-        .bind(false)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(q("destroy_document"))?;
-        if r.rows_affected() == 1 {
-            return Ok(Destroyed::Now);
-        }
-        let row = self.get_document(id).await?;
-        Ok(if row.state == DocumentState::Destroyed { Destroyed::Already } else { Destroyed::Held })
     }
 
     /// The active documents of a client, newest first (pending uploads and

@@ -34,6 +34,7 @@ mod clients;
 mod documents;
 mod keys;
 mod logins;
+mod purge;
 mod retention;
 mod search;
 mod tokens;
@@ -42,9 +43,10 @@ mod users;
 pub use access::{CaseloadPeriod, SubstitutionRow};
 pub use audit_log::AuditFilter;
 pub use clients::{ClientRow, ClientStatus, NewClientRow, display_name};
-pub use documents::{Destroyed, DocumentRow, DocumentState, NewDocumentRow};
+pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use logins::LoginAttempts;
+pub use purge::{Destruction, DueRow, QueuedObject, RetentionCounts};
 pub use retention::{DAY_MICROS, PolicyRow, Recompute, RetentionTrigger};
 pub use search::{
     ChangeWaiter, ClientName, ClientReach, HitRow, IndexRow, LogAnchor, LogChange, LogPosition, LogState,

@@ -64,8 +64,14 @@ pub struct Document {
     pub legal_hold_reason: Option<String>,
     pub state: DocumentState,
     pub destroyed_at: Option<DateTime<Utc>>,
-    /// A user id, or `retention`.
+    /// `purge` (its retention date passed), or the id of the user who
+    /// destroyed it at once.
     pub destroyed_by: Option<String>,
+    /// Why it was destroyed: the date that passed, or the person's reason.
+    pub destroy_reason: Option<String>,
+    /// When its encrypted object was deleted from the store (its key went
+    /// at `destroyed_at`); null while the deletion is queued.
+    pub object_deleted_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<&DocumentRow> for Document {
@@ -93,6 +99,8 @@ impl TryFrom<&DocumentRow> for Document {
             state: d.state,
             destroyed_at: opt_time(d.destroyed_at),
             destroyed_by: d.destroyed_by.clone(),
+            destroy_reason: d.destroy_reason.clone(),
+            object_deleted_at: opt_time(d.object_deleted_at),
         })
     }
 }

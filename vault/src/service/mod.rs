@@ -20,6 +20,7 @@ mod clients;
 mod documents;
 mod downloads;
 mod error;
+mod purge;
 mod retention;
 mod search;
 mod sessions;
@@ -40,6 +41,7 @@ pub use clients::{
 pub use documents::{Document, UploadAbort, UploadFields, UploadPermit, abort_error};
 pub use downloads::{Download, IssuedToken, TokenRequest};
 pub use error::{ErrorCode, ServiceError, ServiceResult};
+pub use purge::{BY_PURGE, DeleteDocument, DestructionList, DueDocument, DueQuery, PURGE_BATCH, PurgeReport};
 pub use retention::{
     PolicyChange, RetentionPolicy, RetentionTrigger, SetDocumentRetention, SetLegalHold, SetRetentionPolicy,
 };
