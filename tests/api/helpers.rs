@@ -239,6 +239,40 @@ pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+pub(crate) fn time(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str().unwrap_or_else(|| panic!("not a time: {v}")).parse().unwrap()
+}
+
+/// An upload with any extra form fields; the answer.
+pub(crate) async fn upload_with(
+    api: &Api,
+    client: &str,
+    doc_type: &str,
+    extra: &[(&str, String)],
+) -> (StatusCode, Value) {
+    let mut form = reqwest::multipart::Form::new().text("type", doc_type.to_string());
+    for (k, v) in extra {
+        form = form.text(k.to_string(), v.clone());
+    }
+    let form = form.part("file", reqwest::multipart::Part::bytes(pdf(1000).0).file_name("d.pdf"));
+    api.send(api.req(reqwest::Method::POST, &format!("/api/v1/clients/{client}/documents")).multipart(form)).await
+}
+
+/// What the metrics listener (`KLUIS_METRICS=127.0.0.1:0`) serves; its
+/// address is in the server's log.
+pub(crate) async fn metrics_text(env: &Env) -> String {
+    let mut url = None;
+    for _ in 0..50 {
+        url = env.server.log().lines().find_map(|l| l.split("metrics on ").nth(1).map(str::to_string));
+        if url.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = url.expect("the metrics listener's address in the log");
+    reqwest::get(url.trim()).await.unwrap().text().await.unwrap()
+}
+
 // ---------------------------------------------------------------------------
 
 /// No pending rows in the catalog, and (on files) exactly `objects` objects.

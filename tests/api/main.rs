@@ -14,6 +14,7 @@ mod access;
 mod documents;
 mod download;
 mod keys;
+mod purge;
 mod resilience;
 mod retention;
 mod search;

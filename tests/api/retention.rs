@@ -2,20 +2,6 @@
 
 use crate::helpers::*;
 
-fn time(v: &Value) -> chrono::DateTime<chrono::Utc> {
-    v.as_str().unwrap_or_else(|| panic!("not a time: {v}")).parse().unwrap()
-}
-
-/// An upload with any extra form fields; the answer.
-async fn upload_with(api: &Api, client: &str, doc_type: &str, extra: &[(&str, String)]) -> (StatusCode, Value) {
-    let mut form = reqwest::multipart::Form::new().text("type", doc_type.to_string());
-    for (k, v) in extra {
-        form = form.text(k.to_string(), v.clone());
-    }
-    let form = form.part("file", reqwest::multipart::Part::bytes(pdf(1000).0).file_name("d.pdf"));
-    api.send(api.req(reqwest::Method::POST, &format!("/api/v1/clients/{client}/documents")).multipart(form)).await
-}
-
 async fn policies_and_dates(b: Backend) {
     let env = start(b, &[]).await;
     let admin = env.admin().await;

@@ -236,15 +236,6 @@ async fn metrics_are_not_served_on_the_public_listener_by_default() {
     let env = start(support::embedded().await, &[("KLUIS_METRICS", "127.0.0.1:0")]).await;
     assert_eq!(env.server.get("/metrics").await.0, 404);
     // The separate listener answers (its address is in the log).
-    let mut url = None;
-    for _ in 0..50 {
-        url = env.server.log().lines().find_map(|l| l.split("metrics on ").nth(1).map(str::to_string));
-        if url.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let url = url.expect("the metrics listener's address in the log");
-    let text = reqwest::get(url.trim()).await.unwrap().text().await.unwrap();
+    let text = metrics_text(&env).await;
     assert!(text.contains("kluis_http_requests_total"), "the request to /metrics above is counted there: {text}");
 }
