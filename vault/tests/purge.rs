@@ -1,0 +1,290 @@
+//! The purge against real backends with an injectable clock (SPEC §4,
+//! issue 9): clocks that start at upload or at the trajectory's end, a
+//! policy change, legal holds (also one set while the purge runs), a crash
+//! between every two steps, and a store that is down.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+#[path = "../../tests/support/vault.rs"]
+mod vault_support;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{Duration, Utc};
+use futures::StreamExt;
+use support::Backend;
+use uuid::Uuid;
+use vault::clock::{Clock, ManualClock};
+use vault::domain::{Commissioner, DocumentState, Role};
+use vault::faults::FaultPoint;
+use vault::rekey::Silent;
+use vault::service::{AuditQuery, Caller, Document, NewClient, UploadAbort, UploadFields};
+use vault::store::ObjectName;
+use vault::{Vault, VaultError};
+use vault_support::{config, signed_in};
+
+async fn open(b: &Backend, clock: &Arc<ManualClock>) -> Vault {
+    let v = Vault::open(&config(b)).await.unwrap_or_else(|e| panic!("open vault on {}: {e}", b.name));
+    v.with_clock(clock.clone())
+}
+
+fn new_client() -> NewClient {
+    serde_json::from_value(serde_json::json!({
+        "first_name": "Jan", "initials": "J.", "last_name": "Jansen", "birth_date": "1980-02-03",
+        "bsn": "111222333", "commissioner": Commissioner::Uwv,
+    }))
+    .unwrap()
+}
+
+fn body() -> impl futures::Stream<Item = Result<Bytes, UploadAbort>> + Send + 'static {
+    futures::stream::iter([Ok(Bytes::from_static(b"Verslag van het gesprek\n"))])
+}
+
+async fn upload(v: &Vault, by: &Caller, client: Uuid, doc_type: &str) -> Document {
+    let fields = UploadFields {
+        doc_type: Some(doc_type.into()),
+        title: Some("Verslag".into()),
+        filename: Some("verslag.txt".into()),
+        ..Default::default()
+    };
+    let mut permit = v.authorize_upload(by, client).await.unwrap();
+    v.upload_fields(&mut permit, fields).await.unwrap();
+    v.store_upload(permit, "verslag.txt".into(), "text/plain; charset=utf-8", body()).await.unwrap()
+}
+
+async fn hold(v: &Vault, by: &Caller, id: Uuid, on: bool) {
+    let req = serde_json::from_value(serde_json::json!({ "hold": on, "reason": "klacht" })).unwrap();
+    v.set_legal_hold(by, id, req).await.unwrap();
+}
+
+async fn state(v: &Vault, by: &Caller, id: Uuid) -> DocumentState {
+    v.get_document(by, id).await.unwrap().state
+}
+
+async fn readable(v: &Vault, id: Uuid) -> bool {
+    match v.read_document(id).await {
+        Ok((_, mut s)) => {
+            while let Some(c) = s.next().await {
+                c.unwrap();
+            }
+            true
+        }
+        Err(VaultError::Gone(_)) => false,
+        Err(e) => panic!("reading {id}: {e}"),
+    }
+}
+
+/// Is the document's object still in the store?
+async fn object_exists(v: &Vault, id: Uuid) -> bool {
+    let mut tx = v.catalog_for_tests().snapshot(0).await.unwrap();
+    let row = tx.get_document(id).await.unwrap();
+    drop(tx);
+    v.store_for_tests().get_stream(&ObjectName::from_catalog(row.object_name)).await.is_ok()
+}
+
+/// The documents of the `document.destroy` events, in order.
+async fn destroyed_events(v: &Vault, by: &Caller) -> Vec<Uuid> {
+    let q = AuditQuery { action: Some("document.destroy".into()), limit: Some(1000), ..Default::default() };
+    let mut events = v.audit_events(by, q).await.unwrap();
+    events.reverse();
+    events.iter().filter(|e| e.outcome == "ok").map(|e| e.document_id.unwrap()).collect()
+}
+
+async fn pass(v: &Vault) -> vault::service::PurgeReport {
+    v.purge_pass(&Silent).await.unwrap()
+}
+
+// ---------------------------------------------------------------------------
+
+async fn clocks_policies_and_holds(b: Backend) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let v = open(&b, &clock).await;
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let c = v.create_client(&anna, new_client()).await.unwrap();
+    let id_copy = upload(&v, &anna, c.id, "id_copy").await.id;
+    let psych = upload(&v, &anna, c.id, "psych_report").await.id;
+    let plan = upload(&v, &anna, c.id, "work_plan").await.id;
+    let held = upload(&v, &anna, c.id, "work_plan").await.id;
+    assert_eq!(pass(&v).await.destroyed, 0);
+
+    // An identity copy goes 30 days after its upload, not a second before.
+    clock.advance(Duration::days(30) - Duration::seconds(1));
+    assert_eq!(pass(&v).await.destroyed, 0);
+    clock.advance(Duration::seconds(1));
+    let r = pass(&v).await;
+    assert_eq!((r.destroyed, r.objects_deleted, r.object_failures), (1, 1, 0));
+    let tomb = v.get_document(&anna, id_copy).await.unwrap();
+    assert_eq!((tomb.state, tomb.destroyed_by.as_deref()), (DocumentState::Destroyed, Some("purge")));
+    assert!(tomb.object_deleted_at.is_some());
+    assert!(!readable(&v, id_copy).await);
+    // The trajectory-bound ones wait for the end of the trajectory, however long.
+    clock.advance(Duration::days(3000));
+    assert_eq!(pass(&v).await.destroyed, 0);
+    assert!(readable(&v, psych).await);
+
+    // The trajectory ends: their clocks start. A policy change moves them.
+    v.close_trajectory(&anna, c.id, serde_json::from_value(serde_json::json!({})).unwrap()).await.unwrap();
+    let ended = clock.now();
+    let req = serde_json::from_value(serde_json::json!({ "trigger": "trajectory_end", "period_days": 400 })).unwrap();
+    let change = v.set_retention_policy(&anna, vault::domain::DocumentType::WorkPlan, req).await.unwrap();
+    assert_eq!(change.dates_moved, 2);
+    hold(&v, &anna, held, true).await;
+    clock.set(ended + Duration::days(400) - Duration::seconds(1));
+    assert_eq!(pass(&v).await.destroyed, 0);
+    clock.set(ended + Duration::days(400));
+    assert_eq!(pass(&v).await.destroyed, 1, "the unheld work plan");
+    assert_eq!(state(&v, &anna, plan).await, DocumentState::Destroyed);
+    assert_eq!(state(&v, &anna, held).await, DocumentState::Active, "held: kept");
+    assert_eq!(state(&v, &anna, psych).await, DocumentState::Active, "two years for a psych report");
+    clock.set(ended + Duration::days(731));
+    assert_eq!(pass(&v).await.destroyed, 1);
+    assert_eq!(state(&v, &anna, psych).await, DocumentState::Destroyed);
+    clock.advance(Duration::days(365));
+    assert_eq!(pass(&v).await.destroyed, 0, "a hold keeps it whatever its date");
+    assert!(readable(&v, held).await);
+    let counts = v.retention_counts().await.unwrap();
+    assert_eq!((counts.due, counts.held), (0, 1));
+
+    // Lifted, it is due again.
+    hold(&v, &anna, held, false).await;
+    assert_eq!(v.retention_counts().await.unwrap().due, 1);
+    assert_eq!(pass(&v).await.destroyed, 1);
+    assert_eq!(destroyed_events(&v, &anna).await, vec![id_copy, plan, psych, held]);
+    let counts = v.retention_counts().await.unwrap();
+    assert_eq!((counts.due, counts.held, counts.objects_queued), (0, 0, 0));
+    assert!(v.verify_audit_chain().await.unwrap().ok);
+}
+on_both_backends!(clocks_policy_changes_and_holds_decide_when_the_purge_destroys, clocks_policies_and_holds);
+
+async fn crash_between_steps(b: Backend) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let v = open(&b, &clock).await;
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let c = v.create_client(&anna, new_client()).await.unwrap();
+    let mut due = Vec::new();
+    for _ in 0..3 {
+        due.push(upload(&v, &anna, c.id, "id_copy").await.id);
+    }
+    let held = upload(&v, &anna, c.id, "id_copy").await.id;
+    hold(&v, &anna, held, true).await;
+    clock.advance(Duration::days(31));
+    // 1. A crash before the batch commits: nothing happened, all still due.
+    v.faults().arm(FaultPoint::PurgeBeforeCommit, 1);
+    assert!(v.purge_pass(&Silent).await.is_err());
+    for id in &due {
+        assert!(readable(&v, *id).await);
+    }
+    assert_eq!(v.retention_counts().await.unwrap().due, 3);
+    assert!(destroyed_events(&v, &anna).await.is_empty(), "a rolled-back batch leaves no event");
+    assert!(readable(&v, held).await, "a held document stays readable");
+
+    // 2. A crash after the keys went, before the objects: nothing readable,
+    //    the objects queued.
+    v.faults().arm(FaultPoint::PurgeAfterDestroy, 1);
+    assert!(v.purge_pass(&Silent).await.is_err());
+    for id in &due {
+        assert!(!readable(&v, *id).await, "a destroyed document must not be readable");
+        assert!(object_exists(&v, *id).await);
+    }
+    assert_eq!(v.retention_counts().await.unwrap().objects_queued, 3);
+    assert!(readable(&v, held).await, "a held document stays readable");
+
+    // 3. A crash after the store deleted them, before the queue heard: the
+    //    lease keeps another pass off them for a minute, then it finishes.
+    v.faults().arm(FaultPoint::PurgeAfterObjectDelete, 1);
+    assert!(v.purge_pass(&Silent).await.is_err());
+    for id in &due {
+        assert!(!object_exists(&v, *id).await);
+    }
+    assert_eq!(pass(&v).await, Default::default(), "leased objects wait for the lease to run out");
+    clock.advance(Duration::seconds(61));
+    let r = pass(&v).await;
+    assert_eq!((r.destroyed, r.objects_deleted, r.object_failures), (0, 3, 0));
+    for id in &due {
+        assert!(v.get_document(&anna, *id).await.unwrap().object_deleted_at.is_some());
+    }
+    let counts = v.retention_counts().await.unwrap();
+    assert_eq!((counts.due, counts.held, counts.objects_queued), (0, 1, 0));
+    let mut events = destroyed_events(&v, &anna).await;
+    events.sort();
+    due.sort();
+    assert_eq!(events, due, "one event per destruction, across the crashes");
+    assert!(readable(&v, held).await, "a held document stays readable");
+    assert!(v.verify_audit_chain().await.unwrap().ok);
+}
+on_both_backends!(a_crash_between_any_two_purge_steps_resumes_and_never_leaves_a_readable_copy, crash_between_steps);
+
+async fn hold_during_purge(b: Backend) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let v = Arc::new(open(&b, &clock).await);
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let c = v.create_client(&anna, new_client()).await.unwrap();
+    let doc = upload(&v, &anna, c.id, "id_copy").await.id;
+    clock.advance(Duration::days(31));
+    // A hold is being set (its transaction open, the row changed) when the
+    // purge runs: the purge must not destroy the document, then or after.
+    let mut tx = v.catalog_for_tests().begin(clock.now().timestamp_micros()).await.unwrap();
+    assert!(tx.set_legal_hold(doc, Some(("klacht", anna.id()))).await.unwrap());
+    let purge = {
+        let v = v.clone();
+        tokio::spawn(async move { v.purge_batch().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tx.commit().await.unwrap();
+    let destroyed = purge.await.unwrap().unwrap();
+    assert!(destroyed.is_empty(), "destroyed a document whose hold was being set: {destroyed:?}");
+    assert_eq!(pass(&v).await.destroyed, 0);
+    assert!(readable(&v, doc).await);
+    // And the destroying statement itself refuses a held row.
+    let mut tx = v.catalog_for_tests().begin(clock.now().timestamp_micros()).await.unwrap();
+    let how = vault::catalog::Destruction { by: "purge", reason: "test", due_at: None };
+    assert!(tx.destroy_documents(&[doc], how).await.unwrap().is_empty());
+}
+on_both_backends!(a_hold_set_while_the_purge_runs_always_wins, hold_during_purge);
+
+// ----- a store that is down --------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_store_during_a_purge_still_shreds_and_the_queue_finishes_later() {
+    let b = support::services().await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let v = open(&b, &clock).await;
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let c = v.create_client(&anna, new_client()).await.unwrap();
+    let mut due = Vec::new();
+    for _ in 0..3 {
+        due.push(upload(&v, &anna, c.id, "id_copy").await.id);
+    }
+    drop(v);
+    clock.advance(Duration::days(31));
+
+    // The same catalog, the store's endpoint a closed port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut cfg = config(&b);
+    cfg.s3.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    let dead = Vault::open(&cfg).await.unwrap().with_clock(clock.clone());
+    let r = dead.purge_pass(&Silent).await.unwrap();
+    assert_eq!((r.destroyed, r.objects_deleted, r.object_failures), (3, 0, 3));
+    let counts = dead.retention_counts().await.unwrap();
+    assert_eq!((counts.objects_queued, counts.objects_failing), (3, 3));
+    drop(dead);
+
+    // The store is back: the keys are gone already, the objects follow
+    // once their retry time comes.
+    let v = open(&b, &clock).await;
+    for id in &due {
+        assert!(!readable(&v, *id).await);
+        assert!(object_exists(&v, *id).await);
+    }
+    assert_eq!(pass(&v).await.objects_deleted, 0, "not before the retry time");
+    clock.advance(Duration::seconds(6));
+    let r = pass(&v).await;
+    assert_eq!((r.destroyed, r.objects_deleted, r.object_failures), (0, 3, 0));
+    for id in &due {
+        assert!(!object_exists(&v, *id).await);
+    }
+    assert_eq!(v.retention_counts().await.unwrap().objects_queued, 0);
+}
