@@ -583,14 +583,14 @@ impl Vault {
             r => r?,
         };
         let how = catalog::Destruction { by, reason: "destroyed by the engine", due_at: None };
-        if tx.destroy_documents(&[id], how).await?.is_empty() && row.legal_hold {
+        let objects = tx.destroy_documents(&[id], how, tx.now()).await?;
+        if objects.is_empty() && row.legal_hold {
             return Err(VaultError::Held(id));
         }
         tx.commit().await?;
-        self.store.delete(&ObjectName::from_catalog(row.object_name.clone())).await?;
-        let done = catalog::QueuedObject { object_name: row.object_name, document_id: id, attempts: 0 };
+        self.store.delete(&ObjectName::from_catalog(row.object_name)).await?;
         let mut tx = self.tx().await?;
-        tx.objects_deleted(&[done]).await?;
+        tx.objects_deleted(&objects).await?;
         tx.commit().await?;
         Ok(())
     }

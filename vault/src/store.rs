@@ -317,6 +317,13 @@ impl BlobStore {
         }
     }
 
+    /// The `object_store` under this store, for benchmarks that compare
+    /// Kluis with the store's own API.
+    #[doc(hidden)]
+    pub fn object_store_for_benchmarks(&self) -> Arc<dyn ObjectStore> {
+        self.inner.clone()
+    }
+
     /// Is the store reachable? A HEAD of a name that never exists must
     /// answer "not found" (any answer from the store proves it is up).
     pub async fn check(&self) -> Result<(), StoreError> {

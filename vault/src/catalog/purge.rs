@@ -144,11 +144,18 @@ impl Tx {
     /// Destroy documents (crypto-shredding): drop each wrapped data key,
     /// clear the names, mark the row destroyed and queue its object, in
     /// this transaction. Only live, unheld rows are touched, checked in
-    /// the same statement, so a hold set meanwhile always wins. Returns the
-    /// ids destroyed now (not those already destroyed, held, or no longer
-    /// due). The tombstone keeps what SPEC §4 lists: id, type, client,
-    /// dates, who or what destroyed it and why.
-    pub async fn destroy_documents(&mut self, ids: &[Uuid], d: Destruction<'_>) -> Result<Vec<Uuid>, CatalogError> {
+    /// the same statement, so a hold set meanwhile always wins. The queued
+    /// objects are leased to the caller until `lease_until` (it deletes them
+    /// next; if it crashes, any node takes them after that). Returns the
+    /// objects of the documents destroyed now (not of those already
+    /// destroyed, held, or no longer due). The tombstone keeps what SPEC §4
+    /// lists: id, type, client, dates, who or what destroyed it and why.
+    pub async fn destroy_documents(
+        &mut self,
+        ids: &[Uuid],
+        d: Destruction<'_>,
+        lease_until: i64,
+    ) -> Result<Vec<QueuedObject>, CatalogError> {
         let mut destroyed = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let due = if d.due_at.is_some() { "AND retention_until <= $4" } else { "AND $4 IS NULL" };
@@ -166,32 +173,33 @@ impl Tx {
                 query = query.bind(id.to_string());
             }
             let rows = query.fetch_all(&mut *self.tx).await.map_err(q("destroy_documents"))?;
-            let mut queued = Vec::with_capacity(rows.len());
+            let start = destroyed.len();
             for r in &rows {
-                let id = uuid_col(r, "id")?;
-                let name: String = r.try_get("object_name").map_err(q("decode"))?;
-                queued.push((name, id));
-                destroyed.push(id);
+                destroyed.push(QueuedObject {
+                    object_name: r.try_get("object_name").map_err(q("decode"))?,
+                    document_id: uuid_col(r, "id")?,
+                    attempts: 1,
+                });
             }
-            self.queue_object_deletions(&queued).await?;
+            self.queue_object_deletions(&destroyed[start..], lease_until).await?;
         }
         Ok(destroyed)
     }
 
-    async fn queue_object_deletions(&mut self, objects: &[(String, Uuid)]) -> Result<(), CatalogError> {
+    async fn queue_object_deletions(&mut self, objects: &[QueuedObject], lease_until: i64) -> Result<(), CatalogError> {
         if objects.is_empty() {
             return Ok(());
         }
         let values: Vec<String> =
-            (0..objects.len()).map(|i| format!("(${}, ${}, $1, $1)", 2 * i + 2, 2 * i + 3)).collect();
+            (0..objects.len()).map(|i| format!("(${}, ${}, $1, 1, $2)", 2 * i + 3, 2 * i + 4)).collect();
         let sql = format!(
-            "INSERT INTO object_deletions (object_name, document_id, queued_at, next_attempt_at) VALUES {} \
-             ON CONFLICT (object_name) DO NOTHING",
+            "INSERT INTO object_deletions (object_name, document_id, queued_at, attempts, next_attempt_at) \
+             VALUES {} ON CONFLICT (object_name) DO NOTHING",
             values.join(", ")
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.now);
-        for (name, id) in objects {
-            query = query.bind(name.as_str()).bind(id.to_string());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.now).bind(lease_until);
+        for o in objects {
+            query = query.bind(o.object_name.as_str()).bind(o.document_id.to_string());
         }
         query.execute(&mut *self.tx).await.map_err(q("queue_object_deletions"))?;
         Ok(())
@@ -293,6 +301,12 @@ impl Tx {
             objects_queued: r.try_get("queued").map_err(q("decode"))?,
             objects_failing: r.try_get("failing").map_err(q("decode"))?,
         })
+    }
+
+    /// Every document row, whatever its state (benchmarks).
+    #[doc(hidden)]
+    pub async fn count_documents_for_tests(&mut self) -> Result<i64, CatalogError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(&mut *self.tx).await.map_err(q("count"))
     }
 
     /// The query plan of the purge's search for due documents (for the

@@ -41,11 +41,12 @@ use crate::rekey::Progress;
 use crate::store::ObjectName;
 
 /// Documents destroyed per transaction: short enough that no writer waits
-/// long behind the purge, long enough to amortise the commit.
-pub const PURGE_BATCH: i64 = 100;
+/// long behind the purge (a few milliseconds), long enough to amortise the
+/// commit.
+pub const PURGE_BATCH: i64 = 500;
 
-/// Objects leased per round of deletes.
-const DRAIN_BATCH: i64 = 100;
+/// Objects leased per round of the queue's drain.
+const DRAIN_BATCH: i64 = 500;
 
 /// Deletes in flight at once.
 const DELETES_IN_FLIGHT: usize = 16;
@@ -87,10 +88,12 @@ pub struct DeleteDocument {
 #[serde(deny_unknown_fields)]
 pub struct DueQuery {
     /// `YYYY-MM-DD` or RFC 3339: documents whose date lies before it.
+    #[cfg_attr(feature = "openapi", param(schema_with = crate::domain::schema::day_or_time))]
     pub before: String,
     /// The `next` of the previous page.
     pub after: Option<String>,
     /// 1 to 1000, default 100.
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     pub limit: Option<i64>,
 }
 
@@ -161,22 +164,24 @@ fn retry_after_micros(attempts: i64) -> i64 {
 }
 
 impl Vault {
-    /// One purge batch, in one short transaction: claim up to
+    /// One purge batch: in one short transaction, claim up to
     /// [`PURGE_BATCH`] due, unheld documents, destroy their keys, mark them
-    /// destroyed, queue their objects and append one event each. Returns
-    /// the documents destroyed (empty: nothing is due).
-    pub async fn purge_batch(&self) -> ServiceResult<Vec<Uuid>> {
+    /// destroyed, queue their objects (leased to this call) and append one
+    /// event each; then delete those objects and record it. Nothing due:
+    /// an empty report.
+    pub async fn purge_batch(&self) -> ServiceResult<PurgeReport> {
         let mut tx = self.tx().await?;
         let now = tx.now();
         let due = tx.due_documents(now, PURGE_BATCH, true).await?;
         if due.is_empty() {
             tx.commit().await?;
-            return Ok(Vec::new());
+            return Ok(PurgeReport::default());
         }
         let ids: Vec<Uuid> = due.iter().map(|d| d.id).collect();
         let how = Destruction { by: BY_PURGE, reason: PURGE_REASON, due_at: Some(now) };
-        let destroyed = tx.destroy_documents(&ids, how).await?;
-        let events: Vec<NewEvent> = due.iter().filter(|d| destroyed.contains(&d.id)).map(purge_event).collect();
+        let objects = tx.destroy_documents(&ids, how, now + LEASE_MICROS).await?;
+        let gone: std::collections::HashSet<Uuid> = objects.iter().map(|o| o.document_id).collect();
+        let events: Vec<NewEvent> = due.iter().filter(|d| gone.contains(&d.id)).map(purge_event).collect();
         tx.append_audit_many(&events).await?;
         if self.faults.fire(FaultPoint::PurgeBeforeCommit) {
             return Err(ServiceError::internal("fault injected before the purge's commit"));
@@ -185,16 +190,25 @@ impl Vault {
         if self.faults.fire(FaultPoint::PurgeAfterDestroy) {
             return Err(ServiceError::internal("fault injected after the purge destroyed keys"));
         }
-        Ok(destroyed)
+        let mut report = self.delete_objects(objects).await?;
+        report.destroyed = gone.len() as u64;
+        Ok(report)
     }
 
-    /// One round of object deletes: lease up to a hundred queued objects,
-    /// delete them from the store (sixteen at a time, outside any
-    /// transaction), then record which went and which failed.
+    /// One round of the queue: lease up to [`DRAIN_BATCH`] queued objects
+    /// whose turn has come (left by a crash or a failed delete), delete
+    /// them and record it.
     pub async fn drain_object_deletions(&self) -> ServiceResult<PurgeReport> {
         let mut tx = self.tx().await?;
         let leased = tx.lease_object_deletions(DRAIN_BATCH, tx.now() + LEASE_MICROS).await?;
         tx.commit().await?;
+        self.delete_objects(leased).await
+    }
+
+    /// Delete leased objects from the store, sixteen at a time, outside any
+    /// transaction; then, in one, forget those that went and give those
+    /// that failed a retry time.
+    async fn delete_objects(&self, leased: Vec<QueuedObject>) -> ServiceResult<PurgeReport> {
         if leased.is_empty() {
             return Ok(PurgeReport::default());
         }
@@ -212,7 +226,7 @@ impl Vault {
         let mut report = PurgeReport::default();
         let mut tx = self.tx().await?;
         let now = tx.now();
-        let mut done = Vec::new();
+        let mut done = Vec::with_capacity(results.len());
         for (o, r) in results {
             match r {
                 Ok(()) => done.push(o),
@@ -238,10 +252,12 @@ impl Vault {
         progress.start("destroying", due.max(0) as u64);
         let mut report = PurgeReport::default();
         loop {
-            let n = self.purge_batch().await?.len() as u64;
-            report.destroyed += n;
-            progress.inc(n);
-            if n < PURGE_BATCH as u64 {
+            let r = self.purge_batch().await?;
+            report.destroyed += r.destroyed;
+            report.objects_deleted += r.objects_deleted;
+            report.object_failures += r.object_failures;
+            progress.inc(r.destroyed);
+            if r.destroyed < PURGE_BATCH as u64 {
                 break;
             }
         }
@@ -293,7 +309,9 @@ impl Vault {
         }
         let by = caller.id().to_string();
         let how = Destruction { by: &by, reason: &reason, due_at: None };
-        if op.tx()?.destroy_documents(&[doc.id], how).await?.is_empty() {
+        let lease = op.now() + LEASE_MICROS;
+        let objects = op.tx()?.destroy_documents(&[doc.id], how, lease).await?;
+        if objects.is_empty() {
             // Held or destroyed by another transaction since it was read.
             let now = op.tx()?.get_document(doc.id).await?;
             return Err(if now.legal_hold {
@@ -310,20 +328,12 @@ impl Vault {
             "retention_until": doc.retention_until.map(micros_to_time),
         });
         op.commit().await?;
-        // The object now, if the store answers; otherwise the queue's next round.
-        if let Err(e) = self.delete_queued_object(&doc.object_name, doc.id).await {
+        // The object now; if the store fails, it stays queued for a retry.
+        if let Err(e) = self.delete_objects(objects).await {
             tracing::warn!(document = %doc.id, error = %e, "object of a destroyed document stays queued");
         }
         let row = self.snapshot().await?.get_document(row.id).await.unwrap_or(row);
         Document::try_from(&row)
-    }
-
-    async fn delete_queued_object(&self, object_name: &str, document_id: Uuid) -> ServiceResult<()> {
-        self.store.delete(&ObjectName::from_catalog(object_name.to_string())).await?;
-        let mut tx = self.tx().await?;
-        tx.objects_deleted(&[QueuedObject { object_name: object_name.into(), document_id, attempts: 0 }]).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// The destruction list (management, office): live documents whose date
