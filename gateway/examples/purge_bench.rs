@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 use vault::rekey::Silent;
 use vault::store::ObjectName;
@@ -270,7 +270,7 @@ async fn main() {
             eprintln!("catalog at {made} documents ({:.0} s)", started.elapsed().as_secs_f64());
         }
     }
-    exec(&v, if pg { "ANALYZE" } else { "ANALYZE" }).await;
+    exec(&v, "ANALYZE").await;
     for _ in 0..20 {
         v.purge_pass(&Silent).await.unwrap();
     }
@@ -293,5 +293,4 @@ async fn main() {
                 "p50_ms": percentile_ms(&times, 0.5), "p99_ms": percentile_ms(&times, 0.99),
                 "max_ms": percentile_ms(&times, 1.0), "due": counts.due, "plan": plan, "setup": base })
     );
-    let _: Value = Value::Null;
 }
