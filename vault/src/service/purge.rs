@@ -170,12 +170,22 @@ impl Vault {
     /// event each; then delete those objects and record it. Nothing due:
     /// an empty report.
     pub async fn purge_batch(&self) -> ServiceResult<PurgeReport> {
+        let (mut report, objects) = self.destroy_batch().await?;
+        let deleted = self.delete_objects(objects).await?;
+        report.objects_deleted = deleted.objects_deleted;
+        report.object_failures = deleted.object_failures;
+        Ok(report)
+    }
+
+    /// Step 1 of a batch: destroy up to [`PURGE_BATCH`] due documents in
+    /// one transaction; their objects, leased to the caller, come back.
+    async fn destroy_batch(&self) -> ServiceResult<(PurgeReport, Vec<QueuedObject>)> {
         let mut tx = self.tx().await?;
         let now = tx.now();
         let due = tx.due_documents(now, PURGE_BATCH, true).await?;
         if due.is_empty() {
             tx.commit().await?;
-            return Ok(PurgeReport::default());
+            return Ok((PurgeReport::default(), Vec::new()));
         }
         let ids: Vec<Uuid> = due.iter().map(|d| d.id).collect();
         let how = Destruction { by: BY_PURGE, reason: PURGE_REASON, due_at: Some(now) };
@@ -190,9 +200,7 @@ impl Vault {
         if self.faults.fire(FaultPoint::PurgeAfterDestroy) {
             return Err(ServiceError::internal("fault injected after the purge destroyed keys"));
         }
-        let mut report = self.delete_objects(objects).await?;
-        report.destroyed = gone.len() as u64;
-        Ok(report)
+        Ok((PurgeReport { destroyed: gone.len() as u64, ..Default::default() }, objects))
     }
 
     /// One round of the queue: lease up to [`DRAIN_BATCH`] queued objects
@@ -251,16 +259,26 @@ impl Vault {
         let due = self.retention_counts().await?.due;
         progress.start("destroying", due.max(0) as u64);
         let mut report = PurgeReport::default();
+        // Batch k's objects are deleted while batch k+1 is destroyed: the
+        // store and the catalog work at the same time.
+        let mut objects = Vec::new();
         loop {
-            let r = self.purge_batch().await?;
+            let (deleted, next) =
+                futures::join!(self.delete_objects(std::mem::take(&mut objects)), self.destroy_batch());
+            let deleted = deleted?;
+            report.objects_deleted += deleted.objects_deleted;
+            report.object_failures += deleted.object_failures;
+            let (r, next) = next?;
             report.destroyed += r.destroyed;
-            report.objects_deleted += r.objects_deleted;
-            report.object_failures += r.object_failures;
             progress.inc(r.destroyed);
+            objects = next;
             if r.destroyed < PURGE_BATCH as u64 {
                 break;
             }
         }
+        let deleted = self.delete_objects(objects).await?;
+        report.objects_deleted += deleted.objects_deleted;
+        report.object_failures += deleted.object_failures;
         loop {
             let r = self.drain_object_deletions().await?;
             report.objects_deleted += r.objects_deleted;
