@@ -248,6 +248,66 @@ async fn hold_during_purge(b: Backend) {
 }
 on_both_backends!(a_hold_set_while_the_purge_runs_always_wins, hold_during_purge);
 
+async fn two_nodes(b: Backend) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let one = Arc::new(open(&b, &clock).await);
+    let anna = signed_in(&one, "anna", Role::Management).await;
+    let c = one.create_client(&anna, new_client()).await.unwrap();
+    // More than two batches' worth, written through the engine (fast).
+    let n = 2 * vault::service::PURGE_BATCH as usize + 300;
+    let ids: Vec<Uuid> = futures::stream::iter(0..n)
+        .map(|_| {
+            let v = one.clone();
+            async move {
+                let meta = vault::NewDocument {
+                    client_id: c.id,
+                    doc_type: "id_copy".into(),
+                    title: None,
+                    filename: "id.txt".into(),
+                    content_type: "text/plain".into(),
+                    uploaded_by: None,
+                    retention_until: None,
+                    retention_reason: None,
+                };
+                let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"kopie"))]);
+                v.put_document(meta, body).await.unwrap().id
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    clock.advance(Duration::days(31));
+    // A second node: its own vault (own pool, own writer lock) on the same catalog.
+    let two = Arc::new(open(&b, &clock).await);
+    let (a, z) = tokio::join!(
+        {
+            let v = one.clone();
+            async move { v.purge_pass(&Silent).await.unwrap() }
+        },
+        {
+            let v = two.clone();
+            async move { v.purge_pass(&Silent).await.unwrap() }
+        }
+    );
+    assert_eq!(a.destroyed + z.destroyed, n as u64, "{a:?} {z:?}");
+    assert_eq!(a.objects_deleted + z.objects_deleted, n as u64, "{a:?} {z:?}");
+    let mut tx = one.catalog_for_tests().snapshot(0).await.unwrap();
+    let all =
+        vault::catalog::AuditFilter { action: Some("document.destroy".into()), limit: 10_000, ..Default::default() };
+    let mut events: Vec<Uuid> =
+        tx.audit_events_filtered(&all).await.unwrap().iter().map(|e| e.body.document_id.unwrap()).collect();
+    drop(tx);
+    events.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(events, want, "each document destroyed once, with one event");
+    for id in ids.iter().take(20) {
+        assert!(!object_exists(&one, *id).await);
+    }
+    assert!(one.verify_audit_chain().await.unwrap().ok);
+}
+on_both_backends!(two_nodes_purging_one_catalog_destroy_each_document_exactly_once, two_nodes);
+
 // ----- a store that is down --------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,11 @@
 //!
 //! "Due" is one predicate, written out per backend so that both planners
 //! match it to the partial index `documents_due` (SQLite only uses a
-//! partial index for literal terms, not bound parameters).
+//! partial index for literal terms, not bound parameters). SQLite is told
+//! the index outright (`INDEXED BY`): without statistics (nothing runs
+//! `ANALYZE`) its planner prefers the state index and scans every live
+//! document; and the destroying statement there hides the predicate from
+//! the index (`+state`), so it looks its rows up by id.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -62,7 +66,23 @@ pub struct RetentionCounts {
 }
 
 const DUE_COLUMNS: &str = "SELECT id, client_id, doc_type, title, uploaded_at, retention_until, retention_source, \
-                           retention_reason FROM documents ";
+                           retention_reason ";
+
+/// `FROM documents`, through the due index.
+fn from_due(b: Backend) -> &'static str {
+    match b {
+        Backend::Sqlite => "FROM documents INDEXED BY documents_due ",
+        Backend::Postgres => "FROM documents ",
+    }
+}
+
+/// `FROM documents`, through the index of held documents.
+fn from_held(b: Backend) -> &'static str {
+    match b {
+        Backend::Sqlite => "FROM documents INDEXED BY documents_held WHERE legal_hold = 1",
+        Backend::Postgres => "FROM documents WHERE legal_hold = TRUE",
+    }
+}
 
 fn live_unheld(b: Backend) -> &'static str {
     match b {
@@ -93,7 +113,8 @@ impl Tx {
     pub async fn due_documents(&mut self, now: i64, limit: i64, claim: bool) -> Result<Vec<DueRow>, CatalogError> {
         let lock = if claim && self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
-            "{DUE_COLUMNS}WHERE {} AND retention_until <= $1 ORDER BY retention_until, id LIMIT $2{lock}",
+            "{DUE_COLUMNS}{}WHERE {} AND retention_until <= $1 ORDER BY retention_until, id LIMIT $2{lock}",
+            from_due(self.backend),
             live_unheld(self.backend)
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -115,8 +136,9 @@ impl Tx {
     ) -> Result<Vec<DueRow>, CatalogError> {
         let (until, id) = after.map_or((i64::MIN, String::new()), |(u, id)| (u, id.to_string()));
         let sql = format!(
-            "{DUE_COLUMNS}WHERE {} AND retention_until < $1 AND (retention_until > $2 OR (retention_until = $2 \
+            "{DUE_COLUMNS}{}WHERE {} AND retention_until < $1 AND (retention_until > $2 OR (retention_until = $2 \
              AND id > $3)) ORDER BY retention_until, id LIMIT $4",
+            from_due(self.backend),
             live_unheld(self.backend)
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -132,8 +154,7 @@ impl Tx {
 
     /// Held documents whose date lies before `before` (they stay).
     pub async fn held_before(&mut self, before: i64) -> Result<i64, CatalogError> {
-        let held = if self.backend == Backend::Sqlite { "legal_hold = 1" } else { "legal_hold = TRUE" };
-        let sql = format!("SELECT COUNT(*) FROM documents WHERE {held} AND retention_until < $1");
+        let sql = format!("SELECT COUNT(*) {} AND retention_until < $1", from_held(self.backend));
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(before)
             .fetch_one(&mut *self.tx)
@@ -164,7 +185,10 @@ impl Tx {
                  filename = '', content_type = '', size = NULL, sha256 = NULL, uploaded_by = NULL, \
                  destroyed_at = $1, destroyed_by = $2, destroy_reason = $3 \
                  WHERE {} {due} AND id IN ({}) RETURNING id, object_name",
-                live_unheld(self.backend),
+                match self.backend {
+                    Backend::Sqlite => "+state = 'active' AND +legal_hold = 0",
+                    Backend::Postgres => live_unheld(self.backend),
+                },
                 placeholders_from(5, chunk.len())
             );
             let mut query =
@@ -250,7 +274,7 @@ impl Tx {
             }
             query.execute(&mut *self.tx).await.map_err(q("objects_deleted"))?;
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE documents SET object_deleted_at = $1 WHERE id IN ({}) AND state = 'destroyed'",
+                "UPDATE documents SET object_deleted_at = $1 WHERE id IN ({})",
                 placeholders_from(2, chunk.len())
             )))
             .bind(self.now);
@@ -282,13 +306,14 @@ impl Tx {
     /// Due and held documents and queued objects, for the metrics; each
     /// count reads a partial index or the (small) queue.
     pub async fn retention_counts(&mut self, now: i64) -> Result<RetentionCounts, CatalogError> {
-        let held = if self.backend == Backend::Sqlite { "legal_hold = 1" } else { "legal_hold = TRUE" };
         let sql = format!(
-            "SELECT (SELECT COUNT(*) FROM documents WHERE {} AND retention_until <= $1) AS due, \
-             (SELECT COUNT(*) FROM documents WHERE {held}) AS held, \
+            "SELECT (SELECT COUNT(*) {}WHERE {} AND retention_until <= $1) AS due, \
+             (SELECT COUNT(*) {}) AS held, \
              (SELECT COUNT(*) FROM object_deletions) AS queued, \
              (SELECT COUNT(*) FROM object_deletions WHERE last_error IS NOT NULL) AS failing",
-            live_unheld(self.backend)
+            from_due(self.backend),
+            live_unheld(self.backend),
+            from_held(self.backend)
         );
         let r = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now)
@@ -314,7 +339,8 @@ impl Tx {
     #[doc(hidden)]
     pub async fn explain_due(&mut self, now: i64) -> Result<Vec<String>, CatalogError> {
         let select = format!(
-            "SELECT id FROM documents WHERE {} AND retention_until <= {now} ORDER BY retention_until, id LIMIT 100",
+            "SELECT id {}WHERE {} AND retention_until <= {now} ORDER BY retention_until, id LIMIT 100",
+            from_due(self.backend),
             live_unheld(self.backend)
         );
         let sql = match self.backend {
