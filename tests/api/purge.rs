@@ -107,11 +107,13 @@ async fn on_time(b: Backend) {
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("legal_hold")), "{v}");
     assert_eq!(doc(&office, held_id).await["state"], "active");
     let (s, v) = delete(&admin, kept_id, json!({"reason": "per abuis geüpload"})).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let v = doc(&office, kept_id).await;
     let admin_id = env.admin.id.to_string();
     assert_eq!((v["state"].as_str(), v["destroyed_by"].as_str()), (Some("destroyed"), Some(admin_id.as_str())));
     assert_eq!(v["destroy_reason"], "per abuis geüpload");
     assert!(!v["object_deleted_at"].is_null(), "the object goes at once when the store answers: {v}");
+    assert_eq!(office.token(kept_id, "assignment").await.0, StatusCode::GONE);
     let (s, v) = delete(&admin, kept_id, json!({"reason": "nog eens"})).await;
     assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::GONE, Some("gone")), "{v}");
 

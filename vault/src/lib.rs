@@ -571,24 +571,32 @@ impl Vault {
     }
 
     /// Destroy a document: data key first (crypto-shredding), then the
-    /// object, through the purge's queue. Safe to call again after a crash
-    /// between the two steps. Refused with [`VaultError::Held`] while a
-    /// legal hold is set. The engine step, with no policy and no audit
-    /// event (tests; operations use `delete_document` or the purge).
+    /// object, through the purge's queue (a second call, or a crash between
+    /// the two steps, leaves the object to the queue). Refused with
+    /// [`VaultError::Held`] while a legal hold is set. The engine step, with
+    /// no policy and no audit event (tests; operations use
+    /// `delete_document` or the purge).
     #[doc(hidden)]
     pub async fn destroy_document(&self, id: Uuid, by: &str) -> Result<(), VaultError> {
         let mut tx = self.tx().await?;
-        let row = match tx.get_document(id).await {
-            Err(CatalogError::NotFound(_)) => return Err(VaultError::NotFound(id)),
-            r => r?,
-        };
         let how = catalog::Destruction { by, reason: "destroyed by the engine", due_at: None };
         let objects = tx.destroy_documents(&[id], how, tx.now()).await?;
-        if objects.is_empty() && row.legal_hold {
-            return Err(VaultError::Held(id));
+        if objects.is_empty() {
+            // Only what the statement did counts: the row as it is now.
+            let row = match tx.get_document(id).await {
+                Err(CatalogError::NotFound(_)) => return Err(VaultError::NotFound(id)),
+                r => r?,
+            };
+            return match row.state {
+                DocumentState::Destroyed => Ok(()),
+                _ if row.legal_hold => Err(VaultError::Held(id)),
+                _ => Err(VaultError::NotFound(id)),
+            };
         }
         tx.commit().await?;
-        self.store.delete(&ObjectName::from_catalog(row.object_name)).await?;
+        for o in &objects {
+            self.store.delete(&ObjectName::from_catalog(o.object_name.clone())).await?;
+        }
         let mut tx = self.tx().await?;
         tx.objects_deleted(&objects).await?;
         tx.commit().await?;

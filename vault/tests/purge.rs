@@ -83,6 +83,38 @@ async fn object_exists(v: &Vault, id: Uuid) -> bool {
     v.store_for_tests().get_stream(&ObjectName::from_catalog(row.object_name)).await.is_ok()
 }
 
+/// Is the document's wrapped data key gone from its row (crypto-shredded)?
+async fn shredded(v: &Vault, id: Uuid) -> bool {
+    let mut tx = v.catalog_for_tests().snapshot(0).await.unwrap();
+    let row = tx.get_document(id).await.unwrap();
+    row.wrapped_key.is_none()
+}
+
+/// `n` identity copies written through the engine (fast), 16 at a time.
+async fn engine_docs(v: &Arc<Vault>, client: Uuid, n: usize) -> Vec<Uuid> {
+    futures::stream::iter(0..n)
+        .map(|_| {
+            let v = v.clone();
+            async move {
+                let meta = vault::NewDocument {
+                    client_id: client,
+                    doc_type: "id_copy".into(),
+                    title: None,
+                    filename: "id.txt".into(),
+                    content_type: "text/plain".into(),
+                    uploaded_by: None,
+                    retention_until: None,
+                    retention_reason: None,
+                };
+                let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"kopie"))]);
+                v.put_document(meta, body).await.unwrap().id
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
 /// The documents of the `document.destroy` events, in order.
 async fn destroyed_events(v: &Vault, by: &Caller) -> Vec<Uuid> {
     let q = AuditQuery { action: Some("document.destroy".into()), limit: Some(1000), ..Default::default() };
@@ -118,6 +150,7 @@ async fn clocks_policies_and_holds(b: Backend) {
     assert_eq!((tomb.state, tomb.destroyed_by.as_deref()), (DocumentState::Destroyed, Some("purge")));
     assert!(tomb.object_deleted_at.is_some());
     assert!(!readable(&v, id_copy).await);
+    assert!(shredded(&v, id_copy).await, "the data key must be gone from the row");
     // The trajectory-bound ones wait for the end of the trajectory, however long.
     clock.advance(Duration::days(3000));
     assert_eq!(pass(&v).await.destroyed, 0);
@@ -174,6 +207,7 @@ async fn crash_between_steps(b: Backend) {
     assert!(v.purge_pass(&Silent).await.is_err());
     for id in &due {
         assert!(readable(&v, *id).await);
+        assert!(!shredded(&v, *id).await);
     }
     assert_eq!(v.retention_counts().await.unwrap().due, 3);
     assert!(destroyed_events(&v, &anna).await.is_empty(), "a rolled-back batch leaves no event");
@@ -185,6 +219,7 @@ async fn crash_between_steps(b: Backend) {
     assert!(v.purge_pass(&Silent).await.is_err());
     for id in &due {
         assert!(!readable(&v, *id).await, "a destroyed document must not be readable");
+        assert!(shredded(&v, *id).await, "its data key must be gone, although its object is still there");
         assert!(object_exists(&v, *id).await);
     }
     assert_eq!(v.retention_counts().await.unwrap().objects_queued, 3);
@@ -255,27 +290,7 @@ async fn two_nodes(b: Backend) {
     let c = one.create_client(&anna, new_client()).await.unwrap();
     // More than two batches' worth, written through the engine (fast).
     let n = 2 * vault::service::PURGE_BATCH as usize + 300;
-    let ids: Vec<Uuid> = futures::stream::iter(0..n)
-        .map(|_| {
-            let v = one.clone();
-            async move {
-                let meta = vault::NewDocument {
-                    client_id: c.id,
-                    doc_type: "id_copy".into(),
-                    title: None,
-                    filename: "id.txt".into(),
-                    content_type: "text/plain".into(),
-                    uploaded_by: None,
-                    retention_until: None,
-                    retention_reason: None,
-                };
-                let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"kopie"))]);
-                v.put_document(meta, body).await.unwrap().id
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
+    let ids = engine_docs(&one, c.id, n).await;
     clock.advance(Duration::days(31));
     // A second node: its own vault (own pool, own writer lock) on the same catalog.
     let two = Arc::new(open(&b, &clock).await);
@@ -342,6 +357,7 @@ async fn a_dead_store_during_a_purge_still_shreds_and_the_queue_finishes_later()
     let v = open(&b, &clock).await;
     for id in &due {
         assert!(!readable(&v, *id).await);
+        assert!(shredded(&v, *id).await, "the keys go although the store is down");
         assert!(object_exists(&v, *id).await);
     }
     assert_eq!(pass(&v).await.objects_deleted, 0, "not before the retry time");
@@ -352,4 +368,33 @@ async fn a_dead_store_during_a_purge_still_shreds_and_the_queue_finishes_later()
         assert!(!object_exists(&v, *id).await);
     }
     assert_eq!(v.retention_counts().await.unwrap().objects_queued, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_batch_claimed_by_one_node_is_skipped_by_another() {
+    let b = support::services().await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let one = Arc::new(open(&b, &clock).await);
+    let anna = signed_in(&one, "anna", Role::Management).await;
+    let c = one.create_client(&anna, new_client()).await.unwrap();
+    let batch = vault::service::PURGE_BATCH as usize;
+    engine_docs(&one, c.id, 2 * batch).await;
+    clock.advance(Duration::days(31));
+    // Node one has claimed a batch and not yet committed ...
+    let now = clock.now().timestamp_micros();
+    let mut claim = one.catalog_for_tests().begin(now).await.unwrap();
+    let claimed = claim.due_documents(now, batch as i64, true).await.unwrap();
+    assert_eq!(claimed.len(), batch);
+    // ... node two does not wait for it: it takes the other batch.
+    let two = open(&b, &clock).await;
+    let r = tokio::time::timeout(std::time::Duration::from_secs(10), two.purge_batch())
+        .await
+        .expect("a batch claimed by another node must be skipped, not waited for")
+        .unwrap();
+    assert_eq!(r.destroyed, batch as u64);
+    drop(claim);
+    for d in claimed.iter().take(50) {
+        assert!(!shredded(&two, d.id).await, "a claimed document was destroyed by the other node");
+    }
+    assert_eq!(two.purge_batch().await.unwrap().destroyed, batch as u64, "released, the rest goes");
 }

@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -82,8 +83,8 @@ pub async fn set_legal_hold(
 
 #[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "retention",
     params(("id" = Uuid, Path)), request_body = DeleteDocument,
-    responses((status = 200, description = "the tombstone: the data key is destroyed (nothing can be read from then \
-                 on), the object deleted or queued for deletion (`object_deleted_at`)", body = Document),
+    responses((status = 204, description = "destroyed: the data key is gone (nothing can be read from then on), the \
+                 object deleted or queued for deletion; the tombstone stays (`GET`, `object_deleted_at`)"),
               (status = 403, description = "`forbidden`: management only", body = ErrorBody),
               (status = 404, description = "`not_found`", body = ErrorBody),
               (status = 409, description = "`legal_hold`: held; lift the hold first", body = ErrorBody),
@@ -95,10 +96,10 @@ pub async fn delete_document(
     Auth(caller): Auth,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<DeleteDocument>,
-) -> ApiResult<Json<Document>> {
-    let doc = st.vault.delete_document(&caller, id, body).await?;
+) -> ApiResult<StatusCode> {
+    st.vault.delete_document(&caller, id, body).await?;
     metrics::counter!("kluis_documents_destroyed_total", "by" => "person").increment(1);
-    Ok(Json(doc))
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/retention/due", tag = "retention", params(DueQuery),

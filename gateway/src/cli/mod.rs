@@ -130,7 +130,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// With --dry-run: documents listed at most.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, requires = "dry_run")]
         limit: i64,
     },
 }

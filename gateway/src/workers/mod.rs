@@ -100,7 +100,8 @@ pub async fn purge_once(vault: &Vault) -> Result<vault::service::PurgeReport, va
             metrics::counter!("kluis_purge_objects_deleted_total").increment(r.objects_deleted);
             metrics::counter!("kluis_purge_failures_total", "step" => "object").increment(r.object_failures);
         }
-        Err(_) => metrics::counter!("kluis_purge_failures_total", "step" => "destroy").increment(1),
+        // A failed pass (the catalog, or recording a delete): the next resumes.
+        Err(_) => metrics::counter!("kluis_purge_failures_total", "step" => "pass").increment(1),
     }
     if let Ok(c) = vault.retention_counts().await {
         metrics::gauge!("kluis_documents_due").set(c.due as f64);

@@ -26,59 +26,17 @@ impl Tx {
     /// it will be stored. Call it last, just before commit: on PostgreSQL it
     /// holds the chain head's row lock until then.
     pub async fn append_audit(&mut self, e: &NewEvent) -> Result<Event, CatalogError> {
-        // The UPDATE takes the head's write lock first: it serialises
-        // appenders on both databases (row lock on PostgreSQL, the write lock
-        // on SQLite).
-        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(q("audit lock head"))?;
-        let seq: i64 = head.try_get("seq").map_err(q("decode"))?;
-        let prev_hex: String = head.try_get("hash").map_err(q("decode"))?;
-        let prev: [u8; 32] = hex::decode(&prev_hex)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| CatalogError::Corrupt("audit head hash".into()))?;
-        let at = self.now;
-        let hash = hex::encode(audit::chain_hash(&prev, seq, at, e));
-        sqlx::query(
-            "INSERT INTO audit_events (seq, at, actor_id, actor_role, action, outcome, reason, purpose, \
-             client_id, document_id, on_behalf_of, request_id, details, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(seq)
-        .bind(at)
-        .bind(e.actor_id.map(|u| u.to_string()))
-        .bind(e.actor_role.clone())
-        .bind(&e.action)
-        .bind(&e.outcome)
-        .bind(e.reason.clone())
-        .bind(e.purpose.clone())
-        .bind(e.client_id.map(|u| u.to_string()))
-        .bind(e.document_id.map(|u| u.to_string()))
-        .bind(e.on_behalf_of.map(|u| u.to_string()))
-        .bind(e.request_id.clone())
-        .bind(audit::details_text(&e.details))
-        .bind(&prev_hex)
-        .bind(&hash)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(q("audit insert"))?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&hash)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(q("audit move head"))?;
-        Ok(Event { seq, at, body: e.clone(), prev_hash: prev_hex, hash })
+        let mut appended = self.append_audit_many(std::slice::from_ref(e)).await?;
+        appended.pop().ok_or_else(|| CatalogError::Corrupt("no audit event appended".into()))
     }
 
-    /// Append several events in order, in this transaction: the same chain
-    /// as one [`Tx::append_audit`] each, with one head update and one insert
-    /// per hundred events (the purge records a destruction per document).
+    /// Append several events in order, in this transaction, with one head
+    /// update and one insert per hundred events (the purge records a
+    /// destruction per document); the chain is the same as one append each.
     /// Call it last, just before commit.
-    pub async fn append_audit_many(&mut self, events: &[NewEvent]) -> Result<(), CatalogError> {
+    pub async fn append_audit_many(&mut self, events: &[NewEvent]) -> Result<Vec<Event>, CatalogError> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let n = events.len() as i64;
         let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
@@ -94,10 +52,12 @@ impl Tx {
             .ok_or_else(|| CatalogError::Corrupt("audit head hash".into()))?;
         let at = self.now;
         let mut rows = Vec::with_capacity(events.len());
+        let mut prev_text = prev_hex;
         for (i, e) in events.iter().enumerate() {
             let seq = last - n + 1 + i as i64;
             let hash = audit::chain_hash(&prev, seq, at, e);
-            rows.push((seq, hex::encode(prev), hex::encode(hash), e));
+            let hash_text = hex::encode(hash);
+            rows.push((seq, std::mem::replace(&mut prev_text, hash_text.clone()), hash_text, e));
             prev = hash;
         }
         for chunk in rows.chunks(100) {
@@ -135,11 +95,14 @@ impl Tx {
             query.execute(&mut *self.tx).await.map_err(q("audit insert"))?;
         }
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(hex::encode(prev))
+            .bind(prev_text)
             .execute(&mut *self.tx)
             .await
             .map_err(q("audit move head"))?;
-        Ok(())
+        Ok(rows
+            .into_iter()
+            .map(|(seq, prev_hash, hash, e)| Event { seq, at, body: e.clone(), prev_hash, hash })
+            .collect())
     }
 
     /// Events matching every given filter, newest first, at most `limit`.

@@ -98,6 +98,15 @@ impl CatalogError {
     }
 }
 
+/// Ids per `IN (...)` list (well below both databases' bind limits).
+const IN_CHUNK: usize = 500;
+
+/// `$first, $first+1, …` (`n` of them): the bind parameters of an
+/// `IN (...)` list or a `VALUES` row.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

@@ -20,7 +20,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Backend, CatalogError, Tx, q, uuid_col};
+use super::{Backend, CatalogError, IN_CHUNK, Tx, placeholders, q, uuid_col};
 
 /// A live, unheld document, for the purge and its lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +63,8 @@ pub struct RetentionCounts {
     pub objects_queued: i64,
     /// Queued objects whose last delete failed.
     pub objects_failing: i64,
+    /// Queued objects whose turn has come (a lease ran out, a retry is due).
+    pub objects_ready: i64,
 }
 
 const DUE_COLUMNS: &str = "SELECT id, client_id, doc_type, title, uploaded_at, retention_until, retention_source, \
@@ -189,7 +191,7 @@ impl Tx {
                     Backend::Sqlite => "+state = 'active' AND +legal_hold = 0",
                     Backend::Postgres => live_unheld(self.backend),
                 },
-                placeholders_from(5, chunk.len())
+                placeholders(5, chunk.len())
             );
             let mut query =
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.now).bind(d.by).bind(d.reason).bind(d.due_at);
@@ -267,7 +269,7 @@ impl Tx {
         for chunk in done.chunks(IN_CHUNK) {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM object_deletions WHERE object_name IN ({})",
-                placeholders_from(1, chunk.len())
+                placeholders(1, chunk.len())
             )));
             for o in chunk {
                 query = query.bind(o.object_name.as_str());
@@ -275,7 +277,7 @@ impl Tx {
             query.execute(&mut *self.tx).await.map_err(q("objects_deleted"))?;
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE documents SET object_deleted_at = $1 WHERE id IN ({})",
-                placeholders_from(2, chunk.len())
+                placeholders(2, chunk.len())
             )))
             .bind(self.now);
             for o in chunk {
@@ -310,7 +312,8 @@ impl Tx {
             "SELECT (SELECT COUNT(*) {}WHERE {} AND retention_until <= $1) AS due, \
              (SELECT COUNT(*) {}) AS held, \
              (SELECT COUNT(*) FROM object_deletions) AS queued, \
-             (SELECT COUNT(*) FROM object_deletions WHERE last_error IS NOT NULL) AS failing",
+             (SELECT COUNT(*) FROM object_deletions WHERE last_error IS NOT NULL) AS failing, \
+             (SELECT COUNT(*) FROM object_deletions WHERE next_attempt_at <= $1) AS ready",
             from_due(self.backend),
             live_unheld(self.backend),
             from_held(self.backend)
@@ -325,6 +328,7 @@ impl Tx {
             held: r.try_get("held").map_err(q("decode"))?,
             objects_queued: r.try_get("queued").map_err(q("decode"))?,
             objects_failing: r.try_get("failing").map_err(q("decode"))?,
+            objects_ready: r.try_get("ready").map_err(q("decode"))?,
         })
     }
 
@@ -355,12 +359,4 @@ impl Tx {
             })
             .collect()
     }
-}
-
-/// Rows per statement of an IN list (well below both databases' limits).
-const IN_CHUNK: usize = 500;
-
-/// `$first, $first+1, …` (`n` of them).
-fn placeholders_from(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

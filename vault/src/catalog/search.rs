@@ -18,7 +18,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Backend, Catalog, CatalogError, ClientStatus, DocumentState, Tx, opt_uuid_col, q, uuid_col};
+use super::{
+    Backend, Catalog, CatalogError, ClientStatus, DocumentState, IN_CHUNK, Tx, opt_uuid_col, placeholders, q, uuid_col,
+};
 
 /// A client as a coach's search scope needs it: what the policy decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,9 +39,6 @@ pub struct HitRow {
     /// As shown: first and last name.
     pub client_name: String,
 }
-
-/// Ids per `IN (...)` list (well below both databases' bind limits).
-const IN_CHUNK: usize = 500;
 
 /// A position in the change log: every row at or before it has been
 /// applied. Ordered by (xid, seq).
@@ -183,11 +182,6 @@ fn client_name(r: &AnyRow) -> Result<(Uuid, ClientName), CatalogError> {
 
 /// `select` (ending in `WHERE ... <col>`) `IN (...)` the ids, in lists of
 /// at most [`IN_CHUNK`], each row decoded.
-/// `$1, $2, …, $n`: the bind parameters of an `IN (...)` list.
-fn placeholders(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 pub(super) async fn fetch_in<T>(
     tx: &mut Tx,
     op: &'static str,
@@ -197,7 +191,7 @@ pub(super) async fn fetch_in<T>(
 ) -> Result<Vec<T>, CatalogError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
-        let list = placeholders(chunk.len());
+        let list = placeholders(1, chunk.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("{select} IN ({list})")));
         for id in chunk {
             query = query.bind(id.to_string());
@@ -405,7 +399,7 @@ impl Tx {
         };
         let mut out = Vec::new();
         for chunk in coaches.chunks(IN_CHUNK) {
-            let list = placeholders(chunk.len());
+            let list = placeholders(1, chunk.len());
             let sql =
                 format!("SELECT {aggregate} AS reach FROM clients WHERE status = 'active' AND coach_id IN ({list})");
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -436,7 +430,7 @@ impl Tx {
     pub async fn hits_by_ids(&mut self, ids: &[Uuid]) -> Result<Vec<HitRow>, CatalogError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
-            let list = placeholders(chunk.len());
+            let list = placeholders(1, chunk.len());
             let sql = format!(
                 "SELECT d.*, c.first_name AS client_first_name, c.last_name AS client_last_name, \
                  c.coach_id AS client_coach_id, c.status AS client_status, \

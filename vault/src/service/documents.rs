@@ -90,7 +90,7 @@ impl TryFrom<&DocumentRow> for Document {
             uploaded_by: d.uploaded_by,
             uploaded_at: micros_to_time(d.uploaded_at),
             retention_until: opt_time(d.retention_until),
-            retention_source: if d.retention_manual { "manual" } else { "policy" },
+            retention_source: super::purge::retention_source(d.retention_manual),
             retention_reason: d.retention_reason.clone(),
             retention_waits_for: (d.retention_until.is_none() && d.state != DocumentState::Destroyed)
                 .then_some("trajectory_end"),

@@ -30,7 +30,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Caller, Document, ErrorCode, ServiceError, ServiceResult};
+use super::{Caller, ErrorCode, ServiceError, ServiceResult};
 use crate::Vault;
 use crate::audit::NewEvent;
 use crate::catalog::{Destruction, DueRow, QueuedObject, RetentionCounts, micros_to_time};
@@ -69,6 +69,14 @@ pub struct PurgeReport {
     pub objects_deleted: u64,
     /// Object deletes that failed (they stay queued and are tried again).
     pub object_failures: u64,
+}
+
+impl std::ops::AddAssign for PurgeReport {
+    fn add_assign(&mut self, o: PurgeReport) {
+        self.destroyed += o.destroyed;
+        self.objects_deleted += o.objects_deleted;
+        self.object_failures += o.object_failures;
+    }
 }
 
 /// `DELETE /api/v1/documents/{id}`.
@@ -134,8 +142,25 @@ fn due_view(d: &DueRow) -> ServiceResult<DueDocument> {
         title: d.title.clone(),
         uploaded_at: micros_to_time(d.uploaded_at),
         retention_until: micros_to_time(d.retention_until),
-        retention_source: if d.retention_manual { "manual" } else { "policy" },
+        retention_source: retention_source(d.retention_manual),
         retention_reason: d.retention_reason.clone(),
+    })
+}
+
+/// What a `document.destroy` event records besides who and why.
+fn destruction_details(
+    by: &str,
+    doc_type: &str,
+    until: Option<i64>,
+    manual: bool,
+    reason: Option<&str>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "by": by,
+        "type": doc_type,
+        "retention_until": until.map(micros_to_time),
+        "retention_source": retention_source(manual),
+        "retention_reason": reason,
     })
 }
 
@@ -146,14 +171,23 @@ fn purge_event(d: &DueRow) -> NewEvent {
     e.reason = Some(PURGE_REASON.into());
     e.client_id = Some(d.client_id);
     e.document_id = Some(d.id);
-    e.details = serde_json::json!({
-        "by": BY_PURGE,
-        "type": d.doc_type,
-        "retention_until": micros_to_time(d.retention_until),
-        "retention_source": if d.retention_manual { "manual" } else { "policy" },
-        "retention_reason": d.retention_reason,
-    });
+    e.details = destruction_details(
+        BY_PURGE,
+        &d.doc_type,
+        Some(d.retention_until),
+        d.retention_manual,
+        d.retention_reason.as_deref(),
+    );
     e
+}
+
+fn held() -> ServiceError {
+    ServiceError::new(ErrorCode::LegalHold, "the document is under a legal hold")
+}
+
+/// `policy` or `manual`: where a destruction date came from.
+pub(super) fn retention_source(manual: bool) -> &'static str {
+    if manual { "manual" } else { "policy" }
 }
 
 /// Seconds to wait before trying a failed delete again: doubling from 5 s,
@@ -256,38 +290,38 @@ impl Vault {
     /// queued objects until the queue is empty or a round had failures
     /// (they wait for their retry time). `progress` counts documents.
     pub async fn purge_pass(&self, progress: &dyn Progress) -> ServiceResult<PurgeReport> {
-        let due = self.retention_counts().await?.due;
-        progress.start("destroying", due.max(0) as u64);
+        // One read first: a pass with nothing to do takes no write lock.
+        let counts = self.retention_counts().await?;
         let mut report = PurgeReport::default();
-        // Batch k's objects are deleted while batch k+1 is destroyed: the
-        // store and the catalog work at the same time.
-        let mut objects = Vec::new();
-        loop {
-            let (deleted, next) =
-                futures::join!(self.delete_objects(std::mem::take(&mut objects)), self.destroy_batch());
-            let deleted = deleted?;
-            report.objects_deleted += deleted.objects_deleted;
-            report.object_failures += deleted.object_failures;
-            let (r, next) = next?;
-            report.destroyed += r.destroyed;
-            progress.inc(r.destroyed);
-            objects = next;
-            if r.destroyed < PURGE_BATCH as u64 {
-                break;
+        if counts.due > 0 {
+            progress.start("destroying", counts.due as u64);
+            // Batch k's objects are deleted while batch k+1 is destroyed:
+            // the store and the catalog work at the same time.
+            let mut objects = Vec::new();
+            loop {
+                let (deleted, next) =
+                    futures::join!(self.delete_objects(std::mem::take(&mut objects)), self.destroy_batch());
+                report += deleted?;
+                let (r, next) = next?;
+                progress.inc(r.destroyed);
+                report += r;
+                objects = next;
+                if r.destroyed < PURGE_BATCH as u64 {
+                    break;
+                }
+            }
+            report += self.delete_objects(objects).await?;
+            progress.finish();
+        }
+        if counts.objects_ready > 0 {
+            loop {
+                let r = self.drain_object_deletions().await?;
+                report += r;
+                if r.object_failures > 0 || r.objects_deleted < DRAIN_BATCH as u64 {
+                    break;
+                }
             }
         }
-        let deleted = self.delete_objects(objects).await?;
-        report.objects_deleted += deleted.objects_deleted;
-        report.object_failures += deleted.object_failures;
-        loop {
-            let r = self.drain_object_deletions().await?;
-            report.objects_deleted += r.objects_deleted;
-            report.object_failures += r.object_failures;
-            if r.object_failures > 0 || r.objects_deleted < DRAIN_BATCH as u64 {
-                break;
-            }
-        }
-        progress.finish();
         Ok(report)
     }
 
@@ -313,17 +347,12 @@ impl Vault {
     /// Destroy a document at once (management, with a reason), through the
     /// purge's machinery: key, tombstone, queued object and event in one
     /// transaction, then its object. 409 `legal_hold` while held.
-    pub async fn delete_document(&self, caller: &Caller, id: Uuid, req: DeleteDocument) -> ServiceResult<Document> {
+    pub async fn delete_document(&self, caller: &Caller, id: Uuid, req: DeleteDocument) -> ServiceResult<()> {
         let mut op = self.op(caller, "document.destroy").await?;
         let (doc, _, _) = op.document(id, Action::DestroyDocument).await?;
         let reason = crate::domain::required_text("reason", &req.reason, 1000)?;
         if doc.legal_hold {
-            return Err(op
-                .deny(
-                    ServiceError::new(ErrorCode::LegalHold, "the document is under a legal hold"),
-                    "under a legal hold",
-                )
-                .await);
+            return Err(op.deny(held(), "under a legal hold").await);
         }
         let by = caller.id().to_string();
         let how = Destruction { by: &by, reason: &reason, due_at: None };
@@ -333,25 +362,26 @@ impl Vault {
             // Held or destroyed by another transaction since it was read.
             let now = op.tx()?.get_document(doc.id).await?;
             return Err(if now.legal_hold {
-                ServiceError::new(ErrorCode::LegalHold, "the document is under a legal hold")
+                op.deny(held(), "under a legal hold").await
             } else {
-                ServiceError::new(ErrorCode::Gone, "the document has been destroyed")
+                op.deny(ServiceError::new(ErrorCode::Gone, "the document has been destroyed"), "already destroyed")
+                    .await
             });
         }
-        let row = op.tx()?.get_document(doc.id).await?;
         op.event.reason = Some(reason);
-        op.event.details = serde_json::json!({
-            "by": "person",
-            "type": doc.doc_type,
-            "retention_until": doc.retention_until.map(micros_to_time),
-        });
+        op.event.details = destruction_details(
+            "person",
+            &doc.doc_type,
+            doc.retention_until,
+            doc.retention_manual,
+            doc.retention_reason.as_deref(),
+        );
         op.commit().await?;
         // The object now; if the store fails, it stays queued for a retry.
         if let Err(e) = self.delete_objects(objects).await {
             tracing::warn!(document = %doc.id, error = %e, "object of a destroyed document stays queued");
         }
-        let row = self.snapshot().await?.get_document(row.id).await.unwrap_or(row);
-        Document::try_from(&row)
+        Ok(())
     }
 
     /// The destruction list (management, office): live documents whose date
