@@ -348,9 +348,10 @@ impl Vault {
     /// purge's machinery: key, tombstone, queued object and event in one
     /// transaction, then its object. 409 `legal_hold` while held.
     pub async fn delete_document(&self, caller: &Caller, id: Uuid, req: DeleteDocument) -> ServiceResult<()> {
+        // The request's shape first: a bad reason is 422 whatever the document.
+        let reason = crate::domain::required_text("reason", &req.reason, 1000)?;
         let mut op = self.op(caller, "document.destroy").await?;
         let (doc, _, _) = op.document(id, Action::DestroyDocument).await?;
-        let reason = crate::domain::required_text("reason", &req.reason, 1000)?;
         if doc.legal_hold {
             return Err(op.deny(held(), "under a legal hold").await);
         }
