@@ -40,6 +40,9 @@ pub enum Action {
     /// Open a document's content (issue or redeem a download token).
     OpenDocument(Purpose),
     ManageUsers,
+    /// Read the retention policies and the destruction list (documents of
+    /// every client whose date comes, with their titles).
+    ReadRetention,
     SetRetention,
     /// Set a psychological report's destruction date below the NIP code's
     /// minimum (one year after the trajectory ends).
@@ -239,8 +242,8 @@ fn decide_client(
         | BreachRegister
         | RetentionBelowMinimum
         | RetentionPolicy => Decision::Forbidden("management only"),
-        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention if staff => ALLOW,
-        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention => {
+        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention | ReadRetention if staff => ALLOW,
+        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention | ReadRetention => {
             Decision::Forbidden("management and office only")
         }
         RevealBsn if staff || actor.role == Administration => ALLOW,
@@ -472,6 +475,7 @@ mod tests {
             (SetRestriction, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (ReadAccessLog, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (SetRetention, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
+            (ReadRetention, [[Allow; 6], [Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (LegalHold, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (RetentionBelowMinimum, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
             (RetentionPolicy, [[Allow; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6], [Forbidden; 6]]),
@@ -634,6 +638,7 @@ mod tests {
             ("close trajectory", Action::CloseTrajectory),
             ("set restriction", Action::SetRestriction),
             ("read access log", Action::ReadAccessLog),
+            ("read retention policies and the destruction list", Action::ReadRetention),
             ("set retention", Action::SetRetention),
             ("retention below the NIP minimum", Action::RetentionBelowMinimum),
             ("change a retention policy", Action::RetentionPolicy),

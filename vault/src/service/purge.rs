@@ -389,7 +389,7 @@ impl Vault {
     /// lies before `before`, by date, for the review before they go.
     pub async fn destruction_list(&self, caller: &Caller, q: DueQuery) -> ServiceResult<DestructionList> {
         let mut op = self.op(caller, "retention.due").await?;
-        op.authorize(Action::SetRetention, Target::Nothing).await?;
+        op.authorize(Action::ReadRetention, Target::Nothing).await?;
         let before = super::documents::parse_date_or_time(&q.before)
             .ok_or_else(|| ServiceError::new(ErrorCode::InvalidQuery, "before is a date YYYY-MM-DD or RFC 3339"))?;
         let limit = q.limit.unwrap_or(100);

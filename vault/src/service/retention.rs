@@ -125,7 +125,7 @@ impl Vault {
     /// Every type's retention policy.
     pub async fn retention_policies(&self, caller: &Caller) -> ServiceResult<Vec<RetentionPolicy>> {
         let mut op = self.op(caller, "retention.policies").await?;
-        op.authorize(Action::SetRetention, Target::Nothing).await?;
+        op.authorize(Action::ReadRetention, Target::Nothing).await?;
         let rows = op.tx()?.retention_policies().await?;
         op.commit_unaudited().await?;
         rows.iter().map(view).collect()
