@@ -29,6 +29,16 @@ async fn open(b: &Backend, clock: &Arc<ManualClock>) -> Vault {
     v.with_clock(clock.clone())
 }
 
+/// A vault on `b` whose clock stands still at now, a manager signed in, and
+/// a client.
+async fn setup(b: &Backend) -> (Arc<ManualClock>, Arc<Vault>, Caller, Uuid) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let v = Arc::new(open(b, &clock).await);
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let c = v.create_client(&anna, new_client()).await.unwrap();
+    (clock, v, anna, c.id)
+}
+
 fn new_client() -> NewClient {
     serde_json::from_value(serde_json::json!({
         "first_name": "Jan", "initials": "J.", "last_name": "Jansen", "birth_date": "1980-02-03",
@@ -130,14 +140,11 @@ async fn pass(v: &Vault) -> vault::service::PurgeReport {
 // ---------------------------------------------------------------------------
 
 async fn clocks_policies_and_holds(b: Backend) {
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let v = open(&b, &clock).await;
-    let anna = signed_in(&v, "anna", Role::Management).await;
-    let c = v.create_client(&anna, new_client()).await.unwrap();
-    let id_copy = upload(&v, &anna, c.id, "id_copy").await.id;
-    let psych = upload(&v, &anna, c.id, "psych_report").await.id;
-    let plan = upload(&v, &anna, c.id, "work_plan").await.id;
-    let held = upload(&v, &anna, c.id, "work_plan").await.id;
+    let (clock, v, anna, c) = setup(&b).await;
+    let id_copy = upload(&v, &anna, c, "id_copy").await.id;
+    let psych = upload(&v, &anna, c, "psych_report").await.id;
+    let plan = upload(&v, &anna, c, "work_plan").await.id;
+    let held = upload(&v, &anna, c, "work_plan").await.id;
     assert_eq!(pass(&v).await.destroyed, 0);
 
     // An identity copy goes 30 days after its upload, not a second before.
@@ -157,7 +164,7 @@ async fn clocks_policies_and_holds(b: Backend) {
     assert!(readable(&v, psych).await);
 
     // The trajectory ends: their clocks start. A policy change moves them.
-    v.close_trajectory(&anna, c.id, serde_json::from_value(serde_json::json!({})).unwrap()).await.unwrap();
+    v.close_trajectory(&anna, c, serde_json::from_value(serde_json::json!({})).unwrap()).await.unwrap();
     let ended = clock.now();
     let req = serde_json::from_value(serde_json::json!({ "trigger": "trajectory_end", "period_days": 400 })).unwrap();
     let change = v.set_retention_policy(&anna, vault::domain::DocumentType::WorkPlan, req).await.unwrap();
@@ -191,15 +198,12 @@ async fn clocks_policies_and_holds(b: Backend) {
 on_both_backends!(clocks_policy_changes_and_holds_decide_when_the_purge_destroys, clocks_policies_and_holds);
 
 async fn crash_between_steps(b: Backend) {
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let v = open(&b, &clock).await;
-    let anna = signed_in(&v, "anna", Role::Management).await;
-    let c = v.create_client(&anna, new_client()).await.unwrap();
+    let (clock, v, anna, c) = setup(&b).await;
     let mut due = Vec::new();
     for _ in 0..3 {
-        due.push(upload(&v, &anna, c.id, "id_copy").await.id);
+        due.push(upload(&v, &anna, c, "id_copy").await.id);
     }
-    let held = upload(&v, &anna, c.id, "id_copy").await.id;
+    let held = upload(&v, &anna, c, "id_copy").await.id;
     hold(&v, &anna, held, true).await;
     clock.advance(Duration::days(31));
     // 1. A crash before the batch commits: nothing happened, all still due.
@@ -256,11 +260,8 @@ async fn crash_between_steps(b: Backend) {
 on_both_backends!(a_crash_between_any_two_purge_steps_resumes_and_never_leaves_a_readable_copy, crash_between_steps);
 
 async fn hold_during_purge(b: Backend) {
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let v = Arc::new(open(&b, &clock).await);
-    let anna = signed_in(&v, "anna", Role::Management).await;
-    let c = v.create_client(&anna, new_client()).await.unwrap();
-    let doc = upload(&v, &anna, c.id, "id_copy").await.id;
+    let (clock, v, anna, c) = setup(&b).await;
+    let doc = upload(&v, &anna, c, "id_copy").await.id;
     clock.advance(Duration::days(31));
     // A hold is being set (its transaction open, the row changed) when the
     // purge runs: the purge must not destroy the document, then or after.
@@ -284,13 +285,10 @@ async fn hold_during_purge(b: Backend) {
 on_both_backends!(a_hold_set_while_the_purge_runs_always_wins, hold_during_purge);
 
 async fn two_nodes(b: Backend) {
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let one = Arc::new(open(&b, &clock).await);
-    let anna = signed_in(&one, "anna", Role::Management).await;
-    let c = one.create_client(&anna, new_client()).await.unwrap();
+    let (clock, one, _, c) = setup(&b).await;
     // More than two batches' worth, written through the engine (fast).
     let n = 2 * vault::service::PURGE_BATCH as usize + 300;
-    let ids = engine_docs(&one, c.id, n).await;
+    let ids = engine_docs(&one, c, n).await;
     clock.advance(Duration::days(31));
     // A second node: its own vault (own pool, own writer lock) on the same catalog.
     let two = Arc::new(open(&b, &clock).await);
@@ -328,13 +326,10 @@ on_both_backends!(two_nodes_purging_one_catalog_destroy_each_document_exactly_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_store_during_a_purge_still_shreds_and_the_queue_finishes_later() {
     let b = support::services().await;
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let v = open(&b, &clock).await;
-    let anna = signed_in(&v, "anna", Role::Management).await;
-    let c = v.create_client(&anna, new_client()).await.unwrap();
+    let (clock, v, anna, c) = setup(&b).await;
     let mut due = Vec::new();
     for _ in 0..3 {
-        due.push(upload(&v, &anna, c.id, "id_copy").await.id);
+        due.push(upload(&v, &anna, c, "id_copy").await.id);
     }
     drop(v);
     clock.advance(Duration::days(31));
@@ -373,12 +368,9 @@ async fn a_dead_store_during_a_purge_still_shreds_and_the_queue_finishes_later()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgresql_a_batch_claimed_by_one_node_is_skipped_by_another() {
     let b = support::services().await;
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let one = Arc::new(open(&b, &clock).await);
-    let anna = signed_in(&one, "anna", Role::Management).await;
-    let c = one.create_client(&anna, new_client()).await.unwrap();
+    let (clock, one, _, c) = setup(&b).await;
     let batch = vault::service::PURGE_BATCH as usize;
-    engine_docs(&one, c.id, 2 * batch).await;
+    engine_docs(&one, c, 2 * batch).await;
     clock.advance(Duration::days(31));
     // Node one has claimed a batch and not yet committed ...
     let now = clock.now().timestamp_micros();
