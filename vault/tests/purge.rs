@@ -390,3 +390,22 @@ async fn on_postgresql_a_batch_claimed_by_one_node_is_skipped_by_another() {
     }
     assert_eq!(two.purge_batch().await.unwrap().destroyed, batch as u64, "released, the rest goes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_document_being_redeemed_is_skipped_until_the_redemption_commits() {
+    let b = support::services().await;
+    let (clock, v, anna, c) = setup(&b).await;
+    let doc = upload(&v, &anna, c, "id_copy").await.id;
+    clock.advance(Duration::days(31));
+    // A download's redemption has decided on the row and not yet committed.
+    let now = clock.now().timestamp_micros();
+    let mut redemption = v.catalog_for_tests().begin(now).await.unwrap();
+    assert_eq!(redemption.get_document_locked(doc).await.unwrap().state, DocumentState::Active);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(10), v.purge_batch())
+        .await
+        .expect("the purge must skip the row, not wait for it")
+        .unwrap();
+    assert_eq!(r.destroyed, 0, "destroyed while its download was being redeemed");
+    redemption.commit().await.unwrap();
+    assert_eq!(v.purge_batch().await.unwrap().destroyed, 1);
+}

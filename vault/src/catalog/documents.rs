@@ -189,6 +189,22 @@ impl Tx {
         self.document(id).await?.ok_or(CatalogError::NotFound("document"))
     }
 
+    /// A document row, kept from changing until this transaction ends: on
+    /// PostgreSQL `FOR SHARE` (the purge's claim skips it; a hold or a new
+    /// date waits), on SQLite the writer's transaction already excludes
+    /// every other writer. For a decision that must still hold at commit (a
+    /// download's redemption).
+    pub async fn get_document_locked(&mut self, id: Uuid) -> Result<DocumentRow, CatalogError> {
+        let lock = if self.backend == super::Backend::Postgres { " FOR SHARE" } else { "" };
+        let sql = format!("{SELECT_DOCUMENTS}WHERE id = $1{lock}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(q("get_document_locked"))?;
+        row.as_ref().map(document_from_row).transpose()?.ok_or(CatalogError::NotFound("document"))
+    }
+
     pub async fn document(&mut self, id: Uuid) -> Result<Option<DocumentRow>, CatalogError> {
         let sql = select_documents!("WHERE id = $1");
         let row =

@@ -120,7 +120,8 @@ impl Vault {
         if holder.role != t.role {
             return Err(op.deny(revoked(), "holder's role changed").await);
         }
-        let doc = op.tx()?.get_document(t.document_id).await?;
+        // Locked until commit: a purge cannot destroy it between this decision and the redemption.
+        let doc = op.tx()?.get_document_locked(t.document_id).await?;
         let client = op.tx()?.client(doc.client_id).await?;
         op.event.client_id = Some(client.id);
         let doc_facts = DocumentFacts { destroyed: doc.state == DocumentState::Destroyed };
