@@ -156,6 +156,7 @@ async fn main() {
             .await;
         let direct = docs as f64 / started.elapsed().as_secs_f64();
 
+        eprintln!("purging {docs} (pid {})", std::process::id());
         let started = Instant::now();
         let r = v.purge_pass(&Silent).await.unwrap();
         let ours = docs as f64 / started.elapsed().as_secs_f64();
