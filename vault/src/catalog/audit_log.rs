@@ -31,7 +31,7 @@ impl Tx {
     }
 
     /// Append several events in order, in this transaction, with one head
-    /// update and one insert per eight events (the purge records a
+    /// update and as few inserts as suit the database (the purge records a
     /// destruction per document); the chain is the same as one append each.
     /// Call it last, just before commit.
     pub async fn append_audit_many(&mut self, events: &[NewEvent]) -> Result<Vec<Event>, CatalogError> {
@@ -60,8 +60,9 @@ impl Tx {
             rows.push((seq, std::mem::replace(&mut prev_text, hash_text.clone()), hash_text, e));
             prev = hash;
         }
-        // 15 parameters a row: a few rows per statement (see `IN_CHUNK`).
-        for chunk in rows.chunks(8) {
+        // 15 parameters a row (see `Tx::params_per_statement`).
+        let per_insert = (self.params_per_statement() / 15).max(1);
+        for chunk in rows.chunks(per_insert) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let b = i * 15;

@@ -98,12 +98,6 @@ impl CatalogError {
     }
 }
 
-/// Ids per `IN (...)` list, rows per multi-row `VALUES`: about a hundred
-/// parameters per statement. SQLite finds each parameter's name by a linear
-/// scan when sqlx binds it, so a statement of n parameters costs n² steps
-/// (at 7,500 it was a fifth of the purge's time).
-const IN_CHUNK: usize = 100;
-
 /// `$first, $first+1, …` (`n` of them): the bind parameters of an
 /// `IN (...)` list or a `VALUES` row.
 fn placeholders(first: usize, n: usize) -> String {
@@ -202,6 +196,23 @@ impl std::fmt::Debug for Tx {
 }
 
 impl Tx {
+    /// Bind parameters per statement, for `IN (...)` lists and multi-row
+    /// `VALUES`. SQLite finds each parameter's name by a linear scan when
+    /// sqlx binds it, so a statement of n parameters costs n² steps there
+    /// (at 7,500 it was a fifth of the purge's time): about a hundred. On
+    /// PostgreSQL a statement is a round trip: larger ones.
+    fn params_per_statement(&self) -> usize {
+        match self.backend {
+            Backend::Sqlite => 100,
+            Backend::Postgres => 1500,
+        }
+    }
+
+    /// Ids per `IN (...)` list.
+    fn in_chunk(&self) -> usize {
+        self.params_per_statement().min(500)
+    }
+
     pub fn now(&self) -> i64 {
         self.now
     }

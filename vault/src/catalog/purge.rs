@@ -20,7 +20,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Backend, CatalogError, IN_CHUNK, Tx, placeholders, q, uuid_col};
+use super::{Backend, CatalogError, Tx, placeholders, q, uuid_col};
 
 /// A live, unheld document, for the purge and its lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +180,7 @@ impl Tx {
         lease_until: i64,
     ) -> Result<Vec<QueuedObject>, CatalogError> {
         let mut destroyed = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in ids.chunks(self.in_chunk()) {
             let due = if d.due_at.is_some() { "AND retention_until <= $4" } else { "AND $4 IS NULL" };
             let sql = format!(
                 "UPDATE documents SET state = 'destroyed', wrapped_key = NULL, key_version = NULL, title = NULL, \
@@ -266,7 +266,7 @@ impl Tx {
     /// These objects are gone from the store: forget them in the queue and
     /// note it on the tombstones.
     pub async fn objects_deleted(&mut self, done: &[QueuedObject]) -> Result<(), CatalogError> {
-        for chunk in done.chunks(IN_CHUNK) {
+        for chunk in done.chunks(self.in_chunk()) {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM object_deletions WHERE object_name IN ({})",
                 placeholders(1, chunk.len())

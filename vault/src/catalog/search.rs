@@ -18,9 +18,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{
-    Backend, Catalog, CatalogError, ClientStatus, DocumentState, IN_CHUNK, Tx, opt_uuid_col, placeholders, q, uuid_col,
-};
+use super::{Backend, Catalog, CatalogError, ClientStatus, DocumentState, Tx, opt_uuid_col, placeholders, q, uuid_col};
 
 /// A client as a coach's search scope needs it: what the policy decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +179,7 @@ fn client_name(r: &AnyRow) -> Result<(Uuid, ClientName), CatalogError> {
 }
 
 /// `select` (ending in `WHERE ... <col>`) `IN (...)` the ids, in lists of
-/// at most [`IN_CHUNK`], each row decoded.
+/// at most [`Tx::in_chunk`], each row decoded.
 pub(super) async fn fetch_in<T>(
     tx: &mut Tx,
     op: &'static str,
@@ -190,7 +188,7 @@ pub(super) async fn fetch_in<T>(
     decode: impl Fn(&AnyRow) -> Result<T, CatalogError>,
 ) -> Result<Vec<T>, CatalogError> {
     let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(IN_CHUNK) {
+    for chunk in ids.chunks(tx.in_chunk()) {
         let list = placeholders(1, chunk.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("{select} IN ({list})")));
         for id in chunk {
@@ -398,7 +396,7 @@ impl Tx {
             }
         };
         let mut out = Vec::new();
-        for chunk in coaches.chunks(IN_CHUNK) {
+        for chunk in coaches.chunks(self.in_chunk()) {
             let list = placeholders(1, chunk.len());
             let sql =
                 format!("SELECT {aggregate} AS reach FROM clients WHERE status = 'active' AND coach_id IN ({list})");
@@ -429,7 +427,7 @@ impl Tx {
     /// and the page need it, in one read (missing ids are absent).
     pub async fn hits_by_ids(&mut self, ids: &[Uuid]) -> Result<Vec<HitRow>, CatalogError> {
         let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
+        for chunk in ids.chunks(self.in_chunk()) {
             let list = placeholders(1, chunk.len());
             let sql = format!(
                 "SELECT d.*, c.first_name AS client_first_name, c.last_name AS client_last_name, \
