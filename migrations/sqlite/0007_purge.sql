@@ -1,5 +1,5 @@
 -- The purge (issue 9; SPEC §4). A destroyed document's tombstone says who or
--- what destroyed it (`destroyed_by`: `purge`, or the user who deleted it at
+-- what destroyed it (`destroyed_by`: `retention` for the purge, or the user who deleted it at
 -- once) and why (`destroy_reason`: the date that passed, or the person's
 -- reason). Held documents are counted for the metrics without a scan. The
 -- due index gets the id as its second column: the purge and the destruction

@@ -154,7 +154,7 @@ async fn clocks_policies_and_holds(b: Backend) {
     let r = pass(&v).await;
     assert_eq!((r.destroyed, r.objects_deleted, r.object_failures), (1, 1, 0));
     let tomb = v.get_document(&anna, id_copy).await.unwrap();
-    assert_eq!((tomb.state, tomb.destroyed_by.as_deref()), (DocumentState::Destroyed, Some("purge")));
+    assert_eq!((tomb.state, tomb.destroyed_by.as_deref()), (DocumentState::Destroyed, Some("retention")));
     assert!(tomb.object_deleted_at.is_some());
     assert!(!readable(&v, id_copy).await);
     assert!(shredded(&v, id_copy).await, "the data key must be gone from the row");
@@ -279,7 +279,7 @@ async fn hold_during_purge(b: Backend) {
     assert!(readable(&v, doc).await);
     // And the destroying statement itself refuses a held row.
     let mut tx = v.catalog_for_tests().begin(clock.now().timestamp_micros()).await.unwrap();
-    let how = vault::catalog::Destruction { by: "purge", reason: "test", due_at: None };
+    let how = vault::catalog::Destruction { by: "retention", reason: "test", due_at: None };
     assert!(tx.destroy_documents(&[doc], how, 0).await.unwrap().is_empty());
 }
 on_both_backends!(a_hold_set_while_the_purge_runs_always_wins, hold_during_purge);

@@ -96,7 +96,7 @@ pub async fn purge_once(vault: &Vault) -> Result<vault::service::PurgeReport, va
     let r = vault.purge_pass(&vault::rekey::Silent).await;
     match &r {
         Ok(r) => {
-            metrics::counter!("kluis_documents_destroyed_total", "by" => "purge").increment(r.destroyed);
+            metrics::counter!("kluis_documents_destroyed_total", "by" => "retention").increment(r.destroyed);
             metrics::counter!("kluis_purge_objects_deleted_total").increment(r.objects_deleted);
             metrics::counter!("kluis_purge_failures_total", "step" => "object").increment(r.object_failures);
         }

@@ -33,7 +33,7 @@ pub struct DocumentRow {
     /// Why it is held (while it is).
     pub hold_reason: Option<String>,
     pub destroyed_at: Option<i64>,
-    /// `purge`, or the id of the user who destroyed it at once.
+    /// `retention` (the purge), or the id of the user who destroyed it at once.
     pub destroyed_by: Option<String>,
     /// Why: the retention date passed, or the person's reason.
     pub destroy_reason: Option<String>,

@@ -47,7 +47,7 @@ pub struct QueuedObject {
 /// What destroyed a document, for its tombstone.
 #[derive(Debug, Clone, Copy)]
 pub struct Destruction<'a> {
-    /// `purge`, or the user's id.
+    /// `retention` (the purge), or the user's id.
     pub by: &'a str,
     pub reason: &'a str,
     /// For the purge: only if the date is still at or before this time (a

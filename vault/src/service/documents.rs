@@ -64,7 +64,7 @@ pub struct Document {
     pub legal_hold_reason: Option<String>,
     pub state: DocumentState,
     pub destroyed_at: Option<DateTime<Utc>>,
-    /// `purge` (its retention date passed), or the id of the user who
+    /// `retention` (the purge: its date passed), or the id of the user who
     /// destroyed it at once.
     pub destroyed_by: Option<String>,
     /// Why it was destroyed: the date that passed, or the person's reason.
