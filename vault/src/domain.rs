@@ -383,6 +383,93 @@ api_enum!(
     }
 );
 
+api_enum!(
+    /// The rights a client can invoke (GDPR arts. 15–21, and withdrawing a
+    /// consent, art. 7(3)).
+    RequestKind, "request kind" {
+        Access = "access",
+        Rectification = "rectification",
+        Erasure = "erasure",
+        Restriction = "restriction",
+        Objection = "objection",
+        Portability = "portability",
+        WithdrawConsent = "withdraw_consent",
+    }
+);
+
+api_enum!(
+    /// How a request reached the agency.
+    RequestChannel, "request channel" {
+        Letter = "letter",
+        Email = "email",
+        Phone = "phone",
+        InPerson = "in_person",
+        ViaCoach = "via_coach",
+    }
+);
+
+api_enum!(
+    /// How the requester's identity was checked: the method only; an ID
+    /// document is looked at, never kept with the request (an `id_copy`
+    /// document, if one is needed, is destroyed 30 days after its upload).
+    IdentityCheck, "identity check" {
+        IdDocument = "id_document",
+        InPerson = "in_person",
+        KnownContact = "known_contact",
+        AuthorisedRepresentative = "authorised_representative",
+    }
+);
+
+api_enum!(
+    /// How a request was answered.
+    RequestDecision, "request decision" {
+        Granted = "granted",
+        PartiallyGranted = "partially_granted",
+        Refused = "refused",
+        Withdrawn = "withdrawn",
+    }
+);
+
+api_enum!(
+    /// What a consent on the agency's form covers.
+    ConsentScope, "consent scope" {
+        Guidance = "guidance",
+        SatisfactionSurvey = "satisfaction_survey",
+    }
+);
+
+api_enum!(
+    /// How the client may be approached for the satisfaction survey.
+    ContactChannel, "contact channel" {
+        Email = "email",
+        Phone = "phone",
+    }
+);
+
+api_enum!(
+    /// Who received a disclosure.
+    RecipientKind, "recipient kind" {
+        Uwv = "uwv",
+        Municipality = "municipality",
+        Employer = "employer",
+        Insurer = "insurer",
+        OccupationalPhysician = "occupational_physician",
+        Other = "other",
+    }
+);
+
+api_enum!(
+    /// The legal basis of a disclosure (GDPR art. 6(1)).
+    LegalBasis, "legal basis" {
+        Consent = "consent",
+        Contract = "contract",
+        LegalObligation = "legal_obligation",
+        VitalInterests = "vital_interests",
+        PublicTask = "public_task",
+        LegitimateInterests = "legitimate_interests",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,17 @@ pub enum Action {
     EraseClient,
     ReadAuditLog,
     BreachRegister,
+    /// The register of data-subject requests: register, read, extend,
+    /// answer.
+    PrivacyRequests,
+    /// Correct a client's data (GDPR art. 16); history kept.
+    CorrectClient,
+    /// A client's whole dossier as a zip (arts. 15 and 20).
+    ExportClient,
+    /// Read and record a client's consents (the agency's consent form).
+    Consent,
+    /// Read and record what was sent to which third party.
+    Disclosure,
 }
 
 /// Who asks.
@@ -69,6 +80,9 @@ pub struct ClientFacts {
     pub coach_id: Option<Uuid>,
     pub status: ClientStatus,
     pub restricted: bool,
+    /// The client's current consent to be approached for the satisfaction
+    /// survey; without it the purpose `satisfaction_survey` is refused.
+    pub survey_consent: bool,
 }
 
 /// What the policy needs to know about the document concerned.
@@ -242,10 +256,22 @@ fn decide_client(
         | BreachRegister
         | RetentionBelowMinimum
         | RetentionPolicy => Decision::Forbidden("management only"),
-        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention | ReadRetention if staff => ALLOW,
-        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention | ReadRetention => {
-            Decision::Forbidden("management and office only")
+        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention | ReadRetention
+        | PrivacyRequests | CorrectClient | ExportClient
+            if staff =>
+        {
+            ALLOW
         }
+        AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention | ReadRetention
+        | PrivacyRequests | CorrectClient | ExportClient => Decision::Forbidden("management and office only"),
+        // The coach takes the signed form at intake and sends the work plan
+        // to UWV: consents and disclosures of their own reach.
+        Consent | Disclosure if staff => ALLOW,
+        Consent | Disclosure if actor.role == Administration => {
+            Decision::Forbidden("administration does not handle consents or disclosures")
+        }
+        Consent | Disclosure if client.is_none() => ALLOW,
+        Consent | Disclosure => coach_allow(reach),
         RevealBsn if staff || actor.role == Administration => ALLOW,
         RevealBsn => Decision::Forbidden("coaches cannot reveal a BSN"),
         ReadClient if staff || actor.role == Administration => ALLOW,
@@ -280,6 +306,11 @@ fn decide_client(
                         "purpose not allowed for this role"
                     });
                 }
+                if purpose == Purpose::SatisfactionSurvey && !c.survey_consent {
+                    return Decision::PurposeNotAllowed(
+                        "the client has not consented to the satisfaction survey, or withdrew the consent",
+                    );
+                }
                 ALLOW
             } else {
                 let d = coach_allow(reach);
@@ -304,7 +335,8 @@ fn decide_client(
 /// client or document is looked up, so that a forbidden request answers 403
 /// whether or not the id exists.
 pub fn role_may(actor: Actor, action: Action) -> Decision {
-    let best_case = ClientFacts { coach_id: Some(actor.id), status: ClientStatus::Active, restricted: false };
+    let best_case =
+        ClientFacts { coach_id: Some(actor.id), status: ClientStatus::Active, restricted: false, survey_consent: true };
     match decide_client(actor, action, Some(&best_case), &[], DateTime::<Utc>::MIN_UTC) {
         d @ Decision::Forbidden(_) => d,
         _ => ALLOW,
@@ -375,7 +407,12 @@ mod tests {
         let colleague = Uuid::from_u128(2);
         let now = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
         let day = chrono::Duration::days(1);
-        let mut c = ClientFacts { coach_id: Some(colleague), status: ClientStatus::Active, restricted: false };
+        let mut c = ClientFacts {
+            coach_id: Some(colleague),
+            status: ClientStatus::Active,
+            restricted: false,
+            survey_consent: true,
+        };
         let mut subs = vec![];
         match sit {
             Situation::OwnClient => c.coach_id = Some(me),
@@ -576,7 +613,12 @@ mod tests {
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
         let t1 = Utc.with_ymd_and_hms(2026, 1, 8, 9, 0, 0).unwrap();
         let subs = [Substitution { absent, substitute: me, from: t0, until: t1 }];
-        let c = ClientFacts { coach_id: Some(absent), status: ClientStatus::Active, restricted: false };
+        let c = ClientFacts {
+            coach_id: Some(absent),
+            status: ClientStatus::Active,
+            restricted: false,
+            survey_consent: true,
+        };
         let at = |t| {
             decide(
                 Actor { id: me, role: Role::Coach },
@@ -590,6 +632,24 @@ mod tests {
         assert!(at(t0).is_allowed());
         assert!(at(t1 - chrono::Duration::seconds(1)).is_allowed());
         assert!(!at(t1).is_allowed());
+    }
+
+    #[test]
+    fn the_survey_purpose_needs_the_clients_consent() {
+        let me = Uuid::from_u128(1);
+        let now = Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap();
+        for role in [Role::Management, Role::Office] {
+            let mut c =
+                ClientFacts { coach_id: None, status: ClientStatus::Closed, restricted: false, survey_consent: true };
+            let open = |c: &ClientFacts, p| {
+                decide(Actor { id: me, role }, Action::OpenDocument(p), Target::Client(c), &[], now)
+            };
+            assert!(open(&c, Purpose::SatisfactionSurvey).is_allowed(), "{role}");
+            c.survey_consent = false;
+            assert!(matches!(open(&c, Purpose::SatisfactionSurvey), Decision::PurposeNotAllowed(_)), "{role}");
+            // The other archive purpose does not depend on it.
+            assert!(open(&c, Purpose::Availability).is_allowed(), "{role}");
+        }
     }
 
     /// `ACCESS.md` at the repository root is this module's decisions written
@@ -648,6 +708,11 @@ mod tests {
             ("erase client", Action::EraseClient),
             ("read audit log", Action::ReadAuditLog),
             ("breach register", Action::BreachRegister),
+            ("data-subject request register", Action::PrivacyRequests),
+            ("correct client data", Action::CorrectClient),
+            ("export a dossier", Action::ExportClient),
+            ("read and record consents", Action::Consent),
+            ("read and record disclosures", Action::Disclosure),
         ] {
             actions.push((n.into(), a));
         }
@@ -657,7 +722,9 @@ mod tests {
              One table per role. Columns are the situations of the client concerned, seen from the caller \
              (for management, office and administration \"own\" means nothing: they are not assigned clients). \
              `yes (on behalf)`: allowed through a substitution, audited with the absent colleague. \
-             `404`: outside the caller's scope, answered exactly like an id that does not exist.\n",
+             `404`: outside the caller's scope, answered exactly like an id that does not exist. \
+             The tables assume the client consented to the satisfaction survey: without that consent \
+             (or after its withdrawal) `satisfaction_survey` is `403 purpose` for everyone.\n",
         );
         for role in Role::ALL {
             let _ = write!(md, "\n## {role}\n\n| action |");

@@ -52,6 +52,11 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// For people; never echoes a submitted value.
     pub message: String,
+    /// Structured facts, for some codes (`must_keep`: the documents that
+    /// must be kept, each with its reasons).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 /// The codes as an enum in the OpenAPI document.
@@ -65,8 +70,13 @@ fn error_code_schema() -> utoipa::openapi::schema::Object {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body =
-            ErrorBody { error: ErrorDetail { code: self.0.code.as_str(), message: self.0.message.into_owned() } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.0.code.as_str(),
+                message: self.0.message.into_owned(),
+                details: self.0.details,
+            },
+        };
         let mut resp = (status, Json(body)).into_response();
         if matches!(self.0.code, ErrorCode::Busy | ErrorCode::TooManyRequests | ErrorCode::SearchUnavailable) {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -12,6 +12,7 @@ pub mod documents;
 pub mod download;
 pub mod error;
 pub mod openapi;
+pub mod privacy;
 pub mod retention;
 pub mod search;
 pub mod session;
@@ -109,6 +110,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retention::set_legal_hold))
         .routes(routes!(retention::due))
         .routes(routes!(download::download))
+        .routes(routes!(privacy::create_request, privacy::list_requests))
+        .routes(routes!(privacy::get_request, privacy::update_request))
+        .routes(routes!(privacy::answer_request))
+        .routes(routes!(privacy::consents))
+        .routes(routes!(privacy::set_consent))
+        .routes(routes!(privacy::record_disclosure, privacy::disclosures))
+        .routes(routes!(privacy::correct_client, privacy::corrections))
+        .routes(routes!(privacy::erase))
+        .routes(routes!(privacy::erasure))
 }
 
 /// The upload route (it has its own body limit).

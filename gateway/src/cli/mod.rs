@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// (each node; they take disjoint batches).
     #[arg(long, env = "KLUIS_PURGE_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     purge_interval: Duration,
+    /// How often the gauges of the registers (open and overdue
+    /// data-subject requests) are read again.
+    #[arg(long, env = "KLUIS_REGISTER_METRICS_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    register_metrics_interval: Duration,
     /// The bearer token for KLUIS_METRICS=bearer.
     #[arg(long, env = "KLUIS_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
@@ -372,6 +376,10 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(workers::sweeper(state.vault.clone(), Duration::from_secs(3600)));
     tokio::spawn(workers::search_follower(state.vault.clone(), a.search_poll));
     tokio::spawn(workers::purger(state.vault.clone(), a.purge_interval.max(Duration::from_millis(100))));
+    tokio::spawn(workers::register_gauges(
+        state.vault.clone(),
+        a.register_metrics_interval.max(Duration::from_millis(100)),
+    ));
     tokio::spawn(workers::prune_limiters(vec![state.login_limiter.clone(), state.download_limiter.clone()]));
     let limits = ConnLimits {
         header_read_timeout: a.header_timeout,

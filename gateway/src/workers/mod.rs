@@ -132,6 +132,28 @@ pub async fn purger(vault: Arc<Vault>, every: Duration) {
     }
 }
 
+/// The registers' gauges, read once: open data-subject requests, those past
+/// the agency's two weeks (`overdue`) and past the legal deadline.
+pub async fn register_gauges_once(vault: &Vault) -> Result<(), vault::service::ServiceError> {
+    let c = vault.request_counts().await?;
+    metrics::gauge!("kluis_privacy_requests_open").set(c.open as f64);
+    metrics::gauge!("kluis_privacy_requests_overdue").set(c.overdue as f64);
+    metrics::gauge!("kluis_privacy_requests_past_deadline").set(c.past_deadline as f64);
+    Ok(())
+}
+
+/// [`register_gauges_once`] at start and then every `every`.
+pub async fn register_gauges(vault: Arc<Vault>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = register_gauges_once(&vault).await {
+            tracing::warn!(error = %e, "could not read the registers for the metrics");
+        }
+    }
+}
+
 /// Sweep at start and then `every` interval, logging what happened.
 pub async fn sweeper(vault: Arc<Vault>, every: Duration) {
     let mut tick = tokio::time::interval(every);

@@ -29,6 +29,12 @@ pub struct ClientRow {
     pub status: ClientStatus,
     pub ended_at: Option<i64>,
     pub restricted: bool,
+    /// The current consent to the satisfaction survey (kept by the consent
+    /// register, in its transactions).
+    pub survey_consent: bool,
+    /// Set when the client's data was erased (art. 17): the personal
+    /// fields are empty.
+    pub erased_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -38,7 +44,8 @@ macro_rules! select_clients {
         concat!(
             "SELECT id, first_name, initials, last_name, birth_date, bsn_sealed, bsn_key_version, email, phone, \
              address, postcode, city, commissioner, coach_id, status, ended_at, \
-             CAST(restricted AS INTEGER) AS restricted, created_at, updated_at FROM clients ",
+             CAST(restricted AS INTEGER) AS restricted, CAST(survey_consent AS INTEGER) AS survey_consent, \
+             erased_at, created_at, updated_at FROM clients ",
             $rest
         )
     };
@@ -69,6 +76,8 @@ pub(super) fn client_from_row(r: &AnyRow) -> Result<ClientRow, CatalogError> {
         status: status.parse().map_err(|_| CatalogError::Corrupt(format!("client status {status:?}")))?,
         ended_at: r.try_get("ended_at").map_err(q("decode"))?,
         restricted: bool_col(r, "restricted")?,
+        survey_consent: bool_col(r, "survey_consent")?,
+        erased_at: r.try_get("erased_at").map_err(q("decode"))?,
         created_at: r.try_get("created_at").map_err(q("decode"))?,
         updated_at: r.try_get("updated_at").map_err(q("decode"))?,
     })

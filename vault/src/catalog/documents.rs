@@ -223,4 +223,13 @@ impl Tx {
                 .map_err(q("list_documents"))?;
         rows.iter().map(document_from_row).collect()
     }
+
+    /// How many of a client's documents are tombstones.
+    pub async fn count_destroyed_documents(&mut self, client_id: Uuid) -> Result<i64, CatalogError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE client_id = $1 AND state = 'destroyed'")
+            .bind(client_id.to_string())
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(q("count_destroyed_documents"))
+    }
 }

@@ -34,6 +34,7 @@ mod clients;
 mod documents;
 mod keys;
 mod logins;
+mod privacy;
 mod purge;
 mod retention;
 mod search;
@@ -46,6 +47,9 @@ pub use clients::{ClientRow, ClientStatus, NewClientRow, display_name};
 pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use logins::LoginAttempts;
+pub use privacy::{
+    ClientFields, ConsentRow, CorrectionRow, DisclosureRow, ErasureRow, RequestCounts, RequestFilter, RequestRow,
+};
 pub use purge::{Destruction, DueRow, QueuedObject, RetentionCounts};
 pub use retention::{DAY_MICROS, PolicyRow, Recompute, RetentionTrigger};
 pub use search::{

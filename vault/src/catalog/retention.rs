@@ -34,9 +34,13 @@ pub struct PolicyRow {
     pub updated_at: i64,
     /// `None`: the default, never changed.
     pub updated_by: Option<Uuid>,
+    /// The law (not only the agency) imposes the period: an erasure
+    /// request cannot destroy such a document before its date.
+    pub statutory: bool,
 }
 
-const SELECT_POLICIES: &str = "SELECT doc_type, clock, period_days, updated_at, updated_by FROM retention_policies";
+const SELECT_POLICIES: &str = "SELECT doc_type, clock, period_days, updated_at, updated_by, \
+     CAST(statutory AS INTEGER) AS statutory FROM retention_policies";
 
 fn policy_from_row(r: &sqlx::any::AnyRow) -> Result<PolicyRow, CatalogError> {
     let clock: String = r.try_get("clock").map_err(q("decode"))?;
@@ -46,6 +50,7 @@ fn policy_from_row(r: &sqlx::any::AnyRow) -> Result<PolicyRow, CatalogError> {
         period_days: r.try_get("period_days").map_err(q("decode"))?,
         updated_at: r.try_get("updated_at").map_err(q("decode"))?,
         updated_by: super::opt_uuid_col(r, "updated_by")?,
+        statutory: super::bool_col(r, "statutory")?,
     })
 }
 
@@ -87,17 +92,19 @@ impl Tx {
         doc_type: &str,
         trigger: RetentionTrigger,
         period_days: i64,
+        statutory: bool,
         by: Uuid,
     ) -> Result<(), CatalogError> {
         let r = sqlx::query(
-            "UPDATE retention_policies SET clock = $1, period_days = $2, updated_at = $3, updated_by = $4 \
-             WHERE doc_type = $5",
+            "UPDATE retention_policies SET clock = $1, period_days = $2, statutory = $6, updated_at = $3, \
+             updated_by = $4 WHERE doc_type = $5",
         )
         .bind(trigger.as_str())
         .bind(period_days)
         .bind(self.now)
         .bind(by.to_string())
         .bind(doc_type)
+        .bind(statutory)
         .execute(&mut *self.tx)
         .await
         .map_err(q("set_retention_policy"))?;

@@ -55,7 +55,8 @@ pub struct Client {
     pub first_name: String,
     pub initials: String,
     pub last_name: String,
-    pub birth_date: NaiveDate,
+    /// Null once the client's data was erased.
+    pub birth_date: Option<NaiveDate>,
     /// `*****6789`, or null when no BSN was recorded.
     pub bsn_masked: Option<String>,
     pub email: Option<String>,
@@ -68,6 +69,12 @@ pub struct Client {
     pub status: ClientStatus,
     pub ended_at: Option<DateTime<Utc>>,
     pub restricted: bool,
+    /// The client consented to be approached for the satisfaction survey
+    /// (the consent register; without it that purpose is refused).
+    pub survey_consent: bool,
+    /// Set when the client's data was erased (GDPR art. 17): the personal
+    /// fields are empty; the tombstones and the certificate remain.
+    pub erased_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -137,8 +144,13 @@ impl Vault {
             }
             None => None,
         };
-        let birth_date = NaiveDate::parse_from_str(&c.birth_date, "%Y-%m-%d")
-            .map_err(|_| ServiceError::internal(format!("stored birth date of client {} is malformed", c.id)))?;
+        let birth_date =
+            match c.erased_at {
+                Some(_) => None,
+                None => Some(NaiveDate::parse_from_str(&c.birth_date, "%Y-%m-%d").map_err(|_| {
+                    ServiceError::internal(format!("stored birth date of client {} is malformed", c.id))
+                })?),
+            };
         Ok(Client {
             id: c.id,
             first_name: c.first_name.clone(),
@@ -156,6 +168,8 @@ impl Vault {
             status: c.status,
             ended_at: opt_time(c.ended_at),
             restricted: c.restricted,
+            survey_consent: c.survey_consent,
+            erased_at: opt_time(c.erased_at),
             created_at: micros_to_time(c.created_at),
         })
     }

@@ -71,6 +71,14 @@ make_error_codes! {
     /// The trajectory has ended: no more uploads.
     ClientClosed = 409 "client_closed",
     LegalHold = 409 "legal_hold",
+    /// The data-subject request has been answered already.
+    AlreadyAnswered = 409 "already_answered",
+    /// The request's legal deadline has passed: it can no longer be extended.
+    DeadlinePassed = 409 "deadline_passed",
+    /// The law requires keeping something the erasure would destroy.
+    MustKeep = 409 "must_keep",
+    /// The client's data has been erased.
+    Erased = 410 "erased",
     /// The document has been destroyed.
     Gone = 410 "gone",
     TokenUsed = 410 "token_used",
@@ -112,13 +120,22 @@ make_error_codes! {
 pub struct ServiceError {
     pub code: ErrorCode,
     pub message: Cow<'static, str>,
+    /// Structured facts for the caller, when the message alone cannot carry
+    /// them (an erasure refused: the documents that must be kept and why).
+    pub details: Option<serde_json::Value>,
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
 impl ServiceError {
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        ServiceError { code, message: message.into() }
+        ServiceError { code, message: message.into(), details: None }
+    }
+
+    /// The same error with structured details for the caller.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub fn status(&self) -> u16 {

@@ -17,10 +17,15 @@
 
 mod audit_log;
 mod clients;
+mod consents;
+mod corrections;
+mod disclosures;
 mod documents;
 mod downloads;
+mod erasure;
 mod error;
 mod purge;
+mod requests;
 mod retention;
 mod search;
 mod sessions;
@@ -38,10 +43,18 @@ pub use audit_log::{AccessEntry, AccessLog, AuditEntry, AuditQuery, CaseloadEntr
 pub use clients::{
     Client, ClientQuery, CloseTrajectory, NewClient, ReopenTrajectory, RevealedBsn, SetCoach, SetRestriction,
 };
+pub use consents::{Consent, Consents, SetConsent};
+pub use corrections::{ClientChanges, Corrected, Correction, Corrections, FieldChange, NewCorrection};
+pub use disclosures::{Disclosure, Disclosures, NewDisclosure, Recipient};
 pub use documents::{Document, UploadAbort, UploadFields, UploadPermit, abort_error};
 pub use downloads::{Download, IssuedToken, TokenRequest};
+pub use erasure::{ERASURE_METHOD, EraseClient, ErasedDocument, ErasureCertificate};
 pub use error::{ErrorCode, ServiceError, ServiceResult};
 pub use purge::{BY_PURGE, DeleteDocument, DestructionList, DueDocument, DueQuery, PURGE_BATCH, PurgeReport};
+pub use requests::{
+    AnswerRequest, Extension, ExtensionRequest, NewRequest, PROMISE_DAYS, Request, RequestPatch, RequestQuery,
+    request_clocks,
+};
 pub use retention::{
     PolicyChange, RetentionPolicy, RetentionTrigger, SetDocumentRetention, SetLegalHold, SetRetentionPolicy,
 };
@@ -329,7 +342,7 @@ impl<'v> Op<'v> {
 }
 
 pub(crate) fn facts(c: &ClientRow) -> ClientFacts {
-    ClientFacts { coach_id: c.coach_id, status: c.status, restricted: c.restricted }
+    ClientFacts { coach_id: c.coach_id, status: c.status, restricted: c.restricted, survey_consent: c.survey_consent }
 }
 
 pub(crate) fn opt_time(us: Option<i64>) -> Option<DateTime<Utc>> {

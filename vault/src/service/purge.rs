@@ -250,7 +250,7 @@ impl Vault {
     /// Delete leased objects from the store, sixteen at a time, outside any
     /// transaction; then, in one, forget those that went and give those
     /// that failed a retry time.
-    async fn delete_objects(&self, leased: Vec<QueuedObject>) -> ServiceResult<PurgeReport> {
+    pub(super) async fn delete_objects(&self, leased: Vec<QueuedObject>) -> ServiceResult<PurgeReport> {
         if leased.is_empty() {
             return Ok(PurgeReport::default());
         }

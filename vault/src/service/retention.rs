@@ -41,6 +41,9 @@ pub struct RetentionPolicy {
     /// Null while it is the default of SPEC §4.
     pub updated_at: Option<DateTime<Utc>>,
     pub updated_by: Option<Uuid>,
+    /// The law imposes this period: an erasure request does not destroy
+    /// the type's documents before their date (409 `must_keep`).
+    pub statutory: bool,
 }
 
 /// `PUT /api/v1/retention/policies/{type}`.
@@ -53,6 +56,8 @@ pub struct SetRetentionPolicy {
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 36600))]
     #[serde(deserialize_with = "whole_number")]
     pub period_days: i64,
+    /// Whether the law imposes the period; absent: unchanged.
+    pub statutory: Option<bool>,
 }
 
 /// An integer as JSON Schema means it: `30` or `30.0`, never `30.5`.
@@ -118,6 +123,7 @@ fn view(p: &PolicyRow) -> ServiceResult<RetentionPolicy> {
         period_days: p.period_days,
         updated_at: p.updated_by.map(|_| micros_to_time(p.updated_at)),
         updated_by: p.updated_by,
+        statutory: p.statutory,
     })
 }
 
@@ -144,13 +150,14 @@ impl Vault {
             return Err(ServiceError::new(ErrorCode::InvalidField, "period_days is between 1 and 36600"));
         }
         let old = view(&op.tx()?.retention_policy(doc_type.as_str()).await?)?;
-        op.tx()?.set_retention_policy(doc_type.as_str(), set.trigger, set.period_days, caller.id()).await?;
+        let statutory = set.statutory.unwrap_or(old.statutory);
+        op.tx()?.set_retention_policy(doc_type.as_str(), set.trigger, set.period_days, statutory, caller.id()).await?;
         let moved = op.tx()?.recompute_retention(Recompute::TypeNotRunOut(doc_type.as_str())).await?;
         let policy = view(&op.tx()?.retention_policy(doc_type.as_str()).await?)?;
         op.event.details = serde_json::json!({
             "type": doc_type,
-            "from": { "trigger": old.trigger, "period_days": old.period_days },
-            "to": { "trigger": policy.trigger, "period_days": policy.period_days },
+            "from": { "trigger": old.trigger, "period_days": old.period_days, "statutory": old.statutory },
+            "to": { "trigger": policy.trigger, "period_days": policy.period_days, "statutory": policy.statutory },
             "dates_moved": moved,
         });
         op.commit().await?;

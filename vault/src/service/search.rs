@@ -156,7 +156,13 @@ impl Vault {
             coaches.extend(op.substitutions().await?.iter().map(|s| s.absent));
             let mut reach = Vec::new();
             for c in op.tx()?.active_clients_of(&coaches).await? {
-                let facts = ClientFacts { coach_id: c.coach_id, status: c.status, restricted: c.restricted };
+                // Metadata reads never depend on the survey consent.
+                let facts = ClientFacts {
+                    coach_id: c.coach_id,
+                    status: c.status,
+                    restricted: c.restricted,
+                    survey_consent: false,
+                };
                 if op.decision(Action::ReadDocumentMetadata, Target::Client(&facts)).await?.is_allowed() {
                     reach.push(c.id);
                 }
@@ -187,7 +193,8 @@ impl Vault {
             if !still_matches {
                 continue;
             }
-            let facts = ClientFacts { coach_id: c.coach_id, status: c.status, restricted: c.restricted };
+            let facts =
+                ClientFacts { coach_id: c.coach_id, status: c.status, restricted: c.restricted, survey_consent: false };
             let target = Target::Document(&facts, &DocumentFacts { destroyed: false });
             if op.decision(Action::ReadDocumentMetadata, target).await?.is_allowed() {
                 out.push(SearchHit { document: Document::try_from(d)?, client_name: client_name.clone() });
