@@ -14,6 +14,7 @@ mod access;
 mod documents;
 mod download;
 mod keys;
+mod privacy;
 mod purge;
 mod resilience;
 mod retention;

@@ -96,9 +96,8 @@ async fn clocks(b: Backend) {
     assert_eq!((counts.open, counts.overdue, counts.past_deadline), (2, 1, 1), "the extended one is neither");
 
     // Answers: late for the one, on time (within its extension) for the other.
-    let answer = |d: &str| {
-        serde_json::from_value(serde_json::json!({ "decision": d, "outcome": "kopie verstuurd" })).unwrap()
-    };
+    let answer =
+        |d: &str| serde_json::from_value(serde_json::json!({ "decision": d, "outcome": "kopie verstuurd" })).unwrap();
     let a = v.answer_request(&office, other.id, answer("granted")).await.unwrap();
     assert_eq!((a.status, a.answered_on_time, a.overdue), ("answered", Some(false), false));
     let a = v.answer_request(&office, r.id, answer("granted")).await.unwrap();

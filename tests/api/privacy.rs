@@ -1,0 +1,393 @@
+//! Data-subject rights (issue 10) against the real binary on both
+//! backends: each request kind from receipt to answer, deadlines and
+//! overdue flags, extensions, the register's metrics; the consent register
+//! gating the survey purpose; disclosures and corrections with their
+//! history and recipients; erasure with and without holds and statutory
+//! retention, and its certificate.
+
+use crate::helpers::*;
+
+fn ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339()
+}
+
+/// Register a request; the answer.
+async fn request(by: &Api, client: &str, kind: &str, extra: Value) -> (StatusCode, Value) {
+    let mut body = json!({"client_id": client, "kind": kind, "channel": "letter", "identity_check": "id_document"});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    by.post("/api/v1/requests", body).await
+}
+
+async fn answer(by: &Api, id: &str, decision: &str) -> (StatusCode, Value) {
+    by.post(
+        &format!("/api/v1/requests/{id}/answer"),
+        json!({"decision": decision, "outcome": "schriftelijk beantwoord"}),
+    )
+    .await
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
+}
+
+/// A gauge's value in the metrics text.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+}
+
+async fn register(b: Backend) {
+    let env = start(b, &[("KLUIS_METRICS", "127.0.0.1:0"), ("KLUIS_REGISTER_METRICS_INTERVAL", "200ms")]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    let coach_user = env.user(&admin, "carla", "coach").await;
+    let coach = Api::login(&env.server, &coach_user).await;
+    let client = env.client(&admin).await;
+    admin.put(&format!("/api/v1/clients/{client}/coach"), json!({"coach_id": coach_user.id})).await;
+
+    // Only management and office keep the register.
+    assert_eq!(request(&coach, &client, "access", json!({})).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(coach.get("/api/v1/requests").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(request(&office, &Uuid::new_v4().to_string(), "access", json!({})).await.0, StatusCode::NOT_FOUND);
+    let (s, v) = request(&office, &client, "access", json!({"received_at": ago(-1)})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field")));
+    let (s, v) = request(&office, &client, "access", json!({"identity_check": "photo_of_passport"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = request(&office, &client, "withdraw_consent", json!({})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "withdraw_consent names its consent: {v}");
+
+    // Every kind, from receipt to answer.
+    let kinds = ["access", "rectification", "erasure", "restriction", "objection", "portability", "withdraw_consent"];
+    for kind in kinds {
+        let extra =
+            if kind == "withdraw_consent" { json!({"consent_scope": "satisfaction_survey"}) } else { json!({}) };
+        let (s, r) = request(&office, &client, kind, extra).await;
+        assert_eq!(s, StatusCode::CREATED, "{kind}: {r}");
+        assert_eq!((r["kind"].as_str(), r["status"].as_str()), (Some(kind), Some("open")));
+        let received = time(&r["received_at"]);
+        assert_eq!(time(&r["due_at"]), received + chrono::Duration::days(14), "{kind}");
+        assert_eq!(time(&r["deadline_at"]), received.checked_add_months(chrono::Months::new(1)).unwrap());
+        assert_eq!((r["overdue"].as_bool(), r["past_deadline"].as_bool()), (Some(false), Some(false)));
+        assert_eq!(r["handler_id"], office_handler(&office).await);
+        let decision = if kind == "objection" { "refused" } else { "granted" };
+        let (s, a) = answer(&office, &id(&r), decision).await;
+        assert_eq!(s, StatusCode::OK, "{kind}: {a}");
+        assert_eq!((a["status"].as_str(), a["decision"].as_str()), (Some("answered"), Some(decision)));
+        assert_eq!(a["answered_on_time"], true);
+        assert_eq!(answer(&office, &id(&r), "granted").await.1["error"]["code"], "already_answered");
+    }
+    // The granted restriction restricted the client (the refused objection did nothing more).
+    let (_, c) = office.get(&format!("/api/v1/clients/{client}")).await;
+    assert_eq!(c["restricted"], true);
+    let (_, events) = admin.get(&format!("/api/v1/audit?client_id={client}&action=request.answer")).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), kinds.len());
+
+    // Deadlines: received 20 days ago by letter: past the promise, within the law.
+    let other = env.client(&admin).await;
+    let (_, late) = request(&office, &other, "access", json!({"received_at": ago(20), "channel": "email"})).await;
+    assert_eq!((late["overdue"].as_bool(), late["past_deadline"].as_bool()), (Some(true), Some(false)), "{late}");
+    let (_, later) = request(&office, &other, "portability", json!({"received_at": ago(40)})).await;
+    assert_eq!((later["overdue"].as_bool(), later["past_deadline"].as_bool()), (Some(true), Some(true)));
+    let (_, fresh) = request(&office, &other, "rectification", json!({"description": "adres klopt niet"})).await;
+    // An extension: before the deadline, with a reason, at most three months.
+    let until = (time(&late["received_at"]) + chrono::Duration::days(60)).to_rfc3339();
+    let ext = |u: &str, reason: &str| json!({"extension": {"until": u, "reason": reason}});
+    let (s, v) = office.patch(&format!("/api/v1/requests/{}", id(&late)), ext(&until, "")).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("reason_required")));
+    let (s, v) = office.patch(&format!("/api/v1/requests/{}", id(&late)), ext(&until, "omvangrijk dossier")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!((v["overdue"].as_bool(), v["extension"]["reason"].as_str()), (Some(false), Some("omvangrijk dossier")));
+    let (s, v) = office.patch(&format!("/api/v1/requests/{}", id(&later)), ext(&until, "te laat")).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("deadline_passed")));
+    // Handing over: only to management or office.
+    let (s, _) = office.patch(&format!("/api/v1/requests/{}", id(&fresh)), json!({"handler_id": coach_user.id})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, v) = office.patch(&format!("/api/v1/requests/{}", id(&fresh)), json!({"handler_id": env.admin.id})).await;
+    assert_eq!((s, v["handler_id"].as_str()), (StatusCode::OK, Some(env.admin.id.to_string().as_str())));
+
+    // The register: open ones by due date; all of a client; one by id.
+    let (s, open) = office.get("/api/v1/requests").await;
+    assert_eq!(s, StatusCode::OK);
+    let open: Vec<String> = open["requests"].as_array().unwrap().iter().map(id).collect();
+    assert_eq!(open, vec![id(&later), id(&fresh), id(&late)], "soonest due first (the extension counts)");
+    let (_, all) = office.get(&format!("/api/v1/requests?client_id={client}&status=all")).await;
+    assert_eq!(all["requests"].as_array().unwrap().len(), kinds.len());
+    assert_eq!(office.get("/api/v1/requests?status=closed").await.0, StatusCode::BAD_REQUEST);
+    let (s, one) = office.get(&format!("/api/v1/requests/{}", id(&late))).await;
+    assert_eq!((s, one["channel"].as_str()), (StatusCode::OK, Some("email")));
+    assert_eq!(office.get(&format!("/api/v1/requests/{}", Uuid::new_v4())).await.0, StatusCode::NOT_FOUND);
+
+    // The metrics: three open, two past the promise (one extended), one past the law.
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = metrics_text(&env).await;
+        if gauge(&text, "kluis_privacy_requests_open") == Some(3.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gauge(&text, "kluis_privacy_requests_open"), Some(3.0), "{text}");
+    assert_eq!(gauge(&text, "kluis_privacy_requests_overdue"), Some(1.0));
+    assert_eq!(gauge(&text, "kluis_privacy_requests_past_deadline"), Some(1.0));
+    let (s, v) = admin.get("/api/v1/audit/verify").await;
+    assert_eq!((s, v["ok"].as_bool()), (StatusCode::OK, Some(true)));
+}
+on_both_backends!(every_request_kind_from_receipt_to_answer_with_deadlines_and_metrics, register);
+
+async fn office_handler(office: &Api) -> Value {
+    office.get("/api/v1/me").await.1["id"].clone()
+}
+
+async fn consent(b: Backend) {
+    let env = start(b, &[]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    let coach_user = env.user(&admin, "carla", "coach").await;
+    let coach = Api::login(&env.server, &coach_user).await;
+    let client = env.client(&admin).await;
+    admin.put(&format!("/api/v1/clients/{client}/coach"), json!({"coach_id": coach_user.id})).await;
+    let (_, form) = coach.upload(&client, "consent", "machtiging.pdf", pdf(2000).0).await;
+    let (_, report) = coach.upload(&client, "progress_report", "voortgang.pdf", pdf(2000).0).await;
+    let (form, report) = (id(&form), id(&report));
+    let path = |scope: &str| format!("/api/v1/clients/{client}/consents/{scope}");
+
+    // No consent yet: none running.
+    let (s, v) = coach.get(&format!("/api/v1/clients/{client}/consents")).await;
+    assert_eq!((s, v["satisfaction_survey"].is_null()), (StatusCode::OK, true), "{v}");
+    // The evidence must be a consent document of this client; the channels must be on record.
+    let give = |evidence: &str, channels: Value| json!({"given": true, "evidence_document_id": evidence, "channels": channels, "given_at": ago(1)});
+    let (s, v) = coach.put(&path("satisfaction_survey"), give(&report, json!(["email"]))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "an intake report is no consent form: {v}");
+    let (s, v) = coach.put(&path("satisfaction_survey"), give(&form, json!(["phone"]))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "no phone number on record: {v}");
+    let (s, v) = coach.put(&path("satisfaction_survey"), give(&form, json!([]))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "the survey's consent names a channel: {v}");
+    let (s, v) = coach.put(&path("guidance"), give(&form, json!([]))).await;
+    assert_eq!((s, v["guidance"]["evidence_document_id"].as_str()), (StatusCode::OK, Some(form.as_str())), "{v}");
+
+    // The archive: the survey purpose is refused until the client consents.
+    let (s, _) = admin.post(&format!("/api/v1/clients/{client}/close"), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = office.token(&report, "satisfaction_survey").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("purpose_not_allowed")));
+    assert_eq!(office.token(&report, "availability").await.0, StatusCode::CREATED);
+    let (s, v) = office.put(&path("satisfaction_survey"), give(&form, json!(["email"]))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["satisfaction_survey"]["channels"], json!(["email"]));
+    assert_eq!(office.get(&format!("/api/v1/clients/{client}")).await.1["survey_consent"], true);
+    let (s, before) = office.token(&report, "satisfaction_survey").await;
+    assert_eq!(s, StatusCode::CREATED, "{before}");
+
+    // Withdrawn: at once, audited; a token issued before is refused when redeemed.
+    let (s, v) = office.put(&path("satisfaction_survey"), json!({"given": false})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("reason_required")));
+    let (s, v) = office.put(&path("satisfaction_survey"), json!({"given": false, "reason": "telefonisch"})).await;
+    assert_eq!((s, v["satisfaction_survey"].is_null()), (StatusCode::OK, true), "{v}");
+    let history = v["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history.iter().any(|c| c["scope"] == "satisfaction_survey" && c["withdrawal_reason"] == "telefonisch"));
+    assert_eq!(office.token(&report, "satisfaction_survey").await.0, StatusCode::FORBIDDEN);
+    let (s, _, _) = Api::anonymous(&env.server).download(before["url"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "the withdrawal applies to tokens issued before it");
+    let (_, events) = admin.get(&format!("/api/v1/audit?client_id={client}&action=consent.withdraw")).await;
+    assert_eq!(events["events"][0]["reason"], "telefonisch");
+
+    // Given again, then withdrawn through a request: at once, before any answer.
+    let (s, _) = office.put(&path("satisfaction_survey"), give(&form, json!(["email"]))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(office.token(&report, "satisfaction_survey").await.0, StatusCode::CREATED);
+    let (s, r) = request(&office, &client, "withdraw_consent", json!({"consent_scope": "satisfaction_survey"})).await;
+    assert_eq!((s, r["status"].as_str()), (StatusCode::CREATED, Some("open")));
+    assert_eq!(office.token(&report, "satisfaction_survey").await.0, StatusCode::FORBIDDEN);
+    let (_, v) = office.get(&format!("/api/v1/clients/{client}/consents")).await;
+    let last = v["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["request_id"].as_str(), Some(id(&r).as_str()));
+    // The guidance consent is untouched.
+    assert_eq!(v["guidance"]["scope"], "guidance");
+    // Administration neither reads nor records consents.
+    let adm = Api::login(&env.server, &env.user(&admin, "anton", "administration").await).await;
+    assert_eq!(adm.get(&format!("/api/v1/clients/{client}/consents")).await.0, StatusCode::FORBIDDEN);
+}
+on_both_backends!(the_survey_purpose_follows_the_consent_register, consent);
+
+async fn corrections(b: Backend) {
+    let env = start(b, &[]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    let coach_user = env.user(&admin, "carla", "coach").await;
+    let coach = Api::login(&env.server, &coach_user).await;
+    let client = env.client(&admin).await;
+    admin.put(&format!("/api/v1/clients/{client}/coach"), json!({"coach_id": coach_user.id})).await;
+    let (_, plan) = coach.upload(&client, "work_plan", "plan.pdf", pdf(2000).0).await;
+    let plan = id(&plan);
+
+    // Disclosures: the coach sends the work plan to UWV; the office sends the dossier to the municipality.
+    let disclose = |doc: Option<&str>, kind: &str, to: &str| {
+        json!({"document_id": doc, "recipient_kind": kind, "recipient": to, "legal_basis": "legal_obligation",
+               "basis_note": "Wet SUWI art. 30", "disclosed_at": ago(3)})
+    };
+    let dpath = format!("/api/v1/clients/{client}/disclosures");
+    let (s, d) = coach.post(&dpath, disclose(Some(&plan), "uwv", "UWV Utrecht")).await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    let (s, _) = office.post(&dpath, disclose(None, "municipality", "Gemeente Zeist")).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, v) = office.post(&dpath, disclose(Some(&Uuid::new_v4().to_string()), "uwv", "UWV")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a document of another client or none: {v}");
+    let (s, v) = office.post(&dpath, json!({"recipient_kind": "uwv", "recipient": "UWV", "legal_basis": "whim"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, list) = coach.get(&dpath).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["disclosures"].as_array().unwrap().len(), 2);
+    assert_eq!(list["recipients"].as_array().unwrap().len(), 2);
+
+    // A correction keeps the old and the new value, who and why, and lists whom to tell.
+    let cpath = format!("/api/v1/clients/{client}/corrections");
+    let (_, rect) = request(&office, &client, "rectification", json!({"description": "naam en BSN fout"})).await;
+    let body = json!({"changes": {"last_name": "Janssen", "bsn": "123456782", "phone": "0612345678"},
+                      "reason": "paspoort gezien", "request_id": id(&rect)});
+    assert_eq!(coach.post(&cpath, body.clone()).await.0, StatusCode::FORBIDDEN);
+    let (s, v) = office.post(&cpath, json!({"changes": {"bsn": "123456789"}, "reason": "x"})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_bsn")));
+    let (s, v) = office.post(&cpath, json!({"changes": {"last_name": "Jansen"}, "reason": "x"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "nothing changes: {v}");
+    let (s, v) = office.post(&cpath, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["client"]["last_name"], "Janssen");
+    assert_eq!(v["client"]["bsn_masked"], "*****6782");
+    let changes = v["correction"]["changes"].as_array().unwrap();
+    let field = |f: &str| changes.iter().find(|c| c["field"] == f).cloned().unwrap_or_else(|| panic!("{f} in {v}"));
+    assert_eq!(
+        (field("last_name")["old"].as_str(), field("last_name")["new"].as_str()),
+        (Some("Jansen"), Some("Janssen"))
+    );
+    assert_eq!((field("bsn")["old"].as_str(), field("bsn")["new"].as_str()), (Some("*****2333"), Some("*****6782")));
+    assert_eq!((field("phone")["old"].as_str(), field("phone")["new"].as_str()), (None, Some("0612345678")));
+    let notify: Vec<&str> =
+        v["correction"]["notify"].as_array().unwrap().iter().map(|r| r["recipient"].as_str().unwrap()).collect();
+    assert_eq!(notify, vec!["Gemeente Zeist", "UWV Utrecht"]);
+    assert_eq!(v["correction"]["request_id"].as_str(), Some(id(&rect).as_str()));
+    // The BSN is the new one; the old one is nowhere in the history.
+    assert_eq!(admin.get(&format!("/api/v1/clients/{client}/bsn")).await.1["bsn"], "123456782");
+    let (s, hist) = office.get(&cpath).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(hist["corrections"].as_array().unwrap().len(), 1);
+    assert!(!hist.to_string().contains(BSN) && !hist.to_string().contains("123456782"));
+    // An optional field sent empty is cleared.
+    let (s, v) = office.post(&cpath, json!({"changes": {"email": ""}, "reason": "verzoek cliënt"})).await;
+    assert_eq!((s, v["client"]["email"].is_null()), (StatusCode::CREATED, true), "{v}");
+    // The audit log names the fields, never the values.
+    let (_, events) = admin.get(&format!("/api/v1/audit?client_id={client}&action=client.correct")).await;
+    let text = events.to_string();
+    assert!(text.contains("last_name") && !text.contains("Janssen") && !text.contains("123456782"), "{text}");
+}
+on_both_backends!(corrections_keep_history_and_list_the_recipients_to_notify, corrections);
+
+async fn erasure(b: Backend) {
+    let env = start(b, &[]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    let client = env.client(&admin).await;
+    let mut docs = Vec::new();
+    for t in ["intake", "work_plan", "consent"] {
+        let (s, d) = office.upload(&client, t, "d.pdf", pdf(3000).0).await;
+        assert_eq!(s, StatusCode::CREATED, "{d}");
+        docs.push(id(&d));
+    }
+    office
+        .post(
+            &format!("/api/v1/clients/{client}/disclosures"),
+            json!({"recipient_kind": "uwv", "recipient": "UWV Utrecht", "legal_basis": "legal_obligation"}),
+        )
+        .await;
+    let erase = |reason: &str, req: Option<String>| json!({"reason": reason, "request_id": req});
+    let epath = format!("/api/v1/clients/{client}/erase");
+    assert_eq!(office.post(&epath, erase("verzoek", None)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(admin.post(&epath, erase("", None)).await.1["error"]["code"], "reason_required");
+
+    // A legal hold keeps everything: 409 with the reasons per document.
+    let (s, _) = admin
+        .put(&format!("/api/v1/documents/{}/legal-hold", docs[1]), json!({"hold": true, "reason": "klacht"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = admin.post(&epath, erase("verzoek van de cliënt", None)).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("must_keep")), "{v}");
+    let keep = v["error"]["details"]["documents"].as_array().unwrap();
+    assert_eq!(keep.len(), 1);
+    assert_eq!(keep[0]["document_id"].as_str(), Some(docs[1].as_str()));
+    assert_eq!(keep[0]["reasons"][0], json!({"code": "legal_hold", "reason": "klacht"}));
+    for d in &docs {
+        assert_eq!(admin.get(&format!("/api/v1/documents/{d}")).await.1["state"], "active", "nothing destroyed");
+    }
+    // A statutory retention period keeps its documents until their date.
+    admin
+        .put(&format!("/api/v1/documents/{}/legal-hold", docs[1]), json!({"hold": false, "reason": "afgehandeld"}))
+        .await;
+    let (s, v) = admin
+        .put(
+            "/api/v1/retention/policies/intake",
+            json!({"trigger": "trajectory_end", "period_days": 731, "statutory": true}),
+        )
+        .await;
+    assert_eq!((s, v["policy"]["statutory"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    let (s, v) = admin.post(&epath, erase("verzoek van de cliënt", None)).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let keep = &v["error"]["details"]["documents"];
+    assert_eq!(
+        (keep[0]["document_id"].as_str(), keep[0]["reasons"][0]["code"].as_str()),
+        (Some(docs[0].as_str()), Some("statutory_retention"))
+    );
+    admin
+        .put(
+            "/api/v1/retention/policies/intake",
+            json!({"trigger": "trajectory_end", "period_days": 731, "statutory": false}),
+        )
+        .await;
+
+    // Erased: every document destroyed through the purge, the fields cleared, a certificate.
+    let (_, req) = request(&office, &client, "erasure", json!({})).await;
+    let (s, cert) = admin.post(&epath, erase("verzoek van de cliënt", Some(id(&req)))).await;
+    assert_eq!(s, StatusCode::OK, "{cert}");
+    assert_eq!(cert["documents"].as_array().unwrap().len(), 3);
+    assert_eq!(cert["erased_by"], env.admin.id.to_string());
+    assert_eq!(cert["request_id"].as_str(), Some(id(&req).as_str()));
+    assert!(cert["method"].as_str().unwrap().contains("crypto-shredding"));
+    assert_eq!(cert["notify"][0]["recipient"], "UWV Utrecht");
+    let text = cert.to_string();
+    assert!(!text.contains("Jansen") && !text.contains("2333") && !text.contains("d.pdf"), "no names in it: {text}");
+    for d in &docs {
+        let (_, t) = admin.get(&format!("/api/v1/documents/{d}")).await;
+        assert_eq!(
+            (t["state"].as_str(), t["destroyed_by"].as_str()),
+            (Some("destroyed"), Some(env.admin.id.to_string().as_str()))
+        );
+    }
+    let (_, c) = office.get(&format!("/api/v1/clients/{client}")).await;
+    assert!(!c["erased_at"].is_null(), "{c}");
+    assert_eq!(
+        (c["first_name"].as_str(), c["bsn_masked"].is_null(), c["birth_date"].is_null()),
+        (Some(""), true, true)
+    );
+    assert_eq!((c["email"].is_null(), c["status"].as_str()), (true, Some("closed")));
+    assert_eq!(admin.get(&format!("/api/v1/clients/{client}/bsn")).await.1["bsn"], Value::Null);
+    assert_eq!(office.get(&format!("/api/v1/clients/{client}/documents")).await.1["documents"], json!([]));
+    // Erased once; again is 410; the certificate stays readable, the objects gone.
+    assert_eq!(admin.post(&epath, erase("nogmaals", None)).await.1["error"]["code"], "erased");
+    let mut cert = Value::Null;
+    for _ in 0..50 {
+        cert = admin.get(&format!("/api/v1/clients/{client}/erasure")).await.1;
+        if cert["objects_pending"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cert["objects_pending"], 0, "{cert}");
+    assert!(cert["documents"].as_array().unwrap().iter().all(|d| !d["object_deleted_at"].is_null()));
+    assert_eq!(office.get(&format!("/api/v1/clients/{client}/erasure")).await.0, StatusCode::FORBIDDEN);
+    let (_, events) = admin.get(&format!("/api/v1/audit?client_id={client}&action=document.destroy")).await;
+    assert_eq!(events["events"].as_array().unwrap().iter().filter(|e| e["outcome"] == "ok").count(), 3);
+    let (s, v) = admin.get("/api/v1/audit/verify").await;
+    assert_eq!((s, v["ok"].as_bool()), (StatusCode::OK, Some(true)));
+    assert_no_leftovers(&env, 0).await;
+}
+on_both_backends!(erasure_destroys_everything_or_nothing_and_keeps_a_certificate, erasure);
