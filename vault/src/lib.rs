@@ -26,6 +26,7 @@ pub mod rekey;
 pub mod search;
 pub mod service;
 pub mod store;
+pub mod zip;
 
 use std::path::PathBuf;
 use std::sync::Arc;
