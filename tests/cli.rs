@@ -54,6 +54,8 @@ async fn seed(b: &Backend, n: usize) -> Vec<(Uuid, Vec<u8>)> {
                     uploaded_by: None,
                     retention_until: None,
                     retention_reason: None,
+                    view_only: false,
+                    supersedes: None,
                 },
                 futures::stream::iter(chunks),
             )

@@ -53,6 +53,8 @@ fn new_doc(client: Uuid) -> vault::NewDocument {
         uploaded_by: None,
         retention_until: None,
         retention_reason: None,
+        view_only: false,
+        supersedes: None,
     }
 }
 

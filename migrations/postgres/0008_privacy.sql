@@ -95,6 +95,7 @@ CREATE INDEX client_corrections_client ON client_corrections (client_id, correct
 -- view-only documents (raw psychological test material) are listed in an
 -- export but never copied into it.
 ALTER TABLE documents ADD COLUMN supersedes TEXT REFERENCES documents (id);
+CREATE INDEX documents_supersedes ON documents (supersedes) WHERE supersedes IS NOT NULL;
 ALTER TABLE documents ADD COLUMN view_only BOOLEAN NOT NULL DEFAULT FALSE;
 
 -- Erasure (art. 17): the destruction certificate (what, when, who, method;

@@ -391,3 +391,216 @@ async fn erasure(b: Backend) {
     assert_no_leftovers(&env, 0).await;
 }
 on_both_backends!(erasure_destroys_everything_or_nothing_and_keeps_a_certificate, erasure);
+
+/// Upload with extra form fields and a given content.
+async fn upload_form(
+    api: &Api,
+    client: &str,
+    doc_type: &str,
+    data: Vec<u8>,
+    extra: &[(&str, String)],
+) -> (StatusCode, Value) {
+    let mut form = reqwest::multipart::Form::new().text("type", doc_type.to_string());
+    for (k, v) in extra {
+        form = form.text(k.to_string(), v.clone());
+    }
+    let form = form.part("file", reqwest::multipart::Part::bytes(data).file_name(format!("{doc_type}.pdf")));
+    api.send(api.req(reqwest::Method::POST, &format!("/api/v1/clients/{client}/documents")).multipart(form)).await
+}
+
+/// GET an export: status, Content-Length, body.
+async fn get_export(api: &Api, client: &str, query: &str) -> (StatusCode, Option<u64>, Result<Vec<u8>, String>) {
+    let resp = api.req(reqwest::Method::GET, &format!("/api/v1/clients/{client}/export{query}")).send().await.unwrap();
+    let status = resp.status();
+    let len = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    (status, len, resp.bytes().await.map(|b| b.to_vec()).map_err(|e| e.to_string()))
+}
+
+/// The archive's files by name.
+fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a readable zip");
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        let mut content = Vec::new();
+        f.read_to_end(&mut content).expect("entry reads back (CRC checked)");
+        out.insert(f.name().to_string(), content);
+    }
+    out
+}
+
+fn json_of(files: &std::collections::BTreeMap<String, Vec<u8>>, name: &str) -> Value {
+    serde_json::from_slice(files.get(name).unwrap_or_else(|| panic!("{name} in the archive"))).unwrap()
+}
+
+async fn export(b: Backend) {
+    let env = start(b, &[]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    let coach_user = env.user(&admin, "carla", "coach").await;
+    let coach = Api::login(&env.server, &coach_user).await;
+    let client = env.client(&admin).await;
+    admin.put(&format!("/api/v1/clients/{client}/coach"), json!({"coach_id": coach_user.id})).await;
+    let mut content: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    let up = |doc_type: &'static str, len: usize, extra: Vec<(&'static str, String)>| {
+        let coach = coach.clone();
+        let client = client.clone();
+        let data = pdf(len).0;
+        async move {
+            let (s, v) = upload_form(&coach, &client, doc_type, data.clone(), &extra).await;
+            assert_eq!(s, StatusCode::CREATED, "{doc_type}: {v}");
+            (id(&v), data, v)
+        }
+    };
+    let (intake, a, _) = up("intake", 3000, vec![]).await;
+    let (report, b_, _) = up("progress_report", 300_000, vec![]).await;
+    let (raw, _, v) = up("psych_report", 5000, vec![("view_only", "true".into())]).await;
+    assert_eq!(v["view_only"], true);
+    let (plan, d, _) = up("work_plan", 2000, vec![]).await;
+    let (s, v) = upload_form(&coach, &client, "fml", pdf(100).0, &[("supersedes", plan.clone())]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a correction has the type of what it corrects: {v}");
+    let (plan2, d2, v) = up("work_plan", 2500, vec![("supersedes", plan.clone())]).await;
+    assert_eq!(v["supersedes"].as_str(), Some(plan.as_str()));
+    let (_, old) = coach.get(&format!("/api/v1/documents/{plan}")).await;
+    assert_eq!(
+        (old["state"].as_str(), old["superseded_by"].as_str()),
+        (Some("active"), Some(plan2.as_str())),
+        "kept, marked"
+    );
+    let (doomed, _, _) = up("correspondence", 1000, vec![]).await;
+    for (k, v) in [(&intake, a), (&report, b_), (&plan, d), (&plan2, d2)] {
+        content.insert(k.clone(), v);
+    }
+    let (s, _) = admin
+        .send(
+            admin
+                .req(reqwest::Method::DELETE, &format!("/api/v1/documents/{doomed}"))
+                .json(&json!({"reason": "dubbel"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    office
+        .post(
+            &format!("/api/v1/clients/{client}/disclosures"),
+            json!({"document_id": report, "recipient_kind": "uwv", "recipient": "UWV Utrecht", "legal_basis": "legal_obligation"}),
+        )
+        .await;
+    let (_, tok) = coach.token(&intake, "guidance").await;
+    assert_eq!(Api::anonymous(&env.server).download(tok["url"].as_str().unwrap()).await.0, StatusCode::OK);
+
+    // Coaches do not export; office does; the BSN is masked without the client's own request.
+    assert_eq!(get_export(&coach, &client, "").await.0, StatusCode::FORBIDDEN);
+    let (s, len, body) = get_export(&office, &client, "").await;
+    assert_eq!(s, StatusCode::OK);
+    let body = body.unwrap();
+    assert_eq!(len, Some(body.len() as u64), "the exact size is announced");
+    let files = unzip(&body);
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    for n in [
+        "client.json",
+        "documents.json",
+        "access-log.json",
+        "processing.json",
+        "requests.json",
+        "consents.json",
+        "disclosures.json",
+        "corrections.json",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    // Every active document byte for byte; the view-only one and the tombstone are listed, not copied.
+    let copied: Vec<&&str> = names.iter().filter(|n| n.starts_with("documents/")).collect();
+    assert_eq!(copied.len(), 4, "{names:?}");
+    for (doc, bytes) in &content {
+        let name =
+            names.iter().find(|n| n.starts_with(&format!("documents/{doc}-"))).unwrap_or_else(|| panic!("{doc}"));
+        assert!(files[*name] == *bytes, "{name} differs from what was uploaded");
+    }
+    assert!(!names.iter().any(|n| n.contains(&raw) || n.contains(&doomed)));
+    let docs = json_of(&files, "documents.json");
+    let listed =
+        |id: &str| docs.as_array().unwrap().iter().find(|d| d["id"] == id).cloned().unwrap_or_else(|| panic!("{id}"));
+    assert_eq!((listed(&raw)["not_copied"].as_str(), listed(&raw)["file"].is_null()), (Some("view_only"), true));
+    assert_eq!(listed(&doomed)["not_copied"], "destroyed");
+    assert_eq!(listed(&report)["recipients"][0]["recipient"], "UWV Utrecht");
+    assert_eq!(listed(&intake)["opened_for"], json!(["guidance"]));
+    assert_eq!(listed(&plan2)["supersedes"].as_str(), Some(plan.as_str()));
+    assert!(listed(&intake)["retention_waits_for"] == "trajectory_end");
+    let c = json_of(&files, "client.json");
+    assert_eq!((c["bsn"].is_null(), c["client"]["bsn_masked"].as_str()), (true, Some("*****2333")));
+    let log = json_of(&files, "access-log.json");
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "document.download" && e["purpose"] == "guidance")
+    );
+    let p = json_of(&files, "processing.json");
+    assert_eq!(p["purposes"].as_array().unwrap().len(), 6);
+    assert_eq!(p["source"]["commissioner"], "uwv");
+    assert_eq!(p["recipients"][0]["recipient"], "UWV Utrecht");
+    assert!(!String::from_utf8_lossy(&body).contains(BSN), "no BSN anywhere in a masked export");
+
+    // Answering the client's own access request: the BSN in full; another kind of request is refused.
+    let (_, access) = request(&office, &client, "access", json!({})).await;
+    let (s, _, body) = get_export(&office, &client, &format!("?request_id={}", id(&access))).await;
+    assert_eq!(s, StatusCode::OK);
+    let files = unzip(&body.unwrap());
+    assert_eq!(json_of(&files, "client.json")["bsn"], BSN);
+    assert_eq!(json_of(&files, "requests.json").as_array().unwrap().len(), 1);
+    let (_, other) = request(&office, &client, "rectification", json!({})).await;
+    assert_eq!(
+        get_export(&office, &client, &format!("?request_id={}", id(&other))).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (_, events) = admin.get(&format!("/api/v1/audit?client_id={client}&action=client.export")).await;
+    let events = events["events"].as_array().unwrap().clone();
+    assert!(events.iter().any(|e| e["outcome"] == "allowed" && e["details"]["bsn"] == "full"), "{events:?}");
+    assert!(events.iter().any(|e| e["outcome"] == "denied" && e["actor_id"] == coach_user.id.to_string()));
+
+    // The command line writes the same documents, with the operator as the actor.
+    let out = env.b.dir.path().join("dossier.zip");
+    let mut c = kluis(&env.b);
+    c.args(["export", &client, "-o", out.to_str().unwrap()]);
+    let r = run(c).await;
+    assert!(r.status.success(), "kluis export: {}", kluis_proc::text(&r.stderr));
+    let summary: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!((summary["documents_copied"].as_u64(), summary["view_only_listed"].as_u64()), (Some(4), Some(1)));
+    let cli_files = unzip(&std::fs::read(&out).unwrap());
+    for (doc, bytes) in &content {
+        assert!(cli_files.iter().any(|(n, c)| n.starts_with(&format!("documents/{doc}-")) && c == bytes), "{doc}");
+    }
+    let mut c = kluis(&env.b);
+    c.args(["export", &client, "-o", out.to_str().unwrap()]);
+    assert!(!run(c).await.status.success(), "an existing file is not overwritten");
+
+    // Restricted: the dossier goes out through management only.
+    office
+        .put(&format!("/api/v1/clients/{client}/restriction"), json!({"restricted": true, "reason": "art. 18"}))
+        .await;
+    let (s, _, body) = get_export(&office, &client, "").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{:?}", body.map(|b| String::from_utf8_lossy(&b).into_owned()));
+    assert_eq!(get_export(&admin, &client, "").await.0, StatusCode::OK);
+
+    // A tampered object breaks the transfer: never an archive that looks whole.
+    if !env.b.is_s3() {
+        let mut objects = Vec::new();
+        files_under(&env.b.dir.path().join("objects"), &mut objects);
+        let biggest = objects.iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+        let mut bytes = std::fs::read(biggest).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(biggest, bytes).unwrap();
+        let (s, len, body) = get_export(&admin, &client, "").await;
+        assert_eq!(s, StatusCode::OK, "the head went out before the damage was reached");
+        match body {
+            Err(_) => {}
+            Ok(b) => panic!("a tampered document gave a complete transfer of {} of {len:?} bytes", b.len()),
+        }
+    }
+    let (s, v) = admin.get("/api/v1/audit/verify").await;
+    assert_eq!((s, v["ok"].as_bool()), (StatusCode::OK, Some(true)));
+}
+on_both_backends!(the_export_holds_every_document_byte_for_byte_and_lists_what_it_does_not_copy, export);

@@ -233,6 +233,8 @@ async fn run(args: Args) -> Result<(), AnyError> {
         uploaded_by: None,
         retention_until: None,
         retention_reason: None,
+        view_only: false,
+        supersedes: None,
     };
     let t = Instant::now();
     let row = vault.put_document(meta, body).await?;

@@ -321,6 +321,24 @@ api_enum!(
     }
 );
 
+impl Purpose {
+    /// What the purpose means (SPEC §3, the agency's "motiveringspunten").
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Purpose::Guidance => "needed to guide the client properly",
+            Purpose::Assignment => "needed to assign the client to a coach",
+            Purpose::Administration => {
+                "needed for administration (setting up the client-tracking system, the coach portal)"
+            }
+            Purpose::Invoicing => "needed to invoice the trajectory to the commissioning party",
+            Purpose::SatisfactionSurvey => "needed to prepare the client-satisfaction survey",
+            Purpose::Availability => {
+                "needed to keep the client's data available to the client or the commissioning party"
+            }
+        }
+    }
+}
+
 api_enum!(
     /// Document types (SPEC §4).
     DocumentType, "document type" {

@@ -113,6 +113,10 @@ pub struct NewDocument {
     /// A manual destruction date and its reason; `None`: the policy's.
     pub retention_until: Option<i64>,
     pub retention_reason: Option<String>,
+    /// Raw test material: listed in an export, never copied into it.
+    pub view_only: bool,
+    /// The document this one corrects (an active one of the same client).
+    pub supersedes: Option<Uuid>,
 }
 
 pub struct Vault {
@@ -390,6 +394,8 @@ impl Vault {
                 uploaded_by: meta.uploaded_by,
                 retention_until: meta.retention_until,
                 retention_reason: meta.retention_reason.clone(),
+                view_only: meta.view_only,
+                supersedes: meta.supersedes,
             })
             .await?;
             match tx.ensure_current_key(version).await {

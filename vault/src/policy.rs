@@ -256,6 +256,11 @@ fn decide_client(
         | BreachRegister
         | RetentionBelowMinimum
         | RetentionPolicy => Decision::Forbidden("management only"),
+        // An export holds every document's content: a restricted client's
+        // goes out through management only, as its downloads do.
+        ExportClient if staff && client.is_some_and(|c| c.restricted) && actor.role != Management => {
+            Decision::Restricted("processing of this client is restricted (GDPR art. 18): management exports it")
+        }
         AssignCoach | CloseTrajectory | SetRestriction | ReadAccessLog | SetRetention | ReadRetention
         | PrivacyRequests | CorrectClient | ExportClient
             if staff =>

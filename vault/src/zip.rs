@@ -126,8 +126,7 @@ impl ZipWriter {
         size: u64,
         modified: DateTime<Utc>,
     ) -> Result<(Vec<u8>, Entry), ZipError> {
-        if name.is_empty() || name.len() > 0xFFFF - 64 || name.starts_with('/') || name.split('/').any(|p| p == "..")
-        {
+        if name.is_empty() || name.len() > 0xFFFF - 64 || name.starts_with('/') || name.split('/').any(|p| p == "..") {
             return Err(ZipError::BadName(name.into()));
         }
         let (t, d) = dos_time(modified);
@@ -202,6 +201,20 @@ impl ZipWriter {
         out.extend_from_slice(content);
         out.extend_from_slice(&self.finish_entry(e)?);
         Ok(out)
+    }
+
+    /// The exact size of an archive of these entries (name, size), for a
+    /// `Content-Length` and a progress bar before any byte is written.
+    pub fn archive_size<'a>(entries: impl IntoIterator<Item = (&'a str, u64)>) -> Result<u64, ZipError> {
+        let mut z = ZipWriter::new();
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        for (name, size) in entries {
+            let (_, mut e) = z.begin_entry(name, size, t)?;
+            e.written = size;
+            z.finish_entry(e)?;
+        }
+        let body = z.offset;
+        Ok(body + z.finish().len() as u64)
     }
 
     /// The central directory and the end records.
@@ -339,6 +352,8 @@ mod tests {
             out.extend_from_slice(&z.finish_entry(e).unwrap());
         }
         out.extend_from_slice(&z.finish());
+        let predicted = ZipWriter::archive_size(files.iter().map(|(n, c)| (n.as_str(), c.len() as u64))).unwrap();
+        assert_eq!(predicted, out.len() as u64, "the size is known before the archive is written");
         let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(out)).unwrap();
         assert_eq!(archive.len(), files.len());
         for (name, content) in &files {

@@ -84,6 +84,8 @@ fn doc(client_id: Uuid) -> NewDocument {
         uploaded_by: None,
         retention_until: None,
         retention_reason: None,
+        view_only: false,
+        supersedes: None,
     }
 }
 

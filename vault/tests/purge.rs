@@ -115,6 +115,8 @@ async fn engine_docs(v: &Arc<Vault>, client: Uuid, n: usize) -> Vec<Uuid> {
                     uploaded_by: None,
                     retention_until: None,
                     retention_reason: None,
+                    view_only: false,
+                    supersedes: None,
                 };
                 let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"kopie"))]);
                 v.put_document(meta, body).await.unwrap().id

@@ -19,7 +19,7 @@ pub struct DocumentList {
 }
 
 /// The upload form: `type`, `title`, `retention_until` with
-/// `retention_reason`, then the file
+/// `retention_reason`, `view_only`, `supersedes`, then the file
 /// last (its name is kept); nothing else.
 pub struct UploadForm;
 
@@ -39,6 +39,19 @@ impl utoipa::PartialSchema for UploadForm {
                 )),
             )
             .property("retention_reason", text(1000).description(Some("why; required with retention_until")))
+            .property(
+                "view_only",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["true", "false"]))
+                    .description(Some("true for raw test material: listed in an export, never copied into it")),
+            )
+            .property(
+                "supersedes",
+                ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))).description(Some(
+                    "an active document of this client and type that this upload corrects (kept, marked superseded)",
+                )),
+            )
             .property(
                 "file",
                 ObjectBuilder::new()

@@ -119,6 +119,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::correct_client, privacy::corrections))
         .routes(routes!(privacy::erase))
         .routes(routes!(privacy::erasure))
+        .routes(routes!(privacy::export))
 }
 
 /// The upload route (it has its own body limit).

@@ -3,15 +3,18 @@
 //! disclosures, corrections and erasure.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use futures::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 use vault::domain::ConsentScope;
 use vault::service::{
     AnswerRequest, Consents, Corrected, Corrections, Disclosure, Disclosures, EraseClient, ErasureCertificate,
-    NewCorrection, NewDisclosure, NewRequest, Request, RequestPatch, RequestQuery, SetConsent,
+    ExportQuery, NewCorrection, NewDisclosure, NewRequest, Request, RequestPatch, RequestQuery, SetConsent,
 };
 
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Auth, ErrorBody};
@@ -202,4 +205,38 @@ pub async fn erasure(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ErasureCertificate>> {
     Ok(Json(st.vault.erasure_certificate(&caller, id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/clients/{id}/export", tag = "privacy", params(("id" = Uuid, Path), ExportQuery),
+    responses(
+        (status = 200, description = "the dossier as a zip, streamed, with its exact Content-Length: client.json, \
+            documents.json, documents/<id>-<filename> (every active document except view-only ones), access-log.json, \
+            processing.json, requests.json, consents.json, disclosures.json, corrections.json",
+            content((Vec<u8> = "application/zip"))),
+        (status = 403, description = "`forbidden`: management and office only; `restricted`: a restricted client's dossier goes out through management", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: request_id is not an access or portability request of this client", body = ErrorBody),
+        (status = 503, description = "`busy`: every download slot is taken; retry", body = ErrorBody),
+    ), security(("bearer" = [])))]
+pub async fn export(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> ApiResult<Response> {
+    let slot = st.slot(&st.download_slots, "downloads").await?;
+    let export = st.vault.export_client(&caller, id, q).await?;
+    let body = export.body.chain(futures::stream::once(async move {
+        drop(slot);
+        Ok(bytes::Bytes::new())
+    }));
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(export.size));
+    if let Ok(v) = HeaderValue::from_str(&super::download::content_disposition(&export.filename)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    Ok(resp)
 }

@@ -137,6 +137,19 @@ enum Command {
         #[arg(long, default_value_t = 1000, requires = "dry_run")]
         limit: i64,
     },
+    /// Write a client's dossier as a zip (the same archive as `GET
+    /// /api/v1/clients/{id}/export`), with a progress bar; audited as the
+    /// operator's. The file is written beside FILE and renamed once complete.
+    Export {
+        client_id: uuid::Uuid,
+        /// Where the zip goes (must not exist).
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+        /// The client's access or portability request it answers (the BSN is
+        /// then in full).
+        #[arg(long)]
+        request_id: Option<uuid::Uuid>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +290,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export { client_id, output, request_id } => {
+            let vault = std::sync::Arc::new(open(&cli.common).await?);
+            export(&vault, client_id, &output, request_id).await
+        }
         Command::Audit(AuditCommand::Verify) => {
             let vault = open(&cli.common).await?;
             let report = vault.verify_audit_chain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -287,6 +304,61 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("kluis: audit chain broken: {}", report.error.as_deref().unwrap_or("unknown"));
                 Ok(ExitCode::FAILURE)
             }
+        }
+    }
+}
+
+/// `kluis export`: stream the archive into `FILE.partial` (mode 0600),
+/// sync it, then rename it to `FILE`; on any failure the partial file goes.
+async fn export(
+    vault: &std::sync::Arc<Vault>,
+    client: uuid::Uuid,
+    output: &std::path::Path,
+    request_id: Option<uuid::Uuid>,
+) -> anyhow::Result<ExitCode> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    use vault::rekey::Progress;
+    if output.exists() {
+        anyhow::bail!("{} exists already; choose another name", output.display());
+    }
+    let q = vault::service::ExportQuery { request_id };
+    let mut export =
+        vault.export_client_as_operator(client, q).await.map_err(|e| anyhow::anyhow!("export refused: {e}"))?;
+    let mut partial = output.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let written = async {
+        let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial).await?;
+        let bar = Bar::new();
+        bar.start("export (bytes)", export.size);
+        while let Some(chunk) = export.body.next().await {
+            let chunk = chunk.map_err(|e| anyhow::anyhow!("{e}"))?;
+            f.write_all(&chunk).await?;
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish();
+        f.sync_all().await?;
+        let len = f.metadata().await?.len();
+        anyhow::ensure!(len == export.size, "the archive is {len} bytes, {} were announced", export.size);
+        tokio::fs::rename(&partial, output).await?;
+        anyhow::Ok(len)
+    }
+    .await;
+    match written {
+        Ok(len) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "file": output, "bytes": len, "documents_copied": export.copied,
+                    "view_only_listed": export.view_only,
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(e.context(format!("exporting client {client} to {}", output.display())))
         }
     }
 }

@@ -88,10 +88,12 @@ async fn take_field(out: &mut UploadFields, name: &str, mut field: Field<'_>) ->
         "title" => &mut out.title,
         "retention_until" => &mut out.retention_until,
         "retention_reason" => &mut out.retention_reason,
+        "view_only" => &mut out.view_only,
+        "supersedes" => &mut out.supersedes,
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidField,
-                "unknown form field; the fields are type, title, retention_until, retention_reason and file",
+                "unknown form field; the fields are type, title, retention_until, retention_reason, view_only, supersedes and file",
             ));
         }
     };

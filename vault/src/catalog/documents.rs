@@ -39,6 +39,12 @@ pub struct DocumentRow {
     pub destroy_reason: Option<String>,
     /// When the purge deleted the destroyed document's object.
     pub object_deleted_at: Option<i64>,
+    /// Raw test material: listed in an export, never copied into it.
+    pub view_only: bool,
+    /// The document this one corrects.
+    pub supersedes: Option<Uuid>,
+    /// The newest active document that corrects this one.
+    pub superseded_by: Option<Uuid>,
 }
 
 /// `SELECT <every document column> FROM documents ` followed by the rest.
@@ -48,7 +54,9 @@ macro_rules! select_documents {
             "SELECT id, client_id, doc_type, title, filename, content_type, size, sha256, object_name, \
              wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, retention_source, \
              retention_reason, CAST(legal_hold AS INTEGER) AS legal_hold, hold_reason, destroyed_at, destroyed_by, \
-             destroy_reason, object_deleted_at FROM documents ",
+             destroy_reason, object_deleted_at, CAST(view_only AS INTEGER) AS view_only, supersedes, \
+             (SELECT s.id FROM documents s WHERE s.supersedes = documents.id AND s.state = 'active' \
+              ORDER BY s.uploaded_at DESC LIMIT 1) AS superseded_by FROM documents ",
             $rest
         )
     };
@@ -82,6 +90,9 @@ pub(super) fn document_from_row(row: &AnyRow) -> Result<DocumentRow, CatalogErro
         destroyed_by: row.try_get("destroyed_by").map_err(q("decode"))?,
         destroy_reason: row.try_get("destroy_reason").map_err(q("decode"))?,
         object_deleted_at: row.try_get("object_deleted_at").map_err(q("decode"))?,
+        view_only: super::bool_col(row, "view_only")?,
+        supersedes: opt_uuid_col(row, "supersedes")?,
+        superseded_by: opt_uuid_col(row, "superseded_by")?,
     })
 }
 
@@ -100,6 +111,8 @@ pub struct NewDocumentRow {
     /// A manual date (with its reason); `None`: the policy's.
     pub retention_until: Option<i64>,
     pub retention_reason: Option<String>,
+    pub view_only: bool,
+    pub supersedes: Option<Uuid>,
 }
 
 impl Tx {
@@ -110,8 +123,8 @@ impl Tx {
         sqlx::query(
             "INSERT INTO documents (id, client_id, doc_type, title, filename, content_type, object_name, \
              wrapped_key, key_version, state, uploaded_by, uploaded_at, retention_until, legal_hold, \
-             retention_source, retention_reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13, $14, $15)",
+             retention_source, retention_reason, view_only, supersedes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(d.id.to_string())
         .bind(d.client_id.to_string())
@@ -128,6 +141,8 @@ impl Tx {
         .bind(false)
         .bind(if d.retention_until.is_some() { "manual" } else { "policy" })
         .bind(d.retention_reason.clone())
+        .bind(d.view_only)
+        .bind(d.supersedes.map(|u| u.to_string()))
         .execute(&mut *self.tx)
         .await
         .map_err(q("insert_pending_document"))?;
@@ -231,5 +246,16 @@ impl Tx {
             .fetch_one(&mut *self.tx)
             .await
             .map_err(q("count_destroyed_documents"))
+    }
+
+    /// Every document of a client, tombstones too, oldest first (an export).
+    pub async fn all_documents_of(&mut self, client_id: Uuid) -> Result<Vec<DocumentRow>, CatalogError> {
+        let rows =
+            sqlx::query(select_documents!("WHERE client_id = $1 AND state <> 'pending' ORDER BY uploaded_at, id"))
+                .bind(client_id.to_string())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(q("all_documents_of"))?;
+        rows.iter().map(document_from_row).collect()
     }
 }

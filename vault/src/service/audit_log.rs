@@ -187,41 +187,46 @@ impl Vault {
     pub async fn access_log(&self, caller: &Caller, client_id: Uuid) -> ServiceResult<AccessLog> {
         let mut op = self.op(caller, "client.access_log").await?;
         let (c, _) = op.client(client_id, Action::ReadAccessLog).await?;
-        let filter = AuditFilter { client_id: Some(c.id), limit: ACCESS_LOG_LIMIT + 1, ..Default::default() };
-        let mut events = op.tx()?.audit_events_filtered(&filter).await?;
-        let truncated = events.len() as i64 > ACCESS_LOG_LIMIT;
-        events.truncate(ACCESS_LOG_LIMIT as usize);
-        events.reverse();
-        let names: std::collections::HashMap<Uuid, String> =
-            op.tx()?.list_users().await?.into_iter().map(|u| (u.id, u.display_name)).collect();
-        let entries = events
-            .iter()
-            .map(|e| AccessEntry {
-                at: micros_to_time(e.at),
-                actor_id: e.body.actor_id,
-                actor_name: e.body.actor_id.and_then(|a| names.get(&a).cloned()),
-                actor_role: e.body.actor_role.clone(),
-                action: e.body.action.clone(),
-                outcome: e.body.outcome.clone(),
-                purpose: e.body.purpose.clone(),
-                document_id: e.body.document_id,
-                on_behalf_of: e.body.on_behalf_of,
-                reason: e.body.reason.clone(),
-            })
-            .collect();
-        let caseload = op
-            .tx()?
-            .caseload_history(c.id)
-            .await?
-            .iter()
-            .map(|p| CaseloadEntry {
-                coach_id: p.coach_id,
-                coach_name: p.coach_id.and_then(|a| names.get(&a).cloned()),
-                from: micros_to_time(p.from_at),
-                until: opt_time(p.until_at),
-            })
-            .collect();
+        let log = access_log_in(op.tx()?, c.id).await?;
         op.commit().await?;
-        Ok(AccessLog { client_id: c.id, entries, truncated, caseload })
+        Ok(log)
     }
+}
+
+/// A client's access log as read in `tx` (the API's, and an export's).
+pub(crate) async fn access_log_in(tx: &mut crate::catalog::Tx, c_id: Uuid) -> ServiceResult<AccessLog> {
+    let filter = AuditFilter { client_id: Some(c_id), limit: ACCESS_LOG_LIMIT + 1, ..Default::default() };
+    let mut events = tx.audit_events_filtered(&filter).await?;
+    let truncated = events.len() as i64 > ACCESS_LOG_LIMIT;
+    events.truncate(ACCESS_LOG_LIMIT as usize);
+    events.reverse();
+    let names: std::collections::HashMap<Uuid, String> =
+        tx.list_users().await?.into_iter().map(|u| (u.id, u.display_name)).collect();
+    let entries = events
+        .iter()
+        .map(|e| AccessEntry {
+            at: micros_to_time(e.at),
+            actor_id: e.body.actor_id,
+            actor_name: e.body.actor_id.and_then(|a| names.get(&a).cloned()),
+            actor_role: e.body.actor_role.clone(),
+            action: e.body.action.clone(),
+            outcome: e.body.outcome.clone(),
+            purpose: e.body.purpose.clone(),
+            document_id: e.body.document_id,
+            on_behalf_of: e.body.on_behalf_of,
+            reason: e.body.reason.clone(),
+        })
+        .collect();
+    let caseload = tx
+        .caseload_history(c_id)
+        .await?
+        .iter()
+        .map(|p| CaseloadEntry {
+            coach_id: p.coach_id,
+            coach_name: p.coach_id.and_then(|a| names.get(&a).cloned()),
+            from: micros_to_time(p.from_at),
+            until: opt_time(p.until_at),
+        })
+        .collect();
+    Ok(AccessLog { client_id: c_id, entries, truncated, caseload })
 }

@@ -72,6 +72,13 @@ pub struct Document {
     /// When its encrypted object was deleted from the store (its key went
     /// at `destroyed_at`); null while the deletion is queued.
     pub object_deleted_at: Option<DateTime<Utc>>,
+    /// Raw psychological test material: listed in an export, never copied
+    /// into it.
+    pub view_only: bool,
+    /// The document this one corrects (GDPR art. 16).
+    pub supersedes: Option<Uuid>,
+    /// The newest active document that corrects this one.
+    pub superseded_by: Option<Uuid>,
 }
 
 impl TryFrom<&DocumentRow> for Document {
@@ -101,6 +108,9 @@ impl TryFrom<&DocumentRow> for Document {
             destroyed_by: d.destroyed_by.clone(),
             destroy_reason: d.destroy_reason.clone(),
             object_deleted_at: opt_time(d.object_deleted_at),
+            view_only: d.view_only,
+            supersedes: d.supersedes,
+            superseded_by: d.superseded_by,
         })
     }
 }
@@ -116,6 +126,11 @@ pub struct UploadFields {
     pub retention_reason: Option<String>,
     /// The file part's name as the client sent it.
     pub filename: Option<String>,
+    /// `true` for raw test material (listed in an export, never copied).
+    pub view_only: Option<String>,
+    /// The id of an active document of the same client and type that this
+    /// upload corrects; the old version is kept, marked superseded.
+    pub supersedes: Option<String>,
 }
 
 /// Permission to upload one document, from [`Vault::authorize_upload`].
@@ -129,6 +144,8 @@ pub struct UploadPermit {
     retention_until: Option<i64>,
     retention_reason: Option<String>,
     filename: String,
+    view_only: bool,
+    supersedes: Option<Uuid>,
 }
 
 impl UploadPermit {
@@ -225,6 +242,8 @@ impl Vault {
             retention_until: None,
             retention_reason: None,
             filename: String::new(),
+            view_only: false,
+            supersedes: None,
         };
         op.commit_unaudited().await?;
         Ok(permit)
@@ -258,10 +277,42 @@ impl Vault {
             permit.retention_reason =
                 Some(domain::required_text("reason", fields.retention_reason.as_deref().unwrap_or(""), 1000)?);
         }
+        permit.view_only = match fields.view_only.as_deref().map(str::trim) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(ServiceError::new(ErrorCode::InvalidField, "view_only is true or false")),
+        };
+        permit.supersedes = match fields.supersedes.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => {
+                let old: Uuid =
+                    s.parse().map_err(|_| ServiceError::new(ErrorCode::InvalidField, "supersedes is a document id"))?;
+                self.check_supersedes(permit, old, doc_type).await?;
+                Some(old)
+            }
+        };
         permit.doc_type = Some(doc_type);
         permit.title = domain::optional_text("title", fields.title.as_deref(), 200)?;
         permit.filename = clean_filename(fields.filename.as_deref())?;
         Ok(())
+    }
+
+    /// A corrected version replaces an active document of the same client
+    /// and type, which the uploader may see.
+    async fn check_supersedes(&self, permit: &UploadPermit, old: Uuid, doc_type: DocumentType) -> ServiceResult<()> {
+        let mut op = self.op(&permit.caller, "document.upload").await?;
+        let doc = op.tx()?.document(old).await?;
+        let fits = doc.as_ref().is_some_and(|d| {
+            d.client_id == permit.client_id && d.state == DocumentState::Active && d.doc_type == doc_type.as_str()
+        });
+        if !fits {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidField,
+                "supersedes must name an active document of this client and of the same type",
+            ));
+        }
+        op.document(old, Action::ReadDocumentMetadata).await?;
+        op.commit_unaudited().await
     }
 
     /// The transport refused the content by its head, before anything was
@@ -301,6 +352,8 @@ impl Vault {
             uploaded_by: Some(permit.caller.id()),
             retention_until: permit.retention_until,
             retention_reason: permit.retention_reason.clone(),
+            view_only: permit.view_only,
+            supersedes: permit.supersedes,
         };
         let doc = self.begin_document(meta).await?;
         let (sha, size) = match self.write_document(&doc, body).await {
@@ -341,7 +394,8 @@ impl Vault {
                                     "below_nip_minimum": below })
             });
             op.event.details = serde_json::json!({ "size": size, "type": doc_type, "content_type": content_type,
-                                                   "retention": retention });
+                                                   "retention": retention, "view_only": permit.view_only,
+                                                   "supersedes": permit.supersedes });
             op.tx()?.activate_document(doc.id, size as i64, &sha).await.map_err(ServiceError::from)?;
             op.commit().await?;
             if self.faults.fire(FaultPoint::ActivationAckLost) {

@@ -24,6 +24,7 @@ mod documents;
 mod downloads;
 mod erasure;
 mod error;
+mod export;
 mod purge;
 mod requests;
 mod retention;
@@ -50,6 +51,7 @@ pub use documents::{Document, UploadAbort, UploadFields, UploadPermit, abort_err
 pub use downloads::{Download, IssuedToken, TokenRequest};
 pub use erasure::{ERASURE_METHOD, EraseClient, ErasedDocument, ErasureCertificate};
 pub use error::{ErrorCode, ServiceError, ServiceResult};
+pub use export::{Export, ExportQuery};
 pub use purge::{BY_PURGE, DeleteDocument, DestructionList, DueDocument, DueQuery, PURGE_BATCH, PurgeReport};
 pub use requests::{
     AnswerRequest, Extension, ExtensionRequest, NewRequest, PROMISE_DAYS, Request, RequestPatch, RequestQuery,
@@ -178,6 +180,7 @@ fn is_access(action: Action) -> bool {
             | Action::ReadDocumentMetadata
             | Action::OpenDocument(_)
             | Action::ReadAuditLog
+            | Action::ExportClient
     )
 }
 
