@@ -211,6 +211,16 @@ async fn consent(b: Backend) {
 }
 on_both_backends!(the_survey_purpose_follows_the_consent_register, consent);
 
+/// Upload a corrected work plan that supersedes `old`, keeping or destroying it.
+async fn corrected(by: &Api, client: &str, old: &str, keep: &str) -> (StatusCode, Value) {
+    let form = reqwest::multipart::Form::new()
+        .text("type", "work_plan")
+        .text("supersedes", old.to_string())
+        .text("superseded_version", keep.to_string())
+        .part("file", reqwest::multipart::Part::bytes(pdf(1500).0).file_name("plan-v2.pdf"));
+    by.send(by.req(reqwest::Method::POST, &format!("/api/v1/clients/{client}/documents")).multipart(form)).await
+}
+
 async fn corrections(b: Backend) {
     let env = start(b, &[]).await;
     let admin = env.admin().await;
@@ -280,6 +290,23 @@ async fn corrections(b: Backend) {
     let (_, events) = admin.get(&format!("/api/v1/audit?client_id={client}&action=client.correct")).await;
     let text = events.to_string();
     assert!(text.contains("last_name") && !text.contains("Janssen") && !text.contains("123456782"), "{text}");
+
+    // A corrected document: the answer lists whom to tell; the old version is kept, marked ...
+    let (s, v2) = corrected(&coach, &client, &plan, "keep").await;
+    assert_eq!(s, StatusCode::CREATED, "{v2}");
+    let notify: Vec<&str> = v2["notify"].as_array().unwrap().iter().map(|r| r["recipient"].as_str().unwrap()).collect();
+    assert_eq!(notify, vec!["Gemeente Zeist", "UWV Utrecht"], "UWV had the plan, the municipality the dossier");
+    let (_, old) = coach.get(&format!("/api/v1/documents/{plan}")).await;
+    assert_eq!((old["state"].as_str(), old["superseded_by"].as_str()), (Some("active"), v2["id"].as_str()));
+    // ... or destroyed with it, by management only.
+    let (s, v) = corrected(&coach, &client, v2["id"].as_str().unwrap(), "destroy").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v3) = corrected(&admin, &client, v2["id"].as_str().unwrap(), "destroy").await;
+    assert_eq!(s, StatusCode::CREATED, "{v3}");
+    let (_, gone) = admin.get(&format!("/api/v1/documents/{}", v2["id"].as_str().unwrap())).await;
+    assert_eq!(gone["state"], "destroyed");
+    assert!(gone["destroy_reason"].as_str().unwrap().contains(v3["id"].as_str().unwrap()), "{gone}");
+    assert_eq!(v3["notify"].as_array().unwrap().len(), 1, "only the dossier's recipient had version 2: {v3}");
 }
 on_both_backends!(corrections_keep_history_and_list_the_recipients_to_notify, corrections);
 
@@ -345,7 +372,8 @@ async fn erasure(b: Backend) {
         .await;
 
     // Erased: every document destroyed through the purge, the fields cleared, a certificate.
-    let (_, req) = request(&office, &client, "erasure", json!({})).await;
+    let (_, req) =
+        request(&office, &client, "erasure", json!({"description": "wil alles laten wissen, tel. 0612345678"})).await;
     let (s, cert) = admin.post(&epath, erase("verzoek van de cliënt", Some(id(&req)))).await;
     assert_eq!(s, StatusCode::OK, "{cert}");
     assert_eq!(cert["documents"].as_array().unwrap().len(), 3);
@@ -371,6 +399,12 @@ async fn erasure(b: Backend) {
     assert_eq!((c["email"].is_null(), c["status"].as_str()), (true, Some("closed")));
     assert_eq!(admin.get(&format!("/api/v1/clients/{client}/bsn")).await.1["bsn"], Value::Null);
     assert_eq!(office.get(&format!("/api/v1/clients/{client}/documents")).await.1["documents"], json!([]));
+    let (_, r) = office.get(&format!("/api/v1/requests/{}", id(&req))).await;
+    assert_eq!(
+        (r["kind"].as_str(), r["description"].is_null()),
+        (Some("erasure"), true),
+        "the register keeps the facts: {r}"
+    );
     // Erased once; again is 410; the certificate stays readable, the objects gone.
     assert_eq!(admin.post(&epath, erase("nogmaals", None)).await.1["error"]["code"], "erased");
     let mut cert = Value::Null;

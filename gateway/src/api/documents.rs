@@ -49,7 +49,13 @@ impl utoipa::PartialSchema for UploadForm {
             .property(
                 "supersedes",
                 ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))).description(Some(
-                    "an active document of this client and type that this upload corrects (kept, marked superseded)",
+                    "an active document of this client and type that this upload corrects",
+                )),
+            )
+            .property(
+                "superseded_version",
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["keep", "destroy"])).description(Some(
+                    "with supersedes: keep the old version, marked superseded (default), or destroy it as the new                      one activates (management)",
                 )),
             )
             .property(

@@ -90,10 +90,11 @@ async fn take_field(out: &mut UploadFields, name: &str, mut field: Field<'_>) ->
         "retention_reason" => &mut out.retention_reason,
         "view_only" => &mut out.view_only,
         "supersedes" => &mut out.supersedes,
+        "superseded_version" => &mut out.superseded_version,
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidField,
-                "unknown form field; the fields are type, title, retention_until, retention_reason, view_only, supersedes and file",
+                "unknown form field; the fields are type, title, retention_until, retention_reason, view_only, supersedes, superseded_version and file",
             ));
         }
     };

@@ -540,7 +540,7 @@ impl Tx {
 
     /// Clear a client's personal fields and end the trajectory (if it
     /// runs); the corrections keep which fields changed when, not the
-    /// values. The row stays as the anchor of tombstones and certificate.
+    /// values; the requests lose their free-text description. The row stays as the anchor of tombstones and certificate.
     pub async fn erase_client_fields(&mut self, id: Uuid) -> Result<(), CatalogError> {
         let now = self.now;
         sqlx::query(
@@ -555,6 +555,14 @@ impl Tx {
         .execute(&mut *self.tx)
         .await
         .map_err(q("erase_client_fields"))?;
+        // What the client said in a request is theirs too; the register keeps
+        // kind, dates, channel, identity check, handler and answer.
+        sqlx::query("UPDATE privacy_requests SET description = NULL, updated_at = $1 WHERE client_id = $2")
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(q("erase_request_descriptions"))?;
         let corrections = self.corrections_of(id).await?;
         for c in corrections {
             let fields: Vec<serde_json::Value> = c

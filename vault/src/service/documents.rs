@@ -79,6 +79,11 @@ pub struct Document {
     pub supersedes: Option<Uuid>,
     /// The newest active document that corrects this one.
     pub superseded_by: Option<Uuid>,
+    /// On the answer to an upload that corrects a document: everyone who
+    /// received the old version (or the whole dossier), to be told of the
+    /// correction (GDPR art. 19).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<super::Recipient>>,
 }
 
 impl TryFrom<&DocumentRow> for Document {
@@ -111,6 +116,7 @@ impl TryFrom<&DocumentRow> for Document {
             view_only: d.view_only,
             supersedes: d.supersedes,
             superseded_by: d.superseded_by,
+            notify: None,
         })
     }
 }
@@ -129,8 +135,12 @@ pub struct UploadFields {
     /// `true` for raw test material (listed in an export, never copied).
     pub view_only: Option<String>,
     /// The id of an active document of the same client and type that this
-    /// upload corrects; the old version is kept, marked superseded.
+    /// upload corrects.
     pub supersedes: Option<String>,
+    /// With `supersedes`: `keep` (default: the old version stays, marked
+    /// superseded, until its own date) or `destroy` (management: the old
+    /// version is destroyed in the transaction that activates the new one).
+    pub superseded_version: Option<String>,
 }
 
 /// Permission to upload one document, from [`Vault::authorize_upload`].
@@ -146,6 +156,8 @@ pub struct UploadPermit {
     filename: String,
     view_only: bool,
     supersedes: Option<Uuid>,
+    /// Destroy the superseded version when this one activates.
+    destroy_superseded: bool,
 }
 
 impl UploadPermit {
@@ -244,6 +256,7 @@ impl Vault {
             filename: String::new(),
             view_only: false,
             supersedes: None,
+            destroy_superseded: false,
         };
         op.commit_unaudited().await?;
         Ok(permit)
@@ -290,6 +303,26 @@ impl Vault {
                 self.check_supersedes(permit, old, doc_type).await?;
                 Some(old)
             }
+        };
+        permit.destroy_superseded = match fields.superseded_version.as_deref().map(str::trim) {
+            None | Some("keep") => false,
+            Some("destroy") if permit.supersedes.is_some() => {
+                let old = permit.supersedes.unwrap_or_default();
+                let mut op = self.op(&permit.caller, "document.upload").await?;
+                let (doc, _, _) = op.document(old, Action::DestroyDocument).await?;
+                if doc.legal_hold {
+                    return Err(ServiceError::new(
+                        ErrorCode::LegalHold,
+                        "the superseded version is under a legal hold",
+                    ));
+                }
+                op.commit_unaudited().await?;
+                true
+            }
+            Some("destroy") => {
+                return Err(ServiceError::new(ErrorCode::InvalidField, "superseded_version goes with supersedes"));
+            }
+            Some(_) => return Err(ServiceError::new(ErrorCode::InvalidField, "superseded_version is keep or destroy")),
         };
         permit.doc_type = Some(doc_type);
         permit.title = domain::optional_text("title", fields.title.as_deref(), 200)?;
@@ -397,28 +430,66 @@ impl Vault {
                                                    "retention": retention, "view_only": permit.view_only,
                                                    "supersedes": permit.supersedes });
             op.tx()?.activate_document(doc.id, size as i64, &sha).await.map_err(ServiceError::from)?;
+            let mut notify = None;
+            let mut destroyed = Vec::new();
+            if let Some(old) = permit.supersedes {
+                let disclosures = op.tx()?.disclosures_of(permit.client_id).await?;
+                notify = Some(super::disclosures::recipients(&disclosures, Some(old)));
+                if permit.destroy_superseded {
+                    let facts = super::facts(&client);
+                    op.authorize(Action::DestroyDocument, Target::Client(&facts)).await?;
+                    let by = permit.caller.id().to_string();
+                    let reason = format!("superseded by the corrected version {}", doc.id);
+                    let how = crate::catalog::Destruction { by: &by, reason: &reason, due_at: None };
+                    let lease = op.now() + super::purge::LEASE_MICROS;
+                    destroyed = op.tx()?.destroy_documents(&[old], how, lease).await?;
+                    if destroyed.is_empty() {
+                        return Err(ServiceError::new(
+                            ErrorCode::LegalHold,
+                            "the superseded version is held or gone; nothing was stored",
+                        ));
+                    }
+                    let mut event = op.event.clone();
+                    event.action = "document.destroy".into();
+                    event.document_id = Some(old);
+                    event.reason = Some(reason);
+                    event.details = serde_json::json!({ "by": "correction", "superseded_by": doc.id });
+                    op.tx()?.append_audit(&event).await?;
+                }
+            }
             op.commit().await?;
+            if !destroyed.is_empty()
+                && let Err(e) = self.delete_objects(destroyed).await
+            {
+                tracing::warn!(error = %e, "object of a superseded version stays queued");
+            }
             if self.faults.fire(FaultPoint::ActivationAckLost) {
                 return Err(ServiceError::new(ErrorCode::DatabaseUnavailable, "fault injected: acknowledgement lost"));
             }
-            Ok::<(), ServiceError>(())
+            Ok::<Option<Vec<super::Recipient>>, ServiceError>(notify)
         }
         .await;
-        let row = match activated {
-            Ok(()) => self.snapshot().await?.get_document(doc.id).await?,
+        let (row, notify) = match activated {
+            Ok(notify) => (self.snapshot().await?.get_document(doc.id).await?, notify),
             // Refused at the last moment (audited by the decision): nothing is kept.
-            Err(e) if matches!(e.code, ErrorCode::NotFound | ErrorCode::Forbidden | ErrorCode::ClientClosed) => {
+            Err(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::NotFound | ErrorCode::Forbidden | ErrorCode::ClientClosed | ErrorCode::LegalHold
+                ) =>
+            {
                 self.discard(doc.id, &doc.name).await;
                 return Err(e);
             }
             Err(e) => match self.resolve_activation(&doc, &e).await {
-                Some(row) => row,
+                Some(row) => (row, None),
                 None => return Err(e),
             },
         };
-        Document::try_from(&row)
+        let mut view = Document::try_from(&row)?;
+        view.notify = notify;
+        Ok(view)
     }
-
     /// A client's active documents, newest first.
     pub async fn list_documents(&self, caller: &Caller, client_id: Uuid) -> ServiceResult<Vec<Document>> {
         let mut op = self.op(caller, "document.list").await?;

@@ -29,10 +29,6 @@ use crate::catalog::{Destruction, ErasureRow, micros_to_time};
 use crate::domain::{self, ConsentScope, RequestKind};
 use crate::policy::Action;
 
-/// How long this node holds the objects it queued before another may take
-/// them (the purge's lease).
-const LEASE_MICROS: i64 = 60_000_000;
-
 /// How the erasure destroys, as the certificate states it.
 pub const ERASURE_METHOD: &str = "each document's data key destroyed in the catalog (crypto-shredding: \
      the AES-256-GCM ciphertext can no longer be opened), then its object deleted from the store and its \
@@ -141,7 +137,7 @@ impl Vault {
         let by = caller.id().to_string();
         let how = Destruction { by: &by, reason: &reason, due_at: None };
         let ids: Vec<Uuid> = docs.iter().map(|d| d.id).collect();
-        let objects = op.tx()?.destroy_documents(&ids, how, now + LEASE_MICROS).await?;
+        let objects = op.tx()?.destroy_documents(&ids, how, now + super::purge::LEASE_MICROS).await?;
         if objects.len() != ids.len() {
             // A hold was set, or a purge destroyed one, since they were read.
             return Err(ServiceError::new(ErrorCode::Busy, "the dossier changed during the erasure; try again"));

@@ -52,7 +52,7 @@ const DRAIN_BATCH: i64 = 500;
 const DELETES_IN_FLIGHT: usize = 16;
 
 /// How long a node holds leased objects before another may take them.
-const LEASE_MICROS: i64 = 60_000_000;
+pub(super) const LEASE_MICROS: i64 = 60_000_000;
 
 /// `destroyed_by` of the purge (SPEC §6: "a user id, or `retention`").
 pub const BY_PURGE: &str = "retention";
