@@ -65,9 +65,10 @@ async fn register(b: Backend) {
         let (s, r) = request(&office, &client, kind, extra).await;
         assert_eq!(s, StatusCode::CREATED, "{kind}: {r}");
         assert_eq!((r["kind"].as_str(), r["status"].as_str()), (Some(kind), Some("open")));
-        let received = time(&r["received_at"]);
-        assert_eq!(time(&r["due_at"]), received + chrono::Duration::days(14), "{kind}");
-        assert_eq!(time(&r["deadline_at"]), received.checked_add_months(chrono::Months::new(1)).unwrap());
+        // The rule itself (the Dutch calendar's 14 days and month) is table-tested in the vault.
+        let (due, deadline) = vault::service::request_clocks(time(&r["received_at"]));
+        assert_eq!((time(&r["due_at"]), time(&r["deadline_at"])), (due, deadline), "{kind}");
+        assert!(deadline - due >= chrono::Duration::days(13), "{kind}: {r}");
         assert_eq!((r["overdue"].as_bool(), r["past_deadline"].as_bool()), (Some(false), Some(false)));
         assert_eq!(r["handler_id"], office_handler(&office).await);
         let decision = if kind == "objection" { "refused" } else { "granted" };
@@ -371,6 +372,22 @@ async fn erasure(b: Backend) {
         )
         .await;
 
+    // What the erasure must clear besides the fields: a correction's values and reason, a running consent.
+    let (s, v) = office
+        .post(
+            &format!("/api/v1/clients/{client}/corrections"),
+            json!({"changes": {"phone": "0611111111"}, "reason": "nieuw nummer van Jan"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = office
+        .put(
+            &format!("/api/v1/clients/{client}/consents/satisfaction_survey"),
+            json!({"given": true, "evidence_document_id": docs[2], "channels": ["email", "phone"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
     // Erased: every document destroyed through the purge, the fields cleared, a certificate.
     let (_, req) =
         request(&office, &client, "erasure", json!({"description": "wil alles laten wissen, tel. 0612345678"})).await;
@@ -382,7 +399,10 @@ async fn erasure(b: Backend) {
     assert!(cert["method"].as_str().unwrap().contains("crypto-shredding"));
     assert_eq!(cert["notify"][0]["recipient"], "UWV Utrecht");
     let text = cert.to_string();
-    assert!(!text.contains("Jansen") && !text.contains("2333") && !text.contains("d.pdf"), "no names in it: {text}");
+    assert!(
+        !text.contains("Jansen") && !text.contains("*****2333") && !text.contains(BSN) && !text.contains("d.pdf"),
+        "no names in it: {text}"
+    );
     for d in &docs {
         let (_, t) = admin.get(&format!("/api/v1/documents/{d}")).await;
         assert_eq!(
@@ -405,6 +425,47 @@ async fn erasure(b: Backend) {
         (Some("erasure"), true),
         "the register keeps the facts: {r}"
     );
+    let (_, hist) = office.get(&format!("/api/v1/clients/{client}/corrections")).await;
+    let change = &hist["corrections"][0];
+    assert_eq!((change["reason"].as_str(), change["changes"][0]["field"].as_str()), (Some("[erased]"), Some("phone")));
+    assert_eq!((change["changes"][0]["erased"].as_bool(), change["changes"][0]["new"].is_null()), (Some(true), true));
+    assert!(!hist.to_string().contains("0611111111"), "{hist}");
+    let (_, consents) = office.get(&format!("/api/v1/clients/{client}/consents")).await;
+    assert!(consents["satisfaction_survey"].is_null(), "{consents}");
+    assert!(!consents["history"][0]["withdrawn_at"].is_null());
+    assert_eq!(cert["consents_withdrawn"], 1);
+    // Nothing is recorded about an erased client any more.
+    for (s, what) in [
+        (
+            office
+                .post(
+                    &format!("/api/v1/clients/{client}/corrections"),
+                    json!({"changes": {"city": "Zeist"}, "reason": "x"}),
+                )
+                .await
+                .0,
+            "correction",
+        ),
+        (
+            office
+                .put(&format!("/api/v1/clients/{client}/consents/guidance"), json!({"given": false, "reason": "x"}))
+                .await
+                .0,
+            "consent",
+        ),
+        (
+            office
+                .post(
+                    &format!("/api/v1/clients/{client}/disclosures"),
+                    json!({"recipient_kind": "uwv", "recipient": "UWV", "legal_basis": "consent"}),
+                )
+                .await
+                .0,
+            "disclosure",
+        ),
+    ] {
+        assert_eq!(s, StatusCode::GONE, "{what} after the erasure");
+    }
     // Erased once; again is 410; the certificate stays readable, the objects gone.
     assert_eq!(admin.post(&epath, erase("nogmaals", None)).await.1["error"]["code"], "erased");
     let mut cert = Value::Null;
@@ -489,6 +550,8 @@ async fn export(b: Backend) {
     };
     let (intake, a, _) = up("intake", 3000, vec![]).await;
     let (report, b_, _) = up("progress_report", 300_000, vec![]).await;
+    let (s, v) = upload_form(&coach, &client, "intake", pdf(100).0, &[("view_only", "true".into())]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "only raw test material (psych_report) is view-only: {v}");
     let (raw, _, v) = up("psych_report", 5000, vec![("view_only", "true".into())]).await;
     assert_eq!(v["view_only"], true);
     let (plan, d, _) = up("work_plan", 2000, vec![]).await;
@@ -571,6 +634,13 @@ async fn export(b: Backend) {
             .iter()
             .any(|e| e["action"] == "document.download" && e["purpose"] == "guidance")
     );
+    let taken: Vec<&Value> =
+        log["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "document.export").collect();
+    assert!(taken.is_empty(), "the export's own events come after the log it holds");
+    let (_, events) = admin.get(&format!("/api/v1/audit?client_id={client}&action=document.export&limit=100")).await;
+    let taken = events["events"].as_array().unwrap();
+    assert_eq!(taken.len(), 4, "one access event per document taken out: {events}");
+    assert!(taken.iter().all(|e| e["purpose"] == "availability" && e["outcome"] == "allowed"));
     let p = json_of(&files, "processing.json");
     assert_eq!(p["purposes"].as_array().unwrap().len(), 6);
     assert_eq!(p["source"]["commissioner"], "uwv");

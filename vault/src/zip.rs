@@ -365,6 +365,31 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_of_more_than_65535_entries_gets_the_zip64_end_records_and_reads_back() {
+        use std::io::Read;
+        let t = Utc::now();
+        let n = 70_000usize;
+        let mut z = ZipWriter::new();
+        let mut out = Vec::new();
+        let names: Vec<String> = (0..n).map(|i| format!("f/{i}")).collect();
+        for (i, name) in names.iter().enumerate() {
+            out.extend_from_slice(&z.entry(name, i.to_string().as_bytes(), t).unwrap());
+        }
+        out.extend_from_slice(&z.finish());
+        let predicted =
+            ZipWriter::archive_size(names.iter().enumerate().map(|(i, n)| (n.as_str(), i.to_string().len() as u64)));
+        assert_eq!(predicted.unwrap(), out.len() as u64);
+        assert_eq!(le32(&out, out.len() - 22 - 20 - 56), ZIP64_END_OF_CENTRAL);
+        let mut archive = ::zip::ZipArchive::new(std::io::Cursor::new(out)).unwrap();
+        assert_eq!(archive.len(), n);
+        for i in [0, 65_534, 65_535, 69_999] {
+            let mut back = String::new();
+            archive.by_name(&format!("f/{i}")).unwrap().read_to_string(&mut back).unwrap();
+            assert_eq!(back, i.to_string());
+        }
+    }
+
+    #[test]
     fn a_short_or_long_entry_fails_and_bad_names_are_refused() {
         let t = Utc::now();
         let mut z = ZipWriter::new();

@@ -61,6 +61,7 @@ async fn clocks(b: Backend) {
     // Exactly at the promise: not yet overdue; a second later it is.
     clock.set(r.due_at);
     assert!(!read(&v, &office, r.id).await.overdue);
+    assert_eq!(v.request_counts().await.unwrap().overdue, 0, "the gauge agrees with the register");
     clock.set(r.due_at + Duration::seconds(1));
     let now = read(&v, &office, r.id).await;
     assert!(now.overdue && !now.past_deadline, "{now:?}");
@@ -108,3 +109,42 @@ async fn clocks(b: Backend) {
 }
 
 on_both_backends!(request_clocks_run_two_weeks_and_one_month_and_extensions_move_them, clocks);
+
+/// An upload still streaming when the client is erased is refused at its
+/// activation: nothing of it stays, and the erased client has no document.
+async fn erasure_during_upload(b: Backend) {
+    use bytes::Bytes;
+    use vault::service::{UploadAbort, UploadFields};
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let v = Arc::new(Vault::open(&config(&b)).await.unwrap().with_clock(clock.clone()));
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    let c = v.create_client(&anna, new_client()).await.unwrap();
+
+    let fields =
+        UploadFields { doc_type: Some("intake".into()), filename: Some("intake.txt".into()), ..Default::default() };
+    let mut permit = v.authorize_upload(&anna, c.id).await.unwrap();
+    v.upload_fields(&mut permit, fields).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, UploadAbort>>(1);
+    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    tx.send(Ok(Bytes::from_static(b"Intake: eerste gesprek\n"))).await.unwrap();
+    let upload = {
+        let v = v.clone();
+        tokio::spawn(
+            async move { v.store_upload(permit, "intake.txt".into(), "text/plain; charset=utf-8", body).await },
+        )
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let req = serde_json::from_value(serde_json::json!({ "reason": "verzoek van de cliënt" })).unwrap();
+    let cert = v.erase_client(&anna, c.id, req).await.unwrap();
+    assert!(cert.documents.is_empty(), "the upload in flight was not a document yet");
+    tx.send(Ok(Bytes::from_static(b"meer tekst\n"))).await.unwrap();
+    drop(tx);
+    let refused = upload.await.unwrap().unwrap_err();
+    assert_eq!(refused.code, ErrorCode::ClientClosed, "{refused:?}");
+    assert!(v.list_documents(&anna, c.id).await.unwrap().is_empty());
+    let mut tx = v.catalog_for_tests().snapshot(0).await.unwrap();
+    assert!(tx.pending_documents_before(i64::MAX).await.unwrap().is_empty(), "nothing pending is left");
+}
+
+on_both_backends!(an_upload_streaming_during_an_erasure_is_refused_and_leaves_nothing, erasure_during_upload);

@@ -51,6 +51,13 @@ macro_rules! select_clients {
     };
 }
 
+/// How [`Tx::client_locked`] locks the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowLock {
+    Share,
+    Update,
+}
+
 /// A client's name as shown: first and last name.
 pub fn display_name(first: &str, last: &str) -> String {
     format!("{first} {last}").trim().to_string()
@@ -152,6 +159,28 @@ impl Tx {
             .fetch_optional(&mut *self.tx)
             .await
             .map_err(q("client"))?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    /// A client read and locked until the end of the transaction, on
+    /// PostgreSQL (`FOR SHARE`: a change to the row waits, or `FOR UPDATE`:
+    /// everything that locks it waits). SQLite's writer is alone anyway.
+    /// Operations whose decision must hold until they commit read their
+    /// client this way (an erasure, a correction; an upload's activation and
+    /// a download's redemption against a restriction, a withdrawn consent
+    /// or an erasure committing meanwhile).
+    pub async fn client_locked(&mut self, id: Uuid, lock: RowLock) -> Result<Option<ClientRow>, CatalogError> {
+        let suffix = match (self.backend, lock) {
+            (super::Backend::Sqlite, _) => "",
+            (super::Backend::Postgres, RowLock::Share) => " FOR SHARE",
+            (super::Backend::Postgres, RowLock::Update) => " FOR UPDATE",
+        };
+        let sql = format!("{}{suffix}", select_clients!("WHERE id = $1"));
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(q("client_locked"))?;
         row.as_ref().map(client_from_row).transpose()
     }
 

@@ -43,7 +43,7 @@ mod users;
 
 pub use access::{CaseloadPeriod, SubstitutionRow};
 pub use audit_log::AuditFilter;
-pub use clients::{ClientRow, ClientStatus, NewClientRow, display_name};
+pub use clients::{ClientRow, ClientStatus, NewClientRow, RowLock, display_name};
 pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
 pub use logins::LoginAttempts;

@@ -347,8 +347,8 @@ impl Tx {
     pub async fn request_counts(&mut self, now: i64) -> Result<RequestCounts, CatalogError> {
         let r = sqlx::query(
             "SELECT COUNT(*) AS open, \
-             COALESCE(SUM(CASE WHEN COALESCE(extended_until, due_at) <= $1 THEN 1 ELSE 0 END), 0) AS overdue, \
-             COALESCE(SUM(CASE WHEN COALESCE(extended_until, deadline_at) <= $1 THEN 1 ELSE 0 END), 0) AS late \
+             COALESCE(SUM(CASE WHEN COALESCE(extended_until, due_at) < $1 THEN 1 ELSE 0 END), 0) AS overdue, \
+             COALESCE(SUM(CASE WHEN COALESCE(extended_until, deadline_at) < $1 THEN 1 ELSE 0 END), 0) AS late \
              FROM privacy_requests WHERE answered_at IS NULL",
         )
         .bind(now)
@@ -480,7 +480,7 @@ impl Tx {
         let r = sqlx::query(
             "UPDATE clients SET first_name = $1, initials = $2, last_name = $3, birth_date = $4, bsn_sealed = $5, \
              bsn_key_version = $6, email = $7, phone = $8, address = $9, postcode = $10, city = $11, \
-             updated_at = $12 WHERE id = $13",
+             updated_at = $12 WHERE id = $13 AND erased_at IS NULL",
         )
         .bind(&f.first_name)
         .bind(&f.initials)
@@ -540,7 +540,8 @@ impl Tx {
 
     /// Clear a client's personal fields and end the trajectory (if it
     /// runs); the corrections keep which fields changed when, not the
-    /// values; the requests lose their free-text description. The row stays as the anchor of tombstones and certificate.
+    /// values; free text about the client in the registers and tombstones
+    /// is cleared (`[erased]`). The row stays as the anchor of tombstones and certificate.
     pub async fn erase_client_fields(&mut self, id: Uuid) -> Result<(), CatalogError> {
         let now = self.now;
         sqlx::query(
@@ -555,14 +556,29 @@ impl Tx {
         .execute(&mut *self.tx)
         .await
         .map_err(q("erase_client_fields"))?;
-        // What the client said in a request is theirs too; the register keeps
-        // kind, dates, channel, identity check, handler and answer.
-        sqlx::query("UPDATE privacy_requests SET description = NULL, updated_at = $1 WHERE client_id = $2")
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(q("erase_request_descriptions"))?;
+        // Free text about the client is theirs too: what they said in a
+        // request and the staff's words in answers, extensions, withdrawals,
+        // corrections and a destroyed document's reasons. The registers keep
+        // the facts: kinds, dates, channels, checks, handlers, decisions.
+        let id_s = id.to_string();
+        sqlx::query(
+            "UPDATE privacy_requests SET description = NULL, \
+             outcome = CASE WHEN outcome IS NULL THEN NULL ELSE '[erased]' END, \
+             extension_reason = CASE WHEN extension_reason IS NULL THEN NULL ELSE '[erased]' END, \
+             updated_at = $1 WHERE client_id = $2",
+        )
+        .bind(now)
+        .bind(&id_s)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(q("erase_request_text"))?;
+        for sql in [
+            "UPDATE consents SET withdrawal_reason = '[erased]' WHERE client_id = $1 AND withdrawal_reason IS NOT NULL",
+            "UPDATE client_corrections SET reason = '[erased]' WHERE client_id = $1",
+            "UPDATE documents SET retention_reason = NULL, hold_reason = NULL WHERE client_id = $1",
+        ] {
+            sqlx::query(sql).bind(&id_s).execute(&mut *self.tx).await.map_err(q("erase_client_free_text"))?;
+        }
         let corrections = self.corrections_of(id).await?;
         for c in corrections {
             let fields: Vec<serde_json::Value> = c

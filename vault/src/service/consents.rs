@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::{Caller, ErrorCode, Op, ServiceError, ServiceResult, opt_time};
 use crate::Vault;
-use crate::catalog::{ConsentRow, DocumentState, micros_to_time};
+use crate::catalog::{ConsentRow, DocumentState, RowLock, micros_to_time};
 use crate::domain::{self, ConsentScope, ContactChannel, DocumentType};
 use crate::policy::Action;
 
@@ -120,7 +120,7 @@ impl Vault {
         set: SetConsent,
     ) -> ServiceResult<Consents> {
         let mut op = self.op(caller, if set.given { "consent.give" } else { "consent.withdraw" }).await?;
-        let (c, _) = op.client(client_id, Action::Consent).await?;
+        let (c, _) = op.client_locked(client_id, Action::Consent, RowLock::Update).await?;
         if c.erased_at.is_some() {
             return Err(ServiceError::new(ErrorCode::Erased, "the client's data has been erased"));
         }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::disclosures::{Recipient, recipients};
 use super::{Caller, Client, ErrorCode, Op, ServiceError, ServiceResult};
 use crate::Vault;
-use crate::catalog::{ClientFields, CorrectionRow, micros_to_time};
+use crate::catalog::{ClientFields, CorrectionRow, RowLock, micros_to_time};
 use crate::domain::{self, Bsn, RequestKind};
 use crate::policy::Action;
 
@@ -149,7 +149,7 @@ impl Vault {
 
     pub async fn correct_client(&self, caller: &Caller, id: Uuid, new: NewCorrection) -> ServiceResult<Corrected> {
         let mut op = self.op(caller, "client.correct").await?;
-        let (c, _) = op.client(id, Action::CorrectClient).await?;
+        let (c, _) = op.client_locked(id, Action::CorrectClient, RowLock::Update).await?;
         if c.erased_at.is_some() {
             return Err(ServiceError::new(ErrorCode::Erased, "the client's data has been erased"));
         }

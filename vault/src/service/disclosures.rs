@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{Caller, ErrorCode, ServiceError, ServiceResult};
 use crate::Vault;
-use crate::catalog::{DisclosureRow, DocumentState, micros_to_time};
+use crate::catalog::{DisclosureRow, DocumentState, RowLock, micros_to_time};
 use crate::domain::{self, LegalBasis, RecipientKind};
 use crate::policy::Action;
 
@@ -131,7 +131,7 @@ impl Vault {
         new: NewDisclosure,
     ) -> ServiceResult<Disclosure> {
         let mut op = self.op(caller, "disclosure.record").await?;
-        let (c, _) = op.client(client_id, Action::Disclosure).await?;
+        let (c, _) = op.client_locked(client_id, Action::Disclosure, RowLock::Share).await?;
         if c.erased_at.is_some() {
             return Err(ServiceError::new(ErrorCode::Erased, "the client's data has been erased"));
         }
@@ -165,10 +165,10 @@ impl Vault {
             recorded_at: op.now(),
         };
         op.tx()?.insert_disclosure(&row).await?;
-        // The recipient's name is the agency's counterpart, not the client.
+        // Kind and id only: a recipient (an employer, "other") may be a person.
         op.event.details = serde_json::json!({
-            "disclosure_id": row.id, "recipient_kind": row.recipient_kind, "recipient": row.recipient,
-            "legal_basis": row.legal_basis, "disclosed_at": at,
+            "disclosure_id": row.id, "recipient_kind": row.recipient_kind, "legal_basis": row.legal_basis,
+            "disclosed_at": at,
         });
         op.commit().await?;
         Ok(Disclosure::from(&row))

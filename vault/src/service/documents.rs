@@ -292,7 +292,12 @@ impl Vault {
         }
         permit.view_only = match fields.view_only.as_deref().map(str::trim) {
             None | Some("false") => false,
-            Some("true") => true,
+            // Raw psychological test material is part of a psychological
+            // report; no other type may be kept out of an export.
+            Some("true") if doc_type == DocumentType::PsychReport => true,
+            Some("true") => {
+                return Err(ServiceError::new(ErrorCode::InvalidField, "view_only is for psych_report documents"));
+            }
             Some(_) => return Err(ServiceError::new(ErrorCode::InvalidField, "view_only is true or false")),
         };
         permit.supersedes = match fields.supersedes.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -407,7 +412,10 @@ impl Vault {
             let mut op = self.op(&permit.caller, "document.upload").await?;
             // Decided again: access may have ended while the bytes flowed.
             op.event.document_id = Some(doc.id);
-            let (client, decision) = op.client(permit.client_id, Action::UploadDocument).await?;
+            // Locked: an erasure, closure or restriction committing meanwhile
+            // waits for this activation, or this activation sees it.
+            let (client, decision) =
+                op.client_locked(permit.client_id, Action::UploadDocument, crate::catalog::RowLock::Share).await?;
             let mut below = false;
             if let Some(until) = permit.retention_until {
                 let facts = super::facts(&client);

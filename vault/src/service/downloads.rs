@@ -120,9 +120,18 @@ impl Vault {
         if holder.role != t.role {
             return Err(op.deny(revoked(), "holder's role changed").await);
         }
-        // Locked until commit: a purge cannot destroy it between this decision and the redemption.
+        // The client first, then the document (the order an erasure locks
+        // them in), both until the commit: a withdrawn consent, a
+        // restriction, an erasure or a purge commits before this decision
+        // or after this redemption, never between. (A document's client
+        // never changes, so the unlocked read only finds its id.)
+        let client_id = op.tx()?.get_document(t.document_id).await?.client_id;
+        let client = op
+            .tx()?
+            .client_locked(client_id, crate::catalog::RowLock::Share)
+            .await?
+            .ok_or_else(|| ServiceError::internal("a document without its client"))?;
         let doc = op.tx()?.get_document_locked(t.document_id).await?;
-        let client = op.tx()?.client(doc.client_id).await?;
         op.event.client_id = Some(client.id);
         let doc_facts = DocumentFacts { destroyed: doc.state == DocumentState::Destroyed };
         let d = op.decision(Action::OpenDocument(t.purpose), Target::Document(&facts(&client), &doc_facts)).await?;

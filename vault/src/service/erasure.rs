@@ -25,7 +25,7 @@ use super::disclosures::{Recipient, recipients};
 use super::{Caller, ErrorCode, ServiceError, ServiceResult, opt_time};
 use crate::Vault;
 use crate::audit::NewEvent;
-use crate::catalog::{Destruction, ErasureRow, micros_to_time};
+use crate::catalog::{Destruction, ErasureRow, RowLock, micros_to_time};
 use crate::domain::{self, ConsentScope, RequestKind};
 use crate::policy::Action;
 
@@ -97,7 +97,7 @@ const FIELDS_CLEARED: &[&str] =
 impl Vault {
     pub async fn erase_client(&self, caller: &Caller, id: Uuid, req: EraseClient) -> ServiceResult<ErasureCertificate> {
         let mut op = self.op(caller, "client.erase").await?;
-        let (c, _) = op.client(id, Action::EraseClient).await?;
+        let (c, _) = op.client_locked(id, Action::EraseClient, RowLock::Update).await?;
         let reason = domain::required_text("reason", &req.reason, 1000)?;
         if c.erased_at.is_some() {
             return Err(ServiceError::new(ErrorCode::Erased, "the client's data has been erased already"));
@@ -123,13 +123,21 @@ impl Vault {
             }
         }
         if !keep.is_empty() {
-            let details = serde_json::json!({ "documents": keep });
             let err = ServiceError::new(
                 ErrorCode::MustKeep,
                 format!("{} document(s) must be kept; nothing was erased", keep.len()),
             )
-            .with_details(details.clone());
-            op.event.details = details;
+            .with_details(serde_json::json!({ "documents": keep }));
+            // The event: which documents and why, in codes; the reasons'
+            // words stay on the documents.
+            let codes: Vec<serde_json::Value> = keep
+                .iter()
+                .map(|k| {
+                    let c: Vec<serde_json::Value> = k.reasons.iter().map(|r| r["code"].clone()).collect();
+                    serde_json::json!({ "document_id": k.document_id, "codes": c })
+                })
+                .collect();
+            op.event.details = serde_json::json!({ "documents": codes });
             return Err(op.deny(err, "documents must be kept").await);
         }
 
@@ -154,14 +162,14 @@ impl Vault {
             })
             .collect();
         op.tx()?.append_audit_many(&events).await?;
+        let disclosures = op.tx()?.disclosures_of(c.id).await?;
+        op.tx()?.erase_client_fields(c.id).await?;
         let mut withdrawn = 0;
         for scope in ConsentScope::ALL {
             withdrawn += self
                 .withdraw_consent_in(&mut op, caller, c.id, *scope, "the client's data was erased", req.request_id)
                 .await?;
         }
-        let disclosures = op.tx()?.disclosures_of(c.id).await?;
-        op.tx()?.erase_client_fields(c.id).await?;
         let cert = ErasureCertificate {
             id: Uuid::new_v4(),
             client_id: c.id,

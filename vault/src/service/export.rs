@@ -149,6 +149,9 @@ struct Prepared {
     files: Vec<(String, Vec<u8>)>,
     copy: Vec<DocumentRow>,
     view_only: usize,
+    /// The exporter may take a restricted client's documents (management,
+    /// the operator).
+    restricted_ok: bool,
 }
 
 impl Vault {
@@ -156,7 +159,8 @@ impl Vault {
     pub async fn export_client(self: &Arc<Self>, caller: &Caller, id: Uuid, q: ExportQuery) -> ServiceResult<Export> {
         let mut op = self.op(caller, "client.export").await?;
         let (client, _) = op.client(id, Action::ExportClient).await?;
-        let prepared = self.prepare_export(&mut op, &client, q.request_id, "api").await?;
+        let restricted_ok = caller.role() == crate::domain::Role::Management;
+        let prepared = self.prepare_export(&mut op, &client, q.request_id, "api", restricted_ok).await?;
         op.commit().await?;
         self.stream_export(client.id, prepared)
     }
@@ -167,7 +171,7 @@ impl Vault {
         let mut op = self.anonymous_op(&RequestContext::default(), "client.export").await?;
         op.event.client_id = Some(id);
         let client = op.tx()?.client_opt(id).await?.ok_or_else(ServiceError::not_found)?;
-        let prepared = self.prepare_export(&mut op, &client, q.request_id, "cli").await?;
+        let prepared = self.prepare_export(&mut op, &client, q.request_id, "cli", true).await?;
         op.commit().await?;
         self.stream_export(client.id, prepared)
     }
@@ -178,6 +182,7 @@ impl Vault {
         client: &ClientRow,
         request_id: Option<Uuid>,
         via: &str,
+        restricted_ok: bool,
     ) -> ServiceResult<Prepared> {
         self.linked_request(op, request_id, client.id, &[RequestKind::Access, RequestKind::Portability]).await?;
         let now = op.now();
@@ -269,7 +274,22 @@ impl Vault {
             "request_id": request_id, "documents_copied": copy.len(), "view_only_listed": view_only,
             "bsn": if bsn.is_some() { "full" } else { "masked" }, "via": via,
         });
-        Ok(Prepared { files, copy, view_only })
+        // Each document taken out is an access of its own in the access log,
+        // for the purpose of keeping the data available to the client.
+        let events: Vec<crate::audit::NewEvent> = copy
+            .iter()
+            .map(|d| {
+                let mut e = op.event.clone();
+                e.action = "document.export".into();
+                e.outcome = "allowed".into();
+                e.document_id = Some(d.id);
+                e.purpose = Some(Purpose::Availability.as_str().into());
+                e.details = serde_json::json!({ "request_id": request_id, "size": d.size, "via": via });
+                e
+            })
+            .collect();
+        op.tx()?.append_audit_many(&events).await?;
+        Ok(Prepared { files, copy, view_only, restricted_ok })
     }
 
     fn stream_export(self: &Arc<Self>, client: Uuid, p: Prepared) -> ServiceResult<Export> {
@@ -297,6 +317,29 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// The document's row as it is now, if it may still go into the export.
+    async fn export_recheck(&self, listed: &DocumentRow, restricted_ok: bool) -> ServiceResult<DocumentRow> {
+        let mut tx = self.snapshot().await?;
+        let doc = tx.get_document(listed.id).await?;
+        let client = tx.client(doc.client_id).await?;
+        tx.commit().await?;
+        if doc.state != DocumentState::Active || client.erased_at.is_some() {
+            return Err(ServiceError::new(
+                super::ErrorCode::Gone,
+                "a document was destroyed while the export ran; the export was stopped",
+            ));
+        }
+        if client.restricted && !restricted_ok {
+            return Err(ServiceError::new(
+                super::ErrorCode::Restricted,
+                "the client was restricted while the export ran; the export was stopped",
+            ));
+        }
+        Ok(doc)
+    }
+}
+
 /// The receiver went away (the client disconnected): stop quietly.
 struct Gone;
 
@@ -315,7 +358,10 @@ async fn write_archive(
     for (name, content) in &p.files {
         let Ok(()) = send(tx, z.entry(name, content, now).map_err(zip_err)?).await else { return Ok(()) };
     }
-    for d in &p.copy {
+    for listed in &p.copy {
+        // Read again before each document: one destroyed, erased or
+        // restricted since the export began is not sent.
+        let d = &vault.export_recheck(listed, p.restricted_ok).await?;
         let mut content = vault.open_document(d).await?;
         let size = d.size.unwrap_or(0).max(0) as u64;
         let (header, mut entry) =

@@ -68,7 +68,7 @@ pub use users::{By, CreatedUser, NewUser, User, UserPatch};
 
 use crate::Vault;
 use crate::audit::NewEvent;
-use crate::catalog::{ClientRow, DocumentRow, DocumentState, Tx, micros_to_time};
+use crate::catalog::{ClientRow, DocumentRow, DocumentState, RowLock, Tx, micros_to_time};
 use crate::domain::Role;
 use crate::faults::FaultPoint;
 use crate::policy::{self, Action, Actor, ClientFacts, Decision, DocumentFacts, Target};
@@ -289,8 +289,31 @@ impl<'v> Op<'v> {
     /// Load a client (its id goes into the event) and decide `action` on it;
     /// an unknown id is decided like one outside the caller's scope.
     pub(crate) async fn client(&mut self, id: Uuid, action: Action) -> ServiceResult<(ClientRow, Decision)> {
+        self.client_with(id, action, None).await
+    }
+
+    /// Like [`Op::client`], with the row locked until the commit
+    /// ([`crate::catalog::Tx::client_locked`]) so the decision holds.
+    pub(crate) async fn client_locked(
+        &mut self,
+        id: Uuid,
+        action: Action,
+        lock: RowLock,
+    ) -> ServiceResult<(ClientRow, Decision)> {
+        self.client_with(id, action, Some(lock)).await
+    }
+
+    async fn client_with(
+        &mut self,
+        id: Uuid,
+        action: Action,
+        lock: Option<RowLock>,
+    ) -> ServiceResult<(ClientRow, Decision)> {
         self.event.client_id = Some(id);
-        let row = self.tx()?.client_opt(id).await?;
+        let row = match lock {
+            None => self.tx()?.client_opt(id).await?,
+            Some(l) => self.tx()?.client_locked(id, l).await?,
+        };
         let facts = row.as_ref().map(facts);
         let target = facts.as_ref().map_or(Target::Missing, Target::Client);
         let d = self.authorize(action, target).await?;

@@ -6,10 +6,11 @@
 //!
 //! Clocks: `due_at` is received + 14 days (the agency's promise),
 //! `deadline_at` received + one calendar month (art. 12(3); the 31st plus a
-//! month is the last day of the next month), both in UTC. An extension (art.
-//! 12(3): by at most two further months, told to the client within the first
-//! month) is allowed while the request is open and its legal deadline has
-//! not passed; it moves both clocks to its date. `overdue`: open past the
+//! month is the last day of the next month), both counted on the agency's
+//! calendar (Europe/Amsterdam) and stored in UTC. An extension (art. 12(3):
+//! by at most two further months, told to the client within the first
+//! month) is allowed while the request is open and its first month has not
+//! passed; it moves both clocks to its date. `overdue`: open past the
 //! agency's date; `past_deadline`: open past the legal one.
 //!
 //! Answers that change something do it in the same transaction: a granted
@@ -180,11 +181,38 @@ impl Request {
     }
 }
 
-/// The two clocks of a request received at `received`.
+/// The agency's calendar: periods in days and months are counted on the
+/// Dutch clock, so "a month" ends on the same date as the receipt there.
+const AGENCY_TZ: chrono_tz::Tz = chrono_tz::Europe::Amsterdam;
+
+/// `t` plus `months` calendar months on the agency's clock (the 31st plus a
+/// month is the last day of the next month); a local time that a change to
+/// or from summer time skips or repeats falls back to the same addition in
+/// UTC, at most an hour apart.
+fn add_months(t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
+    t.with_timezone(&AGENCY_TZ)
+        .checked_add_months(Months::new(months))
+        .map(|l| l.with_timezone(&Utc))
+        .or_else(|| t.checked_add_months(Months::new(months)))
+        .unwrap_or(t)
+}
+
+/// The two clocks of a request received at `received`: 14 days (the
+/// agency's promise) and one calendar month (the law), on the agency's
+/// calendar.
 pub fn request_clocks(received: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let due = received + chrono::Duration::days(PROMISE_DAYS);
-    let deadline = received.checked_add_months(Months::new(1)).unwrap_or(due);
-    (due, deadline)
+    let due = received
+        .with_timezone(&AGENCY_TZ)
+        .checked_add_days(chrono::Days::new(PROMISE_DAYS as u64))
+        .map(|l| l.with_timezone(&Utc))
+        .unwrap_or(received + chrono::Duration::days(PROMISE_DAYS));
+    (due, add_months(received, 1))
+}
+
+/// The latest an extension may reach: two further months after the legal
+/// deadline (art. 12(3)).
+pub fn latest_extension(received: DateTime<Utc>) -> DateTime<Utc> {
+    add_months(received, 3).min(add_months(request_clocks(received).1, 2))
 }
 
 impl Vault {
@@ -342,18 +370,19 @@ impl Vault {
         }
         if let Some(ext) = patch.extension {
             let reason = domain::required_text("reason", &ext.reason, 1000)?;
-            let now = op.now();
-            let legal = row.extended_until.unwrap_or(row.deadline_at);
-            if now > legal {
+            // Art. 12(3): an extension is told to the client within the
+            // first month, so only before the original deadline (a second
+            // extension too).
+            if op.now() > row.deadline_at {
                 return Err(ServiceError::new(
                     ErrorCode::DeadlinePassed,
-                    "the deadline has passed; an extension must be told to the client within it",
+                    "the month has passed; an extension must be told to the client within it",
                 ));
             }
-            let received = micros_to_time(row.received_at);
-            let max = received.checked_add_months(Months::new(3)).unwrap_or(received);
+            let current = row.extended_until.unwrap_or(row.deadline_at);
+            let max = latest_extension(micros_to_time(row.received_at));
             let until = ext.until;
-            if until.timestamp_micros() <= legal || until > max {
+            if until.timestamp_micros() <= current || until > max {
                 return Err(ServiceError::new(
                     ErrorCode::InvalidField,
                     "extension.until lies after the current deadline and at most three months after receipt",
@@ -417,16 +446,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clocks_are_two_weeks_and_one_calendar_month() {
-        let t = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 9, 30, 0).unwrap();
+    fn clocks_are_two_weeks_and_one_calendar_month_on_the_dutch_calendar() {
+        // Times in UTC; winter is UTC+1 in Amsterdam, summer UTC+2.
+        let t = |y, m, d, h, min| Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap();
         let table = [
-            (t(2026, 12, 4), t(2026, 12, 18), t(2027, 1, 4)),
-            (t(2027, 1, 31), t(2027, 2, 14), t(2027, 2, 28)),
-            (t(2028, 1, 31), t(2028, 2, 14), t(2028, 2, 29)),
-            (t(2027, 2, 20), t(2027, 3, 6), t(2027, 3, 20)),
+            (t(2026, 12, 4, 9, 30), t(2026, 12, 18, 9, 30), t(2027, 1, 4, 9, 30)),
+            (t(2027, 1, 31, 9, 30), t(2027, 2, 14, 9, 30), t(2027, 2, 28, 9, 30)),
+            (t(2028, 1, 31, 9, 30), t(2028, 2, 14, 9, 30), t(2028, 2, 29, 9, 30)),
+            // 31 January 00:30 in Amsterdam is still the 30th in UTC: the
+            // month ends on 28 February there, not on 1 March.
+            (t(2027, 1, 30, 23, 30), t(2027, 2, 13, 23, 30), t(2027, 2, 27, 23, 30)),
+            // Across the start of summer time: the same hour on the Dutch clock.
+            (t(2027, 3, 20, 9, 0), t(2027, 4, 3, 8, 0), t(2027, 4, 20, 8, 0)),
         ];
         for (received, due, deadline) in table {
             assert_eq!(request_clocks(received), (due, deadline), "received {received}");
         }
+    }
+
+    #[test]
+    fn an_extension_reaches_two_months_past_the_deadline_at_most() {
+        let t = |y, m, d, h| Utc.with_ymd_and_hms(y, m, d, h, 30, 0).unwrap();
+        // 31 January: deadline 28 February, plus two months: 28 April (not
+        // 30 April), at 10:30 on the Dutch clock, summer time by then.
+        assert_eq!(latest_extension(t(2027, 1, 31, 9)), t(2027, 4, 28, 8));
+        assert_eq!(latest_extension(t(2027, 3, 4, 9)), t(2027, 6, 4, 8));
     }
 }
