@@ -15,7 +15,9 @@
 //!   in the archive (or why not: destroyed, or view-only);
 //! - `documents/<id>-<filename>`: each active document's content, except
 //!   view-only ones (raw psychological test material: listed, not copied),
-//!   decrypted as it streams, one document open at a time;
+//!   read again before it is sent (destroyed, erased or restricted since:
+//!   the export stops), decrypted as it streams, one document open at a
+//!   time; each one taken out is a `document.export` event of its own;
 //! - `access-log.json`: who opened what, when, why, on whose behalf;
 //! - `processing.json`: what art. 15(1) requires: purposes, categories,
 //!   recipients, retention, source, automated decisions, rights;
