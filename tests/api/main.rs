@@ -11,6 +11,7 @@ mod support;
 mod helpers;
 
 mod access;
+mod breaches;
 mod documents;
 mod download;
 mod keys;

@@ -488,6 +488,19 @@ api_enum!(
     }
 );
 
+api_enum!(
+    /// Categories of personal data a breach concerns (art. 33(3)(a)).
+    DataCategory, "data category" {
+        Identification = "identification",
+        Contact = "contact",
+        Bsn = "bsn",
+        Health = "health",
+        TrajectoryDocuments = "trajectory_documents",
+        Credentials = "credentials",
+        Other = "other",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! ([`routes`], utoipa-axum), so no route can exist undocumented.
 
 pub mod access;
+pub mod accountability;
 pub mod clients;
 pub mod documents;
 pub mod download;
@@ -120,6 +121,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::erase))
         .routes(routes!(privacy::erasure))
         .routes(routes!(privacy::export))
+        .routes(routes!(accountability::register_breach, accountability::list_breaches))
+        .routes(routes!(accountability::get_breach, accountability::update_breach))
+        .routes(routes!(accountability::breach_reach))
 }
 
 /// The upload route (it has its own body limit).

@@ -133,12 +133,16 @@ pub async fn purger(vault: Arc<Vault>, every: Duration) {
 }
 
 /// The registers' gauges, read once: open data-subject requests, those past
-/// the agency's two weeks (`overdue`) and past the legal deadline.
+/// the agency's two weeks (`overdue`) and past the legal deadline; breaches
+/// with no decision on notifying the authority, and those past 72 hours.
 pub async fn register_gauges_once(vault: &Vault) -> Result<(), vault::service::ServiceError> {
     let c = vault.request_counts().await?;
     metrics::gauge!("kluis_privacy_requests_open").set(c.open as f64);
     metrics::gauge!("kluis_privacy_requests_overdue").set(c.overdue as f64);
     metrics::gauge!("kluis_privacy_requests_past_deadline").set(c.past_deadline as f64);
+    let b = vault.breach_counts().await?;
+    metrics::gauge!("kluis_breaches_undecided").set(b.undecided as f64);
+    metrics::gauge!("kluis_breaches_overdue").set(b.overdue as f64);
     Ok(())
 }
 

@@ -30,6 +30,7 @@ use crate::keyring::WrappedKey;
 
 mod access;
 mod audit_log;
+mod breaches;
 mod clients;
 mod documents;
 mod keys;
@@ -43,6 +44,7 @@ mod users;
 
 pub use access::{CaseloadPeriod, SubstitutionRow};
 pub use audit_log::AuditFilter;
+pub use breaches::{BreachRow, BreachUpdateRow, IncidentFilter, IncidentReach};
 pub use clients::{ClientRow, ClientStatus, NewClientRow, RowLock, display_name};
 pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};

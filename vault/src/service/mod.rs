@@ -16,6 +16,7 @@
 //! what the operation exists to reveal.
 
 mod audit_log;
+mod breaches;
 mod clients;
 mod consents;
 mod corrections;
@@ -41,6 +42,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use audit_log::{AccessEntry, AccessLog, AuditEntry, AuditQuery, CaseloadEntry, ChainReport};
+pub use breaches::{Breach, BreachCounts, BreachPatch, BreachReach, BreachUpdate, NOTIFY_HOURS, NewBreach, ReachQuery};
 pub use clients::{
     Client, ClientQuery, CloseTrajectory, NewClient, ReopenTrajectory, RevealedBsn, SetCoach, SetRestriction,
 };

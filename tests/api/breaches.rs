@@ -1,0 +1,145 @@
+//! The breach register (issue 11; SPEC §6) against the real binary on both
+//! backends: the 72-hour clock from detection, updates as the investigation
+//! goes on, the decision to notify or not, an incident's reach read from the
+//! audit log, and the gauges.
+
+use crate::helpers::*;
+
+fn hours_ago(h: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::hours(h)).to_rfc3339()
+}
+
+fn breach(detected: &str) -> Value {
+    json!({"detected_at": detected, "nature": "laptop van een coach gestolen", "categories": ["identification", "health"],
+           "data_subjects_estimate": 12, "records_estimate": 40, "consequences": "inzage in rapportages mogelijk",
+           "measures": "sessies beëindigd, wachtwoord gewijzigd"})
+}
+
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+}
+
+async fn wait_gauge(env: &Env, name: &str, want: f64) -> String {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = metrics_text(env).await;
+        if gauge(&text, name) == Some(want) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} is not {want}: {text}");
+}
+
+async fn register(b: Backend) {
+    let env = start(b, &[("KLUIS_METRICS", "127.0.0.1:0"), ("KLUIS_REGISTER_METRICS_INTERVAL", "200ms")]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    assert_eq!(office.post("/api/v1/breaches", breach(&hours_ago(1))).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(office.get("/api/v1/breaches").await.0, StatusCode::FORBIDDEN);
+    let mut bad = breach(&hours_ago(1));
+    bad["categories"] = json!([]);
+    assert_eq!(admin.post("/api/v1/breaches", bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(admin.post("/api/v1/breaches", breach(&hours_ago(-2))).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Detected 80 hours ago: past the 72 hours; one an hour ago: not yet.
+    let (s, old) = admin.post("/api/v1/breaches", breach(&hours_ago(80))).await;
+    assert_eq!(s, StatusCode::CREATED, "{old}");
+    assert_eq!(time(&old["notify_deadline"]), time(&old["detected_at"]) + chrono::Duration::hours(72));
+    assert_eq!((old["overdue"].as_bool(), old["updates"].as_array().unwrap().len()), (Some(true), 1));
+    let (_, fresh) = admin.post("/api/v1/breaches", breach(&hours_ago(1))).await;
+    assert_eq!(fresh["overdue"], false);
+    wait_gauge(&env, "kluis_breaches_overdue", 1.0).await;
+    let text = metrics_text(&env).await;
+    assert_eq!(gauge(&text, "kluis_breaches_undecided"), Some(2.0), "{text}");
+
+    // The investigation goes on: each update kept, from what to what.
+    let path = |b: &Value| format!("/api/v1/breaches/{}", b["id"].as_str().unwrap());
+    let (s, v) =
+        admin.patch(&path(&old), json!({"data_subjects_estimate": 3, "note": "alleen caseload van één coach"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let last = v["updates"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["changes"]["data_subjects_estimate"], json!({"from": 12, "to": 3}));
+    assert_eq!(last["note"], "alleen caseload van één coach");
+    assert_eq!(admin.patch(&path(&old), json!({})).await.0, StatusCode::UNPROCESSABLE_ENTITY, "an update of nothing");
+    let both = json!({"authority_notified_at": hours_ago(0), "authority_not_notified_reason": "geen risico"});
+    assert_eq!(admin.patch(&path(&old), both).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    // Notified, late: no longer overdue, and marked late.
+    let (s, v) = admin
+        .patch(
+            &path(&old),
+            json!({"authority_notified_at": hours_ago(0), "data_subjects_informed": true,
+                                    "note": "melding AP gedaan; vertraging: onderzoek naar omvang"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["overdue"].as_bool(), v["notified_late"].as_bool(), v["data_subjects_informed"].as_bool()),
+        (Some(false), Some(true), Some(true))
+    );
+    assert!(!v["data_subjects_informed_at"].is_null());
+    // Decided not to notify: no longer counted as undecided.
+    let (s, v) =
+        admin.patch(&path(&fresh), json!({"authority_not_notified_reason": "versleuteld apparaat, geen risico"})).await;
+    assert_eq!((s, v["overdue"].as_bool()), (StatusCode::OK, Some(false)));
+    wait_gauge(&env, "kluis_breaches_undecided", 0.0).await;
+    let text = metrics_text(&env).await;
+    assert_eq!(gauge(&text, "kluis_breaches_overdue"), Some(0.0), "{text}");
+
+    let (s, list) = admin.get("/api/v1/breaches").await;
+    assert_eq!((s, list["breaches"].as_array().unwrap().len()), (StatusCode::OK, 2));
+    assert_eq!(list["breaches"][0]["id"], fresh["id"], "newest detection first");
+    assert_eq!(admin.get(&format!("/api/v1/breaches/{}", Uuid::new_v4())).await.0, StatusCode::NOT_FOUND);
+    let (s, one) = admin.get(&path(&old)).await;
+    assert_eq!((s, one["updates"].as_array().unwrap().len()), (StatusCode::OK, 3));
+    let (_, events) = admin.get("/api/v1/audit?action=breach.update").await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 3, "{events}");
+}
+on_both_backends!(breaches_run_on_the_72_hour_clock_with_their_history, register);
+
+async fn reach(b: Backend) {
+    let env = start(b, &[]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    let coach_user = env.user(&admin, "carla", "coach").await;
+    let coach = Api::login(&env.server, &coach_user).await;
+    let (c1, c2, c3) = (env.client(&admin).await, env.client(&admin).await, env.client(&admin).await);
+    let mut docs = Vec::new();
+    for c in [&c1, &c2, &c3] {
+        admin.put(&format!("/api/v1/clients/{c}/coach"), json!({"coach_id": coach_user.id})).await;
+        let (_, d) = office.upload(c, "intake", "intake.pdf", pdf(1000).0).await;
+        docs.push(d["id"].as_str().unwrap().to_string());
+    }
+    let (_, br) = admin.post("/api/v1/breaches", breach(&hours_ago(0))).await;
+    let rpath = format!("/api/v1/breaches/{}/reach", br["id"].as_str().unwrap());
+    // The coach's laptop: what did the coach open, and when?
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let from = chrono::Utc::now();
+    for d in &docs[..2] {
+        let (_, t) = coach.token(d, "guidance").await;
+        assert_eq!(Api::anonymous(&env.server).download(t["url"].as_str().unwrap()).await.0, StatusCode::OK);
+    }
+    let until = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let q = |s: String| s.replace('+', "%2B");
+    let (s, r) = admin.get(&q(format!("{rpath}?actor_id={}", coach_user.id))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!((r["data_subjects"].as_u64(), r["records"].as_u64()), (Some(2), Some(2)), "{r}");
+    let mut got: Vec<String> =
+        r["document_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect();
+    got.sort();
+    let mut want = docs[..2].to_vec();
+    want.sort();
+    assert_eq!(got, want);
+    // A window that closes before the downloads: nothing of the coach's.
+    let (_, r) = admin.get(&q(format!("{rpath}?actor_id={}&until={}", coach_user.id, from.to_rfc3339()))).await;
+    assert_eq!((r["data_subjects"].as_u64(), r["events"].as_u64()), (Some(0), Some(0)), "{r}");
+    let (_, r) = admin.get(&q(format!("{rpath}?from={}&until={}", from.to_rfc3339(), until.to_rfc3339()))).await;
+    assert_eq!(r["data_subjects"], 2, "the window alone: {r}");
+    // A set of documents: everyone's events about them (upload, tokens, download).
+    let (_, r) = admin.get(&format!("{rpath}?document_ids={},{}", docs[0], docs[2])).await;
+    assert_eq!((r["data_subjects"].as_u64(), r["records"].as_u64()), (Some(2), Some(2)), "{r}");
+    assert_eq!(admin.get(&rpath).await.0, StatusCode::BAD_REQUEST, "an incident is named");
+    assert_eq!(admin.get(&format!("{rpath}?document_ids=nope")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(office.get(&format!("{rpath}?actor_id={}", coach_user.id)).await.0, StatusCode::FORBIDDEN);
+}
+on_both_backends!(an_incidents_reach_comes_from_the_audit_log, reach);
