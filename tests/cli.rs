@@ -292,3 +292,79 @@ async fn serve_waits_for_an_index_another_process_still_holds() {
     let (code, _) = server.get("/readyz").await;
     assert_eq!(code, 200, "{}", server.log());
 }
+
+/// The chain's head is anchored in the document store by the server; when
+/// events are removed from the log's end (and its head reset, so the rest
+/// verifies on its own), `kluis audit verify` finds it against the anchor.
+async fn audit_anchor_cli(b: Backend) {
+    seed(&b, 1).await;
+    for _ in 0..3 {
+        let mut c = kluis(&b);
+        c.arg("rekey");
+        assert!(run(c).await.status.success());
+    }
+    // A server anchors the head (7 events) within its interval.
+    let mut c = kluis(&b);
+    c.env("KLUIS_AUDIT_ANCHOR_INTERVAL", "200ms").env("KLUIS_METRICS", "off");
+    let server = Server::start(c, b.dir.path().join("serve.log")).await.unwrap();
+    let mut report = serde_json::Value::Null;
+    for _ in 0..100 {
+        let mut c = kluis(&b);
+        c.args(["audit", "verify"]);
+        let out = run(c).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        report = serde_json::from_slice(&out.stdout).unwrap();
+        if report["anchor"]["anchor"]["seq"] == 7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(server);
+    assert_eq!(report["anchor"]["ok"], true, "{report}");
+    assert_eq!(report["anchor"]["anchor"]["hash"], report["head"], "the anchor is the head: {report}");
+
+    // Someone with database access cuts the last three events and resets the head.
+    let v = Vault::open(&vault_config(&b)).await.unwrap();
+    let drop_guard = if b.is_s3() {
+        "DROP TRIGGER audit_events_no_update ON audit_events"
+    } else {
+        "DROP TRIGGER audit_events_no_delete"
+    };
+    let cat = v.catalog_for_tests();
+    cat.execute_raw_for_tests(drop_guard).await.unwrap();
+    cat.execute_raw_for_tests("DELETE FROM audit_events WHERE seq > 4").await.unwrap();
+    cat.execute_raw_for_tests(
+        "UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM audit_events WHERE seq = 4) WHERE id = 1",
+    )
+    .await
+    .unwrap();
+    cat.close().await;
+
+    let mut c = kluis(&b);
+    c.args(["audit", "verify"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("event 7 was anchored") && err.contains("ends at event 4"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["ok"].as_bool(), report["anchor"]["ok"].as_bool()), (Some(false), Some(false)), "{report}");
+
+    // A server does not anchor over the cut, even once the log has grown past it.
+    for _ in 0..4 {
+        let mut c = kluis(&b);
+        c.arg("rekey");
+        assert!(run(c).await.status.success());
+    }
+    let mut c = kluis(&b);
+    c.env("KLUIS_AUDIT_ANCHOR_INTERVAL", "100ms").env("KLUIS_METRICS", "off");
+    let server = Server::start(c, b.dir.path().join("serve2.log")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(server.log().contains("not anchoring over it"), "{}", server.log());
+    drop(server);
+    let mut c = kluis(&b);
+    c.args(["audit", "verify"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("holds another event under that number"), "{}", text(&out.stderr));
+}
+on_both_backends!(audit_verify_finds_events_cut_from_the_end_against_the_anchor, audit_anchor_cli);

@@ -222,12 +222,15 @@ pub(crate) fn pdf(len: usize) -> (Vec<u8>, String) {
     (data, marker)
 }
 
-/// Every file under `dir`, recursively (permission errors are skipped).
+/// Every file under `dir`, recursively (permission errors are skipped),
+/// except the audit chain's anchors (`audit-anchors/`: the hash of the
+/// newest event, written by the server on its own timer).
 pub(crate) fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let p = e.path();
         match e.file_type() {
+            Ok(t) if t.is_dir() && p.file_name().is_some_and(|n| n == vault::store::ANCHOR_PREFIX) => {}
             Ok(t) if t.is_dir() => files_under(&p, out),
             Ok(t) if t.is_file() => out.push(p),
             _ => {}

@@ -56,6 +56,9 @@ pub enum StoreError {
     Source(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Where the audit chain's anchors live in the store (nothing else uses it).
+pub const ANCHOR_PREFIX: &str = "audit-anchors";
+
 /// A random object name: 128 bits, hex, fanned out by its first byte.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectName(String);
@@ -66,6 +69,12 @@ impl ObjectName {
         crate::crypto::fill_random(&mut b);
         let h = hex::encode(b);
         ObjectName(format!("{}/{}", &h[..2], h))
+    }
+
+    /// The anchor of the audit chain at event `seq` (`audit-anchors/`, zero
+    /// padded so that names sort by `seq`).
+    pub fn audit_anchor(seq: i64) -> Self {
+        ObjectName(format!("{ANCHOR_PREFIX}/{seq:020}.json"))
     }
 
     /// An existing name from the catalog.
@@ -303,6 +312,24 @@ impl BlobStore {
     pub async fn put_bytes(&self, name: &ObjectName, data: Bytes) -> Result<(), StoreError> {
         self.inner.put(&name.path(), data.into()).await.map_err(Self::err("put", name))?;
         self.sync(name).await
+    }
+
+    /// A small object's bytes, whole.
+    pub async fn get_bytes(&self, name: &ObjectName) -> Result<Bytes, StoreError> {
+        let res = self.inner.get(&name.path()).await.map_err(Self::err("get", name))?;
+        res.bytes().await.map_err(Self::err("get (body)", name))
+    }
+
+    /// The names of the objects under `prefix`, in no particular order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectName>, StoreError> {
+        let probe = ObjectName(prefix.to_string());
+        let mut out = Vec::new();
+        let mut listing = self.inner.list(Some(&Path::from(prefix)));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(Self::err("list", &probe))?;
+            out.push(ObjectName(meta.location.to_string()));
+        }
+        Ok(out)
     }
 
     /// Delete an object; deleting a missing object is not an error.

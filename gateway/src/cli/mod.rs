@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// data-subject requests) are read again.
     #[arg(long, env = "KLUIS_REGISTER_METRICS_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
     register_metrics_interval: Duration,
+    /// How often the audit chain's head is anchored in the document store
+    /// (when it moved), so that events removed from the log's end are found.
+    #[arg(long, env = "KLUIS_AUDIT_ANCHOR_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    audit_anchor_interval: Duration,
     /// The bearer token for KLUIS_METRICS=bearer.
     #[arg(long, env = "KLUIS_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
@@ -452,6 +456,7 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
         state.vault.clone(),
         a.register_metrics_interval.max(Duration::from_millis(100)),
     ));
+    tokio::spawn(workers::anchorer(state.vault.clone(), a.audit_anchor_interval.max(Duration::from_millis(100))));
     tokio::spawn(workers::prune_limiters(vec![state.login_limiter.clone(), state.download_limiter.clone()]));
     let limits = ConnLimits {
         header_read_timeout: a.header_timeout,

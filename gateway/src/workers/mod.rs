@@ -1,8 +1,8 @@
 //! Background work of `kluis serve`, each as one step (a test runs exactly
 //! one) and a loop around it: the search follower, the purge of documents
 //! whose retention date passed, the sweep of interrupted uploads, forgotten
-//! lock-out counters and old search-log rows, and the pruning of
-//! per-address limiters.
+//! lock-out counters and old search-log rows, the registers' gauges, the
+//! audit chain's anchor, and the pruning of per-address limiters.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,6 +154,31 @@ pub async fn register_gauges(vault: Arc<Vault>, every: Duration) {
         tick.tick().await;
         if let Err(e) = register_gauges_once(&vault).await {
             tracing::warn!(error = %e, "could not read the registers for the metrics");
+        }
+    }
+}
+
+/// One anchor step: the audit chain's head into the document store when it
+/// moved (`Vault::anchor_audit_head`), with its gauge.
+pub async fn anchor_once(vault: &Vault) -> Result<Option<vault::service::Anchor>, vault::service::ServiceError> {
+    let a = vault.anchor_audit_head().await;
+    match &a {
+        Ok(Some(a)) => metrics::gauge!("kluis_audit_anchor_seq").set(a.seq as f64),
+        Ok(None) => {}
+        Err(_) => metrics::counter!("kluis_audit_anchor_failures_total").increment(1),
+    }
+    a
+}
+
+/// [`anchor_once`] at start and then every `every` (each node; an anchor
+/// that another node wrote already is not written again).
+pub async fn anchorer(vault: Arc<Vault>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = anchor_once(&vault).await {
+            tracing::warn!(error = %e, "could not anchor the audit chain in the document store; retrying later");
         }
     }
 }

@@ -125,6 +125,24 @@ impl Tx {
         rows.iter().map(event_from_row).collect()
     }
 
+    /// The chain's head: the last event's number and hash.
+    pub async fn audit_head(&mut self) -> Result<(i64, String), CatalogError> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(q("audit head"))?;
+        Ok((head.try_get("seq").map_err(q("decode"))?, head.try_get("hash").map_err(q("decode"))?))
+    }
+
+    /// The hash of event `seq`, if the log holds it.
+    pub async fn audit_event_hash(&mut self, seq: i64) -> Result<Option<String>, CatalogError> {
+        sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(q("audit_event_hash"))
+    }
+
     /// Events with `after < seq <= upto`, in order, at most `limit`.
     async fn audit_events_between(&mut self, after: i64, upto: i64, limit: i64) -> Result<Vec<Event>, CatalogError> {
         let sql = format!("{EVENT_COLUMNS} WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3");

@@ -89,6 +89,10 @@ pub struct ChainReport {
     /// The first break (when not intact).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The newest anchor of the chain in the document store, checked
+    /// against the log (null while none was written): events removed from
+    /// the end of the log break it.
+    pub anchor: Option<super::AnchorCheck>,
 }
 
 /// One line of a client's access log: who opened what, when, why.
@@ -175,13 +179,42 @@ impl Vault {
     /// Walk the whole chain against one snapshot (the operator's `kluis
     /// audit verify`, and [`Vault::verify_audit`]).
     pub async fn verify_audit_chain(&self) -> ServiceResult<ChainReport> {
+        // The anchor first: one written after the snapshot began could name
+        // an event the snapshot does not hold yet.
+        let latest = self.latest_anchor().await?;
         let mut tx = self.snapshot().await?;
         let result = tx.verify_audit_chain().await?;
+        let anchor = self.check_anchor(latest, &mut tx).await?;
         tx.commit().await?;
-        Ok(match result {
-            Ok((events, head)) => ChainReport { ok: true, events: Some(events), head: Some(head), error: None },
-            Err(b) => ChainReport { ok: false, events: None, head: None, error: Some(b.to_string()) },
-        })
+        let mut report = match result {
+            Ok((events, head)) => {
+                ChainReport { ok: true, events: Some(events), head: Some(head), error: None, anchor: None }
+            }
+            Err(b) => ChainReport { ok: false, events: None, head: None, error: Some(b.to_string()), anchor: None },
+        };
+        if let Some(a) = &anchor
+            && !a.ok
+            && report.ok
+        {
+            report = ChainReport {
+                ok: false,
+                events: None,
+                head: None,
+                error: Some(format!(
+                    "event {} was anchored at {} with hash {}, but the log {}: events were removed from its end",
+                    a.anchor.seq,
+                    a.anchor.at.to_rfc3339(),
+                    a.anchor.hash,
+                    match report.events {
+                        Some(n) if n < a.anchor.seq => format!("ends at event {n}"),
+                        _ => "holds another event under that number".into(),
+                    }
+                )),
+                anchor: None,
+            };
+        }
+        report.anchor = anchor;
+        Ok(report)
     }
 
     pub async fn access_log(&self, caller: &Caller, client_id: Uuid) -> ServiceResult<AccessLog> {

@@ -15,6 +15,7 @@
 //! ([`ErrorCode`]). Outputs are typed views that never hold a secret beyond
 //! what the operation exists to reveal.
 
+mod anchors;
 mod audit_log;
 mod breaches;
 mod clients;
@@ -41,6 +42,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use anchors::{Anchor, AnchorCheck};
 pub use audit_log::{AccessEntry, AccessLog, AuditEntry, AuditQuery, CaseloadEntry, ChainReport};
 pub use breaches::{Breach, BreachCounts, BreachPatch, BreachReach, BreachUpdate, NOTIFY_HOURS, NewBreach, ReachQuery};
 pub use clients::{
