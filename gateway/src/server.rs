@@ -210,9 +210,15 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     let r = st.vault.readiness(Duration::from_secs(5)).await;
     let word = |ok| if ok { "ok" } else { "unavailable" };
     let ready = r.database && r.storage;
+    // The audit log's review is a duty, not a condition of serving: it
+    // shows in the details, and never turns the answer to 503.
+    let review = if r.database { st.vault.review_status(st.settings.audit_review_days).await.ok() } else { None };
     let body = Json(json!({
         "status": if ready { "ready" } else { "unavailable" },
         "checks": { "database": word(r.database), "storage": word(r.storage) },
+        "details": { "audit_review": review.map(|r| json!({
+            "reviewed_until": r.reviewed_until, "unreviewed_days": r.unreviewed_days, "overdue": r.overdue,
+        })) },
     }));
     (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
 }

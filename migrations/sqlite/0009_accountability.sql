@@ -37,3 +37,18 @@ CREATE INDEX breach_updates_breach ON breach_updates (breach_id, at);
 
 -- An incident's reach is read from the audit log by time window.
 CREATE INDEX audit_events_at ON audit_events (at);
+
+-- Reviews of the audit log: who looked at which period, when, and what they
+-- found; an unreviewed stretch older than KLUIS_AUDIT_REVIEW_DAYS shows in
+-- /readyz and the metrics.
+CREATE TABLE audit_reviews (
+    id            TEXT   PRIMARY KEY,
+    reviewer      TEXT   NOT NULL,
+    reviewed_at   BIGINT NOT NULL,
+    period_from   BIGINT NOT NULL,
+    period_until  BIGINT NOT NULL,
+    findings      TEXT   NOT NULL,              -- JSON {kind: count} as the report showed them
+    remarks       TEXT,
+    CHECK (period_until > period_from)
+);
+CREATE INDEX audit_reviews_until ON audit_reviews (period_until);

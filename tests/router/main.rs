@@ -63,6 +63,7 @@ async fn spawn_app() -> TestApp {
             max_json_bytes: 64 << 10,
             slot_wait: Duration::from_secs(1),
             body_idle: Duration::from_secs(5),
+            audit_review_days: 30,
         }),
         login_limiter: addr_limiter(1000),
         download_limiter: addr_limiter(1000),

@@ -1,5 +1,6 @@
-//! Accountability (issue 11; `vault::service::breaches`): the breach
-//! register and an incident's reach from the audit log.
+//! Accountability (issue 11; `vault::service::{breaches, review}`): the
+//! breach register, an incident's reach from the audit log, and the log's
+//! review.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,7 +8,9 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use vault::service::{Breach, BreachPatch, BreachReach, NewBreach, ReachQuery};
+use vault::service::{
+    Breach, BreachPatch, BreachReach, NewBreach, NewReview, ReachQuery, Review, ReviewQuery, ReviewReport,
+};
 
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Auth, ErrorBody};
 
@@ -75,4 +78,42 @@ pub async fn breach_reach(
     ApiQuery(q): ApiQuery<ReachQuery>,
 ) -> ApiResult<Json<BreachReach>> {
     Ok(Json(st.vault.breach_reach(&caller, id, q).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewList {
+    /// Newest period first.
+    pub reviews: Vec<Review>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/review", tag = "accountability", params(ReviewQuery),
+    responses((status = 200, description = "the anomalies of the period, each with its events", body = ReviewReport),
+              (status = 403, description = "`forbidden`: management only", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn audit_review(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    ApiQuery(q): ApiQuery<ReviewQuery>,
+) -> ApiResult<Json<ReviewReport>> {
+    Ok(Json(st.vault.audit_review(&caller, q).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/audit/reviews", tag = "accountability", request_body = NewReview,
+    responses((status = 201, description = "recorded, with the period's findings counted", body = Review),
+              (status = 403, description = "`forbidden`: management only", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn record_review(
+    State(st): State<AppState>,
+    Auth(caller): Auth,
+    ApiJson(body): ApiJson<NewReview>,
+) -> ApiResult<(StatusCode, Json<Review>)> {
+    Ok((StatusCode::CREATED, Json(st.vault.record_review(&caller, body).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/reviews", tag = "accountability",
+    responses((status = 200, description = "the reviews done", body = ReviewList),
+              (status = 403, description = "`forbidden`", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_reviews(State(st): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<ReviewList>> {
+    Ok(Json(ReviewList { reviews: st.vault.list_reviews(&caller).await? }))
 }

@@ -45,6 +45,9 @@ pub struct ServeSettings {
     pub slot_wait: Duration,
     /// A request body that sends nothing for this long is cut off.
     pub body_idle: Duration,
+    /// Days the audit log may go unreviewed before `/readyz` and the
+    /// metrics say so.
+    pub audit_review_days: i64,
 }
 
 pub type AddrLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
@@ -124,6 +127,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accountability::register_breach, accountability::list_breaches))
         .routes(routes!(accountability::get_breach, accountability::update_breach))
         .routes(routes!(accountability::breach_reach))
+        .routes(routes!(accountability::audit_review))
+        .routes(routes!(accountability::record_review, accountability::list_reviews))
 }
 
 /// The upload route (it has its own body limit).

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// (when it moved), so that events removed from the log's end are found.
     #[arg(long, env = "KLUIS_AUDIT_ANCHOR_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
     audit_anchor_interval: Duration,
+    /// Days the audit log may go unreviewed (`POST /api/v1/audit/reviews`)
+    /// before `/readyz` details and the metrics flag it.
+    #[arg(long, env = "KLUIS_AUDIT_REVIEW_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    audit_review_days: i64,
     /// The bearer token for KLUIS_METRICS=bearer.
     #[arg(long, env = "KLUIS_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
@@ -443,6 +447,7 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
             max_json_bytes: 64 << 10,
             slot_wait: a.slot_wait,
             body_idle: a.body_idle_timeout,
+            audit_review_days: a.audit_review_days,
         }),
         login_limiter: server::addr_limiter(a.login_rate_per_minute),
         download_limiter: server::addr_limiter(a.download_rate_per_minute),
@@ -454,6 +459,7 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(workers::purger(state.vault.clone(), a.purge_interval.max(Duration::from_millis(100))));
     tokio::spawn(workers::register_gauges(
         state.vault.clone(),
+        a.audit_review_days,
         a.register_metrics_interval.max(Duration::from_millis(100)),
     ));
     tokio::spawn(workers::anchorer(state.vault.clone(), a.audit_anchor_interval.max(Duration::from_millis(100))));

@@ -134,8 +134,9 @@ pub async fn purger(vault: Arc<Vault>, every: Duration) {
 
 /// The registers' gauges, read once: open data-subject requests, those past
 /// the agency's two weeks (`overdue`) and past the legal deadline; breaches
-/// with no decision on notifying the authority, and those past 72 hours.
-pub async fn register_gauges_once(vault: &Vault) -> Result<(), vault::service::ServiceError> {
+/// with no decision on notifying the authority, and those past 72 hours;
+/// the days the audit log has gone unreviewed.
+pub async fn register_gauges_once(vault: &Vault, review_days: i64) -> Result<(), vault::service::ServiceError> {
     let c = vault.request_counts().await?;
     metrics::gauge!("kluis_privacy_requests_open").set(c.open as f64);
     metrics::gauge!("kluis_privacy_requests_overdue").set(c.overdue as f64);
@@ -143,16 +144,19 @@ pub async fn register_gauges_once(vault: &Vault) -> Result<(), vault::service::S
     let b = vault.breach_counts().await?;
     metrics::gauge!("kluis_breaches_undecided").set(b.undecided as f64);
     metrics::gauge!("kluis_breaches_overdue").set(b.overdue as f64);
+    let r = vault.review_status(review_days).await?;
+    metrics::gauge!("kluis_audit_unreviewed_days").set(r.unreviewed_days as f64);
+    metrics::gauge!("kluis_audit_review_overdue").set(if r.overdue { 1.0 } else { 0.0 });
     Ok(())
 }
 
 /// [`register_gauges_once`] at start and then every `every`.
-pub async fn register_gauges(vault: Arc<Vault>, every: Duration) {
+pub async fn register_gauges(vault: Arc<Vault>, review_days: i64, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = register_gauges_once(&vault).await {
+        if let Err(e) = register_gauges_once(&vault, review_days).await {
             tracing::warn!(error = %e, "could not read the registers for the metrics");
         }
     }

@@ -188,6 +188,26 @@ impl Tx {
     }
 }
 
+/// Events with `from <= at < until` and `seq > after`, by `seq`.
+pub(super) async fn events_in_window(
+    tx: &mut Tx,
+    from: i64,
+    until: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Event>, CatalogError> {
+    let sql = format!("{EVENT_COLUMNS} WHERE at >= $1 AND at < $2 AND seq > $3 ORDER BY seq LIMIT $4");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(from)
+        .bind(until)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx.tx)
+        .await
+        .map_err(q("events_in_window"))?;
+    rows.iter().map(event_from_row).collect()
+}
+
 fn event_from_row(r: &sqlx::any::AnyRow) -> Result<Event, CatalogError> {
     let details: String = r.try_get("details").map_err(q("decode"))?;
     Ok(Event {

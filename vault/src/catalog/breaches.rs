@@ -71,6 +71,19 @@ pub struct BreachUpdateRow {
     pub note: Option<String>,
 }
 
+/// A recorded review of the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewRow {
+    pub id: Uuid,
+    pub reviewer: Uuid,
+    pub reviewed_at: i64,
+    pub period_from: i64,
+    pub period_until: i64,
+    /// `{kind: count}`.
+    pub findings: serde_json::Value,
+    pub remarks: Option<String>,
+}
+
 /// Which audit events an incident concerns: every given filter must match.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
@@ -244,5 +257,77 @@ impl Tx {
         reach.clients = clients.into_iter().collect();
         reach.documents = documents.into_iter().collect();
         Ok(reach)
+    }
+
+    /// Events with `from <= at < until` and `seq > after`, by `seq`, at
+    /// most `limit` (a review reads its period page by page).
+    pub async fn audit_events_in_window(
+        &mut self,
+        from: i64,
+        until: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::Event>, CatalogError> {
+        super::audit_log::events_in_window(self, from, until, after, limit).await
+    }
+
+    pub async fn insert_review(&mut self, r: &ReviewRow) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO audit_reviews (id, reviewer, reviewed_at, period_from, period_until, findings, remarks) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.reviewer.to_string())
+        .bind(r.reviewed_at)
+        .bind(r.period_from)
+        .bind(r.period_until)
+        .bind(r.findings.to_string())
+        .bind(r.remarks.clone())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(q("insert_review"))?;
+        Ok(())
+    }
+
+    /// Every review, newest period first.
+    pub async fn list_reviews(&mut self) -> Result<Vec<ReviewRow>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT id, reviewer, reviewed_at, period_from, period_until, findings, remarks FROM audit_reviews \
+             ORDER BY period_until DESC, id",
+        )
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(q("list_reviews"))?;
+        rows.iter()
+            .map(|r| {
+                let findings: String = r.try_get("findings").map_err(q("decode"))?;
+                Ok(ReviewRow {
+                    id: uuid_col(r, "id")?,
+                    reviewer: uuid_col(r, "reviewer")?,
+                    reviewed_at: r.try_get("reviewed_at").map_err(q("decode"))?,
+                    period_from: r.try_get("period_from").map_err(q("decode"))?,
+                    period_until: r.try_get("period_until").map_err(q("decode"))?,
+                    findings: serde_json::from_str(&findings)
+                        .map_err(|_| CatalogError::Corrupt("review findings".into()))?,
+                    remarks: r.try_get("remarks").map_err(q("decode"))?,
+                })
+            })
+            .collect()
+    }
+
+    /// The end of the latest reviewed period.
+    pub async fn latest_review_until(&mut self) -> Result<Option<i64>, CatalogError> {
+        sqlx::query_scalar("SELECT MAX(period_until) FROM audit_reviews")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(q("latest_review_until"))
+    }
+
+    /// When the first audit event happened.
+    pub async fn first_audit_at(&mut self) -> Result<Option<i64>, CatalogError> {
+        sqlx::query_scalar("SELECT at FROM audit_events WHERE seq = 1")
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(q("first_audit_at"))
     }
 }

@@ -44,7 +44,7 @@ mod users;
 
 pub use access::{CaseloadPeriod, SubstitutionRow};
 pub use audit_log::AuditFilter;
-pub use breaches::{BreachRow, BreachUpdateRow, IncidentFilter, IncidentReach};
+pub use breaches::{BreachRow, BreachUpdateRow, IncidentFilter, IncidentReach, ReviewRow};
 pub use clients::{ClientRow, ClientStatus, NewClientRow, RowLock, display_name};
 pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};

@@ -30,6 +30,7 @@ mod export;
 mod purge;
 mod requests;
 mod retention;
+mod review;
 mod search;
 mod sessions;
 mod substitutions;
@@ -63,6 +64,10 @@ pub use requests::{
 };
 pub use retention::{
     PolicyChange, RetentionPolicy, RetentionTrigger, SetDocumentRetention, SetLegalHold, SetRetentionPolicy,
+};
+pub use review::{
+    BURST_DOWNLOADS, BURST_MINUTES, DENIED_STREAK, Finding, NewReview, OFFICE_HOURS, Review, ReviewQuery, ReviewReport,
+    ReviewStatus, outside_office_hours,
 };
 pub use search::{SearchHit, SearchQuery, SearchResults};
 pub use sessions::{LoginRequest, NewSession};
