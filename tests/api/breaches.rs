@@ -3,6 +3,8 @@
 //! goes on, the decision to notify or not, an incident's reach read from the
 //! audit log, and the gauges.
 
+use chrono::Timelike;
+
 use crate::helpers::*;
 
 fn hours_ago(h: i64) -> String {
@@ -143,3 +145,109 @@ async fn reach(b: Backend) {
     assert_eq!(office.get(&format!("{rpath}?actor_id={}", coach_user.id)).await.0, StatusCode::FORBIDDEN);
 }
 on_both_backends!(an_incidents_reach_comes_from_the_audit_log, reach);
+
+async fn review(b: Backend) {
+    let env = start(b, &[]).await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    let absent = env.user(&admin, "anna", "coach").await;
+    let sub_user = env.user(&admin, "sam", "coach").await;
+    let sam = Api::login(&env.server, &sub_user).await;
+    let client = env.client(&admin).await;
+    admin.put(&format!("/api/v1/clients/{client}/coach"), json!({"coach_id": absent.id})).await;
+    let mut docs = Vec::new();
+    for _ in 0..22 {
+        let (_, d) = office.upload(&client, "intake", "intake.pdf", pdf(500).0).await;
+        docs.push(d["id"].as_str().unwrap().to_string());
+    }
+    let period = |from: chrono::DateTime<chrono::Utc>| {
+        let until = chrono::Utc::now() + chrono::Duration::seconds(1);
+        format!("from={}&until={}", from.to_rfc3339(), until.to_rfc3339()).replace('+', "%2B")
+    };
+    let review = |q: String| {
+        let admin = admin.clone();
+        async move {
+            let (s, r) = admin.get(&format!("/api/v1/audit/review?{q}")).await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+            r
+        }
+    };
+    // A clean stretch: two downloads in office work, no refusal streak.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let clean_from = chrono::Utc::now();
+    for d in &docs[..2] {
+        let (_, t) = office.token(d, "administration").await;
+        assert_eq!(Api::anonymous(&env.server).download(t["url"].as_str().unwrap()).await.0, StatusCode::OK);
+    }
+    let r = review(period(clean_from)).await;
+    // Whether this runs in office hours is the machine's clock; the rule is unit-tested.
+    let night = vault::service::outside_office_hours(chrono::Utc::now().timestamp_micros());
+    let want = |k: &str| if k == "outside_office_hours" && night { 2 } else { 0 };
+    for k in ["substitution_access", "outside_office_hours", "download_burst", "bsn_reveal", "denied_streak", "export"]
+    {
+        assert_eq!(r["counts"][k], want(k), "{k} in a clean stretch: {r}");
+    }
+
+    // The scripted stretch: each kind once.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let from = chrono::Utc::now();
+    let t = |m: i64| (chrono::Utc::now() + chrono::Duration::minutes(m)).to_rfc3339();
+    office
+        .post(
+            "/api/v1/substitutions",
+            json!({"absent_coach_id": absent.id, "substitute_id": sub_user.id,
+                                              "from": t(-1), "until": t(60), "reason": "sickness"}),
+        )
+        .await;
+    let (_, tok) = sam.token(&docs[0], "guidance").await;
+    assert_eq!(Api::anonymous(&env.server).download(tok["url"].as_str().unwrap()).await.0, StatusCode::OK);
+    assert_eq!(office.get(&format!("/api/v1/clients/{client}/bsn")).await.0, StatusCode::OK);
+    let resp = office.req(reqwest::Method::GET, &format!("/api/v1/clients/{client}/export")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let _ = resp.bytes().await;
+    for _ in 0..5 {
+        assert_eq!(sam.get(&format!("/api/v1/clients/{}", Uuid::new_v4())).await.0, StatusCode::NOT_FOUND);
+    }
+    for d in &docs[2..22] {
+        let (_, t) = office.token(d, "administration").await;
+        assert_eq!(Api::anonymous(&env.server).download(t["url"].as_str().unwrap()).await.0, StatusCode::OK);
+    }
+    let r = review(period(from)).await;
+    for k in ["substitution_access", "download_burst", "bsn_reveal", "denied_streak", "export"] {
+        assert_eq!(r["counts"][k], 1, "{k} in the scripted stretch: {r}");
+    }
+    let finding = |k: &str| r["findings"].as_array().unwrap().iter().find(|f| f["kind"] == k).cloned().unwrap();
+    assert_eq!(finding("substitution_access")["actor_id"], sub_user.id.to_string());
+    assert_eq!(finding("denied_streak")["events"].as_array().unwrap().len(), 5);
+    assert!(finding("download_burst")["events"].as_array().unwrap().len() >= 20);
+    // The link lists the events.
+    let link = finding("bsn_reveal")["link"].as_str().unwrap().to_string();
+    let (s, events) = admin.get(&link).await;
+    assert_eq!(s, StatusCode::OK);
+    let seq = finding("bsn_reveal")["events"][0].clone();
+    assert!(events["events"].as_array().unwrap().iter().any(|e| e["seq"] == seq), "{events}");
+    assert_eq!(office.get(&format!("/api/v1/audit/review?{}", period(from))).await.0, StatusCode::FORBIDDEN);
+    let bad = format!("from={}&until={}", chrono::Utc::now().to_rfc3339(), clean_from.to_rfc3339()).replace('+', "%2B");
+    assert_eq!(admin.get(&format!("/api/v1/audit/review?{bad}")).await.0, StatusCode::BAD_REQUEST);
+
+    // The review is recorded; /readyz says how far reviews have come.
+    let (_, ready) = env.server.get("/readyz").await;
+    assert!(ready["details"]["audit_review"]["reviewed_until"].is_null(), "{ready}");
+    let until = chrono::Utc::now();
+    let (s, rec) = admin
+        .post(
+            "/api/v1/audit/reviews",
+            json!({"from": clean_from, "until": until, "remarks": "burst: jaarafsluiting, akkoord"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{rec}");
+    assert_eq!(rec["findings"]["download_burst"], 1);
+    let (_, list) = admin.get("/api/v1/audit/reviews").await;
+    assert_eq!(list["reviews"].as_array().unwrap().len(), 1);
+    let (code, ready) = env.server.get("/readyz").await;
+    assert_eq!(code, 200);
+    let status = &ready["details"]["audit_review"];
+    assert_eq!((status["unreviewed_days"].as_i64(), status["overdue"].as_bool()), (Some(0), Some(false)), "{ready}");
+    assert_eq!(time(&status["reviewed_until"]), until.with_nanosecond(until.nanosecond() / 1000 * 1000).unwrap());
+}
+on_both_backends!(the_log_review_finds_each_anomaly_in_a_scripted_stretch_and_none_in_a_clean_one, review);
