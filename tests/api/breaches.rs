@@ -251,3 +251,65 @@ async fn review(b: Backend) {
     assert_eq!(time(&status["reviewed_until"]), until.with_nanosecond(until.nanosecond() / 1000 * 1000).unwrap());
 }
 on_both_backends!(the_log_review_finds_each_anomaly_in_a_scripted_stretch_and_none_in_a_clean_one, review);
+
+async fn processing_register(b: Backend) {
+    let env = start(
+        b,
+        &[("KLUIS_ORGANISATION", "Re-integratiebureau <De Brug>"), ("KLUIS_PRIVACY_CONTACT", "privacy@debrug.nl")],
+    )
+    .await;
+    let admin = env.admin().await;
+    let office = Api::login(&env.server, &env.user(&admin, "olga", "office").await).await;
+    assert_eq!(office.get("/api/v1/processing-register").await.0, StatusCode::FORBIDDEN);
+    let (s, r) = admin.get("/api/v1/processing-register").await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["controller"], "Re-integratiebureau <De Brug>");
+    let intake =
+        |r: &Value| r["retention"].as_array().unwrap().iter().find(|p| p["type"] == "intake").cloned().unwrap();
+    assert_eq!(
+        (intake(&r)["period_days"].as_i64(), intake(&r)["clock_starts"].as_str()),
+        (Some(731), Some("trajectory_end"))
+    );
+    // The purposes as the policy decides them: the survey in the archive for management and office.
+    let survey =
+        r["purposes"].as_array().unwrap().iter().find(|p| p["purpose"] == "satisfaction_survey").cloned().unwrap();
+    assert_eq!(
+        (survey["roles_archive"].clone(), survey["roles_active"].clone()),
+        (json!(["management", "office"]), json!([]))
+    );
+    assert!(r["security"]["logins"]["two_step"].as_str().unwrap().contains("TOTP"));
+    assert_eq!(r["recipients"], json!([]));
+
+    // Regenerated from what runs: a policy change and a disclosure show at once.
+    let (s, _) =
+        admin.put("/api/v1/retention/policies/intake", json!({"trigger": "upload", "period_days": 1000})).await;
+    assert_eq!(s, StatusCode::OK);
+    let client = env.client(&admin).await;
+    office
+        .post(
+            &format!("/api/v1/clients/{client}/disclosures"),
+            json!({"recipient_kind": "municipality", "recipient": "Gemeente <Zeist>", "legal_basis": "public_task"}),
+        )
+        .await;
+    let (_, r) = admin.get("/api/v1/processing-register").await;
+    assert_eq!((intake(&r)["period_days"].as_i64(), intake(&r)["clock_starts"].as_str()), (Some(1000), Some("upload")));
+    assert_eq!(
+        (r["recipients"][0]["recipient"].as_str(), r["recipients"][0]["clients"].as_i64()),
+        (Some("Gemeente <Zeist>"), Some(1))
+    );
+
+    // The printable page: the same facts, escaped, no script.
+    let resp = admin
+        .req(reqwest::Method::GET, "/api/v1/processing-register")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("<td>intake</td><td>upload</td><td>1000</td>"), "{page}");
+    assert!(page.contains("Gemeente &lt;Zeist&gt;") && page.contains("Re-integratiebureau &lt;De Brug&gt;"), "{page}");
+    assert!(!page.contains("<Zeist>") && !page.contains("<script"), "{page}");
+}
+on_both_backends!(the_processing_register_follows_the_running_configuration, processing_register);

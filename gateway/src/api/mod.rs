@@ -129,6 +129,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accountability::breach_reach))
         .routes(routes!(accountability::audit_review))
         .routes(routes!(accountability::record_review, accountability::list_reviews))
+        .routes(routes!(accountability::processing_register))
 }
 
 /// The upload route (it has its own body limit).

@@ -102,6 +102,13 @@ pub struct ServeArgs {
     /// before `/readyz` details and the metrics flag it.
     #[arg(long, env = "KLUIS_AUDIT_REVIEW_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3650))]
     audit_review_days: i64,
+    /// The controller's name, for the processing register.
+    #[arg(long, env = "KLUIS_ORGANISATION")]
+    organisation: Option<String>,
+    /// How to reach the privacy officer (an address, a mailbox), for the
+    /// processing register.
+    #[arg(long, env = "KLUIS_PRIVACY_CONTACT")]
+    privacy_contact: Option<String>,
     /// The bearer token for KLUIS_METRICS=bearer.
     #[arg(long, env = "KLUIS_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
@@ -420,6 +427,9 @@ async fn serve(common: &Common, a: ServeArgs) -> anyhow::Result<ExitCode> {
         token_ttl: a.token_ttl,
         session_idle: a.session_idle,
         session_max: a.session_max,
+        organisation: a.organisation.clone(),
+        privacy_contact: a.privacy_contact.clone(),
+        audit_anchor_interval: a.audit_anchor_interval,
         ..Settings::default()
     };
     if let Some(n) = a.max_concurrent_logins {

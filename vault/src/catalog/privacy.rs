@@ -473,6 +473,28 @@ impl Tx {
         rows.iter().map(disclosure_from_row).collect()
     }
 
+    /// Every recipient any client's data went to: kind, name, how many
+    /// clients, when last (the processing register).
+    pub async fn all_recipients(&mut self) -> Result<Vec<(RecipientKind, String, i64, i64)>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT recipient_kind, recipient, COUNT(DISTINCT client_id) AS clients, MAX(disclosed_at) AS last \
+             FROM disclosures GROUP BY recipient_kind, recipient ORDER BY recipient_kind, recipient",
+        )
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(q("all_recipients"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    enum_col(r, "recipient_kind")?,
+                    r.try_get("recipient").map_err(q("decode"))?,
+                    r.try_get("clients").map_err(q("decode"))?,
+                    r.try_get("last").map_err(q("decode"))?,
+                ))
+            })
+            .collect()
+    }
+
     // --- corrections --------------------------------------------------------
 
     /// Write a client's personal fields (a correction).

@@ -28,6 +28,7 @@ mod erasure;
 mod error;
 mod export;
 mod purge;
+mod register;
 mod requests;
 mod retention;
 mod review;
@@ -58,6 +59,7 @@ pub use erasure::{ERASURE_METHOD, EraseClient, ErasedDocument, ErasureCertificat
 pub use error::{ErrorCode, ServiceError, ServiceResult};
 pub use export::{Export, ExportQuery};
 pub use purge::{BY_PURGE, DeleteDocument, DestructionList, DueDocument, DueQuery, PURGE_BATCH, PurgeReport};
+pub use register::{ProcessingRegister, PurposeEntry, RecipientEntry, RetentionEntry};
 pub use requests::{
     AnswerRequest, Extension, ExtensionRequest, NewRequest, PROMISE_DAYS, Request, RequestPatch, RequestQuery,
     request_clocks,
@@ -98,6 +100,12 @@ pub struct Settings {
     /// Password checks (Argon2id, 19 MiB each) computed at once; logins
     /// beyond this answer 503 `busy` at once instead of queueing memory.
     pub max_password_checks: usize,
+    /// The controller named in the processing register.
+    pub organisation: Option<String>,
+    /// How to reach the privacy officer (the register, art. 30(1)(a)).
+    pub privacy_contact: Option<String>,
+    /// How often the audit chain is anchored (the register states it).
+    pub audit_anchor_interval: Duration,
 }
 
 impl Default for Settings {
@@ -109,6 +117,9 @@ impl Default for Settings {
             lock_threshold: 5,
             lock_duration: Duration::from_secs(15 * 60),
             max_password_checks: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
+            organisation: None,
+            privacy_contact: None,
+            audit_anchor_interval: Duration::from_secs(300),
         }
     }
 }
