@@ -230,25 +230,40 @@ async fn review(b: Backend) {
     let bad = format!("from={}&until={}", chrono::Utc::now().to_rfc3339(), clean_from.to_rfc3339()).replace('+', "%2B");
     assert_eq!(admin.get(&format!("/api/v1/audit/review?{bad}")).await.0, StatusCode::BAD_REQUEST);
 
-    // The review is recorded; /readyz says how far reviews have come.
+    // Never reviewed: the list says so; /readyz tells only whether it is
+    // overdue (it is not: the log is minutes old).
+    let (_, list) = admin.get("/api/v1/audit/reviews").await;
+    assert!(list["status"]["reviewed_until"].is_null(), "{list}");
     let (_, ready) = env.server.get("/readyz").await;
-    assert!(ready["details"]["audit_review"]["reviewed_until"].is_null(), "{ready}");
+    assert_eq!(ready["details"]["audit_review"], json!({"overdue": false, "allowance_days": 30}), "{ready}");
+    // A review of the clean stretch alone leaves the log before it
+    // unreviewed: coverage starts at the first event.
     let until = chrono::Utc::now();
+    let (s, rec) = admin
+        .post("/api/v1/audit/reviews", json!({"from": clean_from, "until": until, "remarks": "alleen de middag"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{rec}");
+    let (_, list) = admin.get("/api/v1/audit/reviews").await;
+    assert!(list["status"]["reviewed_until"].is_null(), "a gap before the review: {list}");
+    // One from before the server started closes it.
     let (s, rec) = admin
         .post(
             "/api/v1/audit/reviews",
-            json!({"from": clean_from, "until": until, "remarks": "burst: jaarafsluiting, akkoord"}),
+            json!({"from": until - chrono::Duration::days(1), "until": until,
+                   "remarks": "burst: jaarafsluiting, akkoord"}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{rec}");
     assert_eq!(rec["findings"]["download_burst"], 1);
     let (_, list) = admin.get("/api/v1/audit/reviews").await;
-    assert_eq!(list["reviews"].as_array().unwrap().len(), 1);
+    assert_eq!(list["reviews"].as_array().unwrap().len(), 2);
+    let status = &list["status"];
+    assert_eq!((status["unreviewed_days"].as_i64(), status["overdue"].as_bool()), (Some(0), Some(false)), "{list}");
+    assert_eq!(time(&status["reviewed_until"]), until.with_nanosecond(until.nanosecond() / 1000 * 1000).unwrap());
     let (code, ready) = env.server.get("/readyz").await;
     assert_eq!(code, 200);
-    let status = &ready["details"]["audit_review"];
-    assert_eq!((status["unreviewed_days"].as_i64(), status["overdue"].as_bool()), (Some(0), Some(false)), "{ready}");
-    assert_eq!(time(&status["reviewed_until"]), until.with_nanosecond(until.nanosecond() / 1000 * 1000).unwrap());
+    assert_eq!(ready["details"]["audit_review"]["overdue"], false, "{ready}");
+    assert!(ready["details"]["audit_review"].get("reviewed_until").is_none(), "nothing more to anyone: {ready}");
 }
 on_both_backends!(the_log_review_finds_each_anomaly_in_a_scripted_stretch_and_none_in_a_clean_one, review);
 

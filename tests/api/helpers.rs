@@ -222,16 +222,25 @@ pub(crate) fn pdf(len: usize) -> (Vec<u8>, String) {
     (data, marker)
 }
 
-/// Every file under `dir`, recursively (permission errors are skipped),
-/// except the audit chain's anchors (`audit-anchors/`: the hash of the
-/// newest event, written by the server on its own timer).
+/// Every file under `dir`, recursively (permission errors are skipped).
 pub(crate) fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    walk(dir, out, false);
+}
+
+/// The document objects under a file store's `dir`: every file except the
+/// audit chain's anchors (`audit-anchors/`: the hash of the newest event,
+/// written by the server on its own timer).
+pub(crate) fn objects_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    walk(dir, out, true);
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>, skip_anchors: bool) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let p = e.path();
         match e.file_type() {
-            Ok(t) if t.is_dir() && p.file_name().is_some_and(|n| n == vault::store::ANCHOR_PREFIX) => {}
-            Ok(t) if t.is_dir() => files_under(&p, out),
+            Ok(t) if t.is_dir() && skip_anchors && p.file_name().is_some_and(|n| n == vault::store::ANCHOR_PREFIX) => {}
+            Ok(t) if t.is_dir() => walk(&p, out, skip_anchors),
             Ok(t) if t.is_file() => out.push(p),
             _ => {}
         }
@@ -289,7 +298,7 @@ pub(crate) async fn leftovers(env: &Env) -> (usize, Vec<std::path::PathBuf>) {
     v.catalog_for_tests().close().await;
     let mut files = Vec::new();
     if !env.b.is_s3() {
-        files_under(&env.b.dir.path().join("objects"), &mut files);
+        objects_under(&env.b.dir.path().join("objects"), &mut files);
     }
     (pending, files)
 }

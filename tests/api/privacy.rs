@@ -691,7 +691,7 @@ async fn export(b: Backend) {
     // A tampered object breaks the transfer: never an archive that looks whole.
     if !env.b.is_s3() {
         let mut objects = Vec::new();
-        files_under(&env.b.dir.path().join("objects"), &mut objects);
+        objects_under(&env.b.dir.path().join("objects"), &mut objects);
         let biggest = objects.iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
         let mut bytes = std::fs::read(biggest).unwrap();
         let mid = bytes.len() / 2;

@@ -147,8 +147,13 @@ impl Vault {
     /// Connect the catalog (running migrations), load and check the master
     /// keys against it, and open the blob store.
     pub async fn open(cfg: &VaultConfig) -> Result<Self, VaultError> {
+        Self::open_with_clock(cfg, Arc::new(SystemClock)).await
+    }
+
+    /// [`Vault::open`] on `clock` from the start (tests: what opening
+    /// records, such as a new key version's event, happens at its time).
+    pub async fn open_with_clock(cfg: &VaultConfig, clock: Arc<dyn Clock>) -> Result<Self, VaultError> {
         let catalog = Catalog::connect(&cfg.database_url).await?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let registered = {
             let mut tx = catalog.snapshot(clock.now().timestamp_micros()).await?;
             tx.key_versions().await?
@@ -239,6 +244,12 @@ impl Vault {
     #[doc(hidden)]
     pub fn store_for_tests(&self) -> &BlobStore {
         &self.store
+    }
+
+    /// The current time of the vault's clock (the injected one in tests):
+    /// what its decisions and codes are checked against.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// The current time in microseconds, from the vault's clock.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use vault::domain::Role;
 use vault::service::{
     Breach, BreachPatch, BreachReach, NewBreach, NewReview, ProcessingRegister, ReachQuery, Review, ReviewQuery,
-    ReviewReport,
+    ReviewReport, ReviewStatus,
 };
 
 use super::{ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Auth, ErrorBody};
@@ -86,6 +86,9 @@ pub async fn breach_reach(
 pub struct ReviewList {
     /// Newest period first.
     pub reviews: Vec<Review>,
+    /// How far the reviews cover the log without a gap, and whether the
+    /// rest is older than `KLUIS_AUDIT_REVIEW_DAYS`.
+    pub status: ReviewStatus,
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/review", tag = "accountability", params(ReviewQuery),
@@ -117,7 +120,9 @@ pub async fn record_review(
               (status = 403, description = "`forbidden`", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_reviews(State(st): State<AppState>, Auth(caller): Auth) -> ApiResult<Json<ReviewList>> {
-    Ok(Json(ReviewList { reviews: st.vault.list_reviews(&caller).await? }))
+    let reviews = st.vault.list_reviews(&caller).await?;
+    let status = st.vault.review_status(st.settings.audit_review_days).await?;
+    Ok(Json(ReviewList { reviews, status }))
 }
 
 /// `&`, `<`, `>`, `"` and `'` as entities: text inside HTML.

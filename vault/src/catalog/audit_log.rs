@@ -15,6 +15,10 @@ pub struct AuditFilter {
     pub document_id: Option<Uuid>,
     pub actor_id: Option<Uuid>,
     pub action: Option<String>,
+    /// `at >= from` (microseconds).
+    pub from: Option<i64>,
+    /// `at < until` (microseconds).
+    pub until: Option<i64>,
     pub limit: i64,
 }
 
@@ -111,13 +115,16 @@ impl Tx {
     pub async fn audit_events_filtered(&mut self, f: &AuditFilter) -> Result<Vec<Event>, CatalogError> {
         let sql = format!(
             "{EVENT_COLUMNS} WHERE ($1 IS NULL OR client_id = $1) AND ($2 IS NULL OR document_id = $2) \
-             AND ($3 IS NULL OR actor_id = $3) AND ($4 IS NULL OR action = $4) ORDER BY seq DESC LIMIT $5"
+             AND ($3 IS NULL OR actor_id = $3) AND ($4 IS NULL OR action = $4) \
+             AND ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6) ORDER BY seq DESC LIMIT $7"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(f.client_id.map(|u| u.to_string()))
             .bind(f.document_id.map(|u| u.to_string()))
             .bind(f.actor_id.map(|u| u.to_string()))
             .bind(f.action.clone())
+            .bind(f.from)
+            .bind(f.until)
             .bind(f.limit)
             .fetch_all(&mut *self.tx)
             .await
@@ -194,18 +201,35 @@ pub(super) async fn events_in_window(
     from: i64,
     until: i64,
     after: i64,
+    last: i64,
     limit: i64,
 ) -> Result<Vec<Event>, CatalogError> {
-    let sql = format!("{EVENT_COLUMNS} WHERE at >= $1 AND at < $2 AND seq > $3 ORDER BY seq LIMIT $4");
+    // Bounded by seq on both sides, so each page is a short range of the
+    // primary key whatever index the planner picks for `at`.
+    let sql = format!("{EVENT_COLUMNS} WHERE seq > $1 AND seq <= $2 AND at >= $3 AND at < $4 ORDER BY seq LIMIT $5");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(last)
         .bind(from)
         .bind(until)
-        .bind(after)
         .bind(limit)
         .fetch_all(&mut *tx.tx)
         .await
         .map_err(q("events_in_window"))?;
     rows.iter().map(event_from_row).collect()
+}
+
+/// The first and last `seq` of the events with `from <= at < until`.
+pub(super) async fn seq_range(tx: &mut Tx, from: i64, until: i64) -> Result<Option<(i64, i64)>, CatalogError> {
+    let row = sqlx::query("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM audit_events WHERE at >= $1 AND at < $2")
+        .bind(from)
+        .bind(until)
+        .fetch_one(&mut *tx.tx)
+        .await
+        .map_err(q("audit seq range"))?;
+    let lo: Option<i64> = row.try_get("lo").map_err(q("decode"))?;
+    let hi: Option<i64> = row.try_get("hi").map_err(q("decode"))?;
+    Ok(lo.zip(hi))
 }
 
 fn event_from_row(r: &sqlx::any::AnyRow) -> Result<Event, CatalogError> {

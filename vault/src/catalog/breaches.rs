@@ -174,6 +174,19 @@ impl Tx {
         row.as_ref().map(breach_from_row).transpose()
     }
 
+    /// Like [`Tx::breach_opt`], the row locked until the commit (on
+    /// PostgreSQL; SQLite's write transaction already excludes others), so
+    /// two updates of one breach do not overwrite each other.
+    pub async fn breach_for_update(&mut self, id: Uuid) -> Result<Option<BreachRow>, CatalogError> {
+        let lock = if self.backend == super::Backend::Postgres { " FOR UPDATE" } else { "" };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_BREACHES} WHERE id = $1{lock}")))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(q("breach for update"))?;
+        row.as_ref().map(breach_from_row).transpose()
+    }
+
     /// Every breach, newest detection first.
     pub async fn list_breaches(&mut self) -> Result<Vec<BreachRow>, CatalogError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_BREACHES} ORDER BY detected_at DESC, id")))
@@ -259,16 +272,22 @@ impl Tx {
         Ok(reach)
     }
 
-    /// Events with `from <= at < until` and `seq > after`, by `seq`, at
-    /// most `limit` (a review reads its period page by page).
+    /// Events with `from <= at < until` and `after < seq <= last`, by
+    /// `seq`, at most `limit` (a review reads its period page by page).
     pub async fn audit_events_in_window(
         &mut self,
         from: i64,
         until: i64,
         after: i64,
+        last: i64,
         limit: i64,
     ) -> Result<Vec<crate::audit::Event>, CatalogError> {
-        super::audit_log::events_in_window(self, from, until, after, limit).await
+        super::audit_log::events_in_window(self, from, until, after, last, limit).await
+    }
+
+    /// The first and last `seq` of the events with `from <= at < until`.
+    pub async fn audit_seq_range(&mut self, from: i64, until: i64) -> Result<Option<(i64, i64)>, CatalogError> {
+        super::audit_log::seq_range(self, from, until).await
     }
 
     pub async fn insert_review(&mut self, r: &ReviewRow) -> Result<(), CatalogError> {
@@ -315,12 +334,23 @@ impl Tx {
             .collect()
     }
 
-    /// The end of the latest reviewed period.
-    pub async fn latest_review_until(&mut self) -> Result<Option<i64>, CatalogError> {
-        sqlx::query_scalar("SELECT MAX(period_until) FROM audit_reviews")
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(q("latest_review_until"))
+    /// How far the reviews cover the log without a gap: starting at
+    /// `start` (the first event), the end of the run of reviewed periods
+    /// that each begin at or before the end of the previous one. `None`
+    /// when no review covers `start`.
+    pub async fn reviewed_through(&mut self, start: i64) -> Result<Option<i64>, CatalogError> {
+        let rows =
+            sqlx::query("SELECT period_from, period_until FROM audit_reviews ORDER BY period_from, period_until")
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(q("reviewed_through"))?;
+        let mut periods = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let from: i64 = r.try_get("period_from").map_err(q("decode"))?;
+            let until: i64 = r.try_get("period_until").map_err(q("decode"))?;
+            periods.push((from, until));
+        }
+        Ok(covered_through(start, &periods))
     }
 
     /// When the first audit event happened.
@@ -329,5 +359,35 @@ impl Tx {
             .fetch_optional(&mut *self.tx)
             .await
             .map_err(q("first_audit_at"))
+    }
+}
+
+/// The end of the gap-free run of `periods` (sorted by start) that covers
+/// `start`; `None` when none begins at or before it.
+pub(crate) fn covered_through(start: i64, periods: &[(i64, i64)]) -> Option<i64> {
+    let mut through: Option<i64> = None;
+    for &(from, until) in periods {
+        let reach = through.unwrap_or(start);
+        if from > reach {
+            break;
+        }
+        if until > reach || through.is_none() {
+            through = Some(until.max(reach));
+        }
+    }
+    through
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covered_through;
+
+    #[test]
+    fn coverage_stops_at_the_first_gap() {
+        assert_eq!(covered_through(10, &[]), None);
+        assert_eq!(covered_through(10, &[(20, 30)]), None, "the start is not covered");
+        assert_eq!(covered_through(10, &[(0, 30), (30, 40), (50, 90)]), Some(40), "gap 40..50");
+        assert_eq!(covered_through(10, &[(5, 30), (10, 20), (25, 60)]), Some(60), "overlaps join");
+        assert_eq!(covered_through(10, &[(10, 12)]), Some(12));
     }
 }

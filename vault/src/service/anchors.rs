@@ -19,6 +19,9 @@ use crate::Vault;
 use crate::catalog::micros_to_time;
 use crate::store::{ANCHOR_PREFIX, ObjectName};
 
+/// Anchors kept in the store (the newest is the one checked).
+pub const ANCHORS_KEPT: usize = 16;
+
 /// One anchor: the chain's head at a moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -41,12 +44,28 @@ pub struct AnchorCheck {
 impl Vault {
     /// The newest anchor in the store, if any.
     pub async fn latest_anchor(&self) -> ServiceResult<Option<Anchor>> {
-        let names = self.store.list(ANCHOR_PREFIX).await?;
-        let Some(newest) = names.iter().max_by(|a, b| a.as_str().cmp(b.as_str())) else { return Ok(None) };
-        let bytes = self.store.get_bytes(newest).await?;
-        let anchor = serde_json::from_slice(&bytes)
-            .map_err(|_| ServiceError::internal(format!("audit anchor {newest} is not an anchor")))?;
-        Ok(Some(anchor))
+        Ok(self.read_anchors().await?.0)
+    }
+
+    /// The newest readable anchor, and the objects under the prefix newer
+    /// than it that are not an anchor of their name (garbage, or a forgery
+    /// that does not parse): those are skipped, so the anchorer goes on,
+    /// and named, so verification fails until someone looks.
+    pub(crate) async fn read_anchors(&self) -> ServiceResult<(Option<Anchor>, Vec<String>)> {
+        let mut names = self.store.list(ANCHOR_PREFIX).await?;
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let mut unreadable = Vec::new();
+        for name in names.iter().rev() {
+            let bytes = self.store.get_bytes(name).await?;
+            match serde_json::from_slice::<Anchor>(&bytes) {
+                Ok(a) if ObjectName::audit_anchor(a.seq).as_str() == name.as_str() => return Ok((Some(a), unreadable)),
+                _ => {
+                    tracing::warn!(object = %name, "an object under the audit anchors is not an anchor; skipped");
+                    unreadable.push(name.as_str().to_string());
+                }
+            }
+        }
+        Ok((None, unreadable))
     }
 
     /// One step of the anchor worker: write the chain's head to the store
@@ -62,7 +81,8 @@ impl Vault {
         if let Some(c) = &check {
             if !c.ok {
                 return Err(ServiceError::internal(format!(
-                    "the audit log no longer holds event {} as anchored at {}; not anchoring over it                      (run `kluis audit verify`)",
+                    "the audit log no longer holds event {} as anchored at {}; not anchoring over it \
+                     (run `kluis audit verify`)",
                     c.anchor.seq, c.anchor.at
                 )));
             }
@@ -76,6 +96,16 @@ impl Vault {
         let anchor = Anchor { seq, hash, at: micros_to_time(self.now_micros()) };
         let body = serde_json::to_vec(&anchor).map_err(ServiceError::internal)?;
         self.store.put_bytes(&ObjectName::audit_anchor(seq), body.into()).await?;
+        // Verification checks the newest; a few before it are kept, the
+        // rest go, so the listing every step reads stays short.
+        let mut names = self.store.list(ANCHOR_PREFIX).await?;
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let old = names.len().saturating_sub(ANCHORS_KEPT);
+        for name in &names[..old] {
+            if let Err(e) = self.store.delete(name).await {
+                tracing::warn!(anchor = %name, error = %e, "could not remove an old audit anchor");
+            }
+        }
         Ok(Some(anchor))
     }
 

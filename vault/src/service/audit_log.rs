@@ -26,6 +26,10 @@ pub struct AuditQuery {
     /// An event name such as `document.download`.
     #[cfg_attr(feature = "openapi", param(pattern = "^[a-z_.]{1,64}$"))]
     pub action: Option<String>,
+    /// Events at or after this instant, RFC 3339.
+    pub from: Option<DateTime<Utc>>,
+    /// Events before this instant, RFC 3339.
+    pub until: Option<DateTime<Utc>>,
     /// Default 100, at most 1000.
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     pub limit: Option<i64>,
@@ -157,12 +161,14 @@ impl Vault {
             document_id: query.document_id,
             actor_id: query.actor_id,
             action: query.action.clone(),
+            from: query.from.map(|t| t.timestamp_micros()),
+            until: query.until.map(|t| t.timestamp_micros()),
             limit,
         };
         let events = op.tx()?.audit_events_filtered(&filter).await?;
         op.event.details = serde_json::json!({
             "client_id": query.client_id, "document_id": query.document_id, "actor_id": query.actor_id,
-            "action": query.action, "count": events.len(),
+            "action": query.action, "from": query.from, "until": query.until, "count": events.len(),
         });
         op.commit().await?;
         Ok(events.iter().map(AuditEntry::from).collect())
@@ -181,7 +187,7 @@ impl Vault {
     pub async fn verify_audit_chain(&self) -> ServiceResult<ChainReport> {
         // The anchor first: one written after the snapshot began could name
         // an event the snapshot does not hold yet.
-        let latest = self.latest_anchor().await?;
+        let (latest, unreadable) = self.read_anchors().await?;
         let mut tx = self.snapshot().await?;
         let result = tx.verify_audit_chain().await?;
         let anchor = self.check_anchor(latest, &mut tx).await?;
@@ -209,6 +215,18 @@ impl Vault {
                         Some(n) if n < a.anchor.seq => format!("ends at event {n}"),
                         _ => "holds another event under that number".into(),
                     }
+                )),
+                anchor: None,
+            };
+        }
+        if !unreadable.is_empty() && report.ok {
+            report = ChainReport {
+                ok: false,
+                events: None,
+                head: None,
+                error: Some(format!(
+                    "the document store holds, under the audit anchors, objects that are not anchors: {}",
+                    unreadable.join(", ")
                 )),
                 anchor: None,
             };

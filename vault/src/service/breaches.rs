@@ -299,7 +299,8 @@ impl Vault {
 
     pub async fn update_breach(&self, caller: &Caller, id: Uuid, patch: BreachPatch) -> ServiceResult<Breach> {
         let mut op = self.op(caller, "breach.update").await?;
-        let old = self.breach_in(&mut op, id).await?;
+        op.authorize(Action::BreachRegister, Target::Nothing).await?;
+        let old = op.tx()?.breach_for_update(id).await?.ok_or_else(ServiceError::not_found)?;
         let now = op.now_time();
         let mut new = old.clone();
         if let Some(t) = patch.detected_at {
@@ -365,8 +366,12 @@ impl Vault {
 
     /// What the audit log says an incident touched.
     pub async fn breach_reach(&self, caller: &Caller, id: Uuid, q: ReachQuery) -> ServiceResult<BreachReach> {
+        // Decided and the breach looked up first; the log is then read in a
+        // snapshot of its own (not inside the write transaction), and the
+        // operation that records the answer decides again.
         let mut op = self.op(caller, "breach.reach").await?;
         self.breach_in(&mut op, id).await?;
+        op.commit_unaudited().await?;
         let document_ids = match q.document_ids.as_deref().filter(|s| !s.is_empty()) {
             None => Vec::new(),
             Some(s) => s.split(',').map(|d| d.trim().parse::<Uuid>()).collect::<Result<Vec<_>, _>>().map_err(|_| {
@@ -393,7 +398,11 @@ impl Vault {
             until: q.until.map(|t| t.timestamp_micros()),
             document_ids,
         };
-        let reach = op.tx()?.incident_reach(&filter).await?;
+        let mut tx = self.snapshot().await?;
+        let reach = tx.incident_reach(&filter).await?;
+        tx.commit().await?;
+        let mut op = self.op(caller, "breach.reach").await?;
+        self.breach_in(&mut op, id).await?;
         op.event.outcome = "allowed".into();
         op.event.details = serde_json::json!({
             "breach_id": id, "actor_id": q.actor_id, "from": q.from, "until": q.until,

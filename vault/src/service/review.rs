@@ -18,7 +18,7 @@
 //! The period is read page by page (1,000 events at a time, by `seq` within
 //! the window), so a long period costs time, not memory beyond its findings.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -66,9 +66,12 @@ pub struct Finding {
     pub actor_id: Option<Uuid>,
     pub first_at: DateTime<Utc>,
     pub last_at: DateTime<Utc>,
-    /// The events (their `seq`), oldest first.
+    /// How many events the finding holds.
+    pub event_count: usize,
+    /// The events (their `seq`), oldest first; the first 1,000.
     pub events: Vec<i64>,
-    /// `GET /api/v1/audit?...` listing events of this kind by this user.
+    /// `GET /api/v1/audit?...` listing the finding's events (by this
+    /// user, of this kind, from `first_at` to `last_at`).
     pub link: String,
 }
 
@@ -83,7 +86,10 @@ pub struct ReviewReport {
     /// Findings by kind (every kind listed, zero included).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub counts: serde_json::Value,
+    /// The first 5,000 findings, oldest first.
     pub findings: Vec<Finding>,
+    /// More findings were counted than listed.
+    pub truncated: bool,
 }
 
 /// `POST /api/v1/audit/reviews`.
@@ -145,36 +151,80 @@ pub fn outside_office_hours(at: i64) -> bool {
     weekend || t.hour() < OFFICE_HOURS.0 || t.hour() >= OFFICE_HOURS.1
 }
 
+/// The most findings one report lists (each kind is still counted in
+/// full; `truncated` says some were left out).
+pub const MAX_FINDINGS: usize = 5_000;
+/// The most events one finding lists (`event_count` has them all).
+pub const MAX_FINDING_EVENTS: usize = 1_000;
+
 /// Collects findings as the period's events go by, in order.
 #[derive(Default)]
 struct Scanner {
     findings: Vec<Finding>,
-    /// Per user: the times and seqs of their recent opens (the burst window).
-    opens: HashMap<Option<Uuid>, Vec<(i64, i64)>>,
-    /// Per user: the open burst finding's index.
-    burst: HashMap<Option<Uuid>, usize>,
-    /// Per user: refusals in a row.
+    /// Findings by kind, those left out included.
+    counts: HashMap<&'static str, usize>,
+    truncated: bool,
+    /// Per user: the times and seqs of their downloads in the burst window.
+    opens: HashMap<Option<Uuid>, VecDeque<(i64, i64)>>,
+    /// Per user: the running burst (its last download, its finding if
+    /// listed).
+    burst: HashMap<Option<Uuid>, (i64, Option<usize>)>,
+    /// Per user: the first refusals of the current run.
     denied: HashMap<Uuid, Vec<(i64, i64)>>,
-    /// Per user: the open streak finding's index.
-    streak: HashMap<Uuid, usize>,
+    /// Per user: the running streak's finding (if listed).
+    streak: HashMap<Uuid, Option<usize>>,
 }
 
-fn link(actor: Option<Uuid>, action: &str) -> String {
-    match actor {
-        Some(a) => format!("/api/v1/audit?actor_id={a}&action={action}&limit=1000"),
-        None => format!("/api/v1/audit?action={action}&limit=1000"),
+fn stamp(at: i64) -> String {
+    micros_to_time(at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// `GET /api/v1/audit?...`: the events of `action` (all, when none) by
+/// `actor` from `first` up to and including `last` (microseconds).
+fn link(actor: Option<Uuid>, action: Option<&str>, first: i64, last: i64) -> String {
+    let mut l = String::from("/api/v1/audit?");
+    if let Some(a) = actor {
+        l.push_str(&format!("actor_id={a}&"));
     }
+    if let Some(a) = action {
+        l.push_str(&format!("action={a}&"));
+    }
+    l.push_str(&format!("from={}&until={}&limit=1000", stamp(first), stamp(last + 1)));
+    l
 }
 
 impl Scanner {
+    /// List a new finding (or only count it, past [`MAX_FINDINGS`]).
+    fn add(&mut self, f: Finding) -> Option<usize> {
+        *self.counts.entry(f.kind).or_default() += 1;
+        if self.findings.len() >= MAX_FINDINGS {
+            self.truncated = true;
+            return None;
+        }
+        self.findings.push(f);
+        Some(self.findings.len() - 1)
+    }
+
+    /// Add `e` to a running finding.
+    fn grow(&mut self, i: Option<usize>, e: &Event, action: Option<&str>) {
+        let Some(f) = i.and_then(|i| self.findings.get_mut(i)) else { return };
+        f.event_count += 1;
+        if f.events.len() < MAX_FINDING_EVENTS {
+            f.events.push(e.seq);
+        }
+        f.last_at = micros_to_time(e.at);
+        f.link = link(f.actor_id, action, f.first_at.timestamp_micros(), e.at);
+    }
+
     fn single(&mut self, kind: &'static str, e: &Event) {
-        self.findings.push(Finding {
+        self.add(Finding {
             kind,
             actor_id: e.body.actor_id,
             first_at: micros_to_time(e.at),
             last_at: micros_to_time(e.at),
+            event_count: 1,
             events: vec![e.seq],
-            link: link(e.body.actor_id, &e.body.action),
+            link: link(e.body.actor_id, Some(&e.body.action), e.at, e.at),
         });
     }
 
@@ -185,8 +235,10 @@ impl Scanner {
         if ok && OPENS.contains(&action) && e.body.on_behalf_of.is_some() {
             self.single("substitution_access", e);
         }
+        // An export at night is one finding (its `client.export`), not one
+        // more for every document in it.
         if ok
-            && (OPENS.contains(&action) || action == "client.bsn.reveal" || action == "client.export")
+            && matches!(action, "document.download" | "client.bsn.reveal" | "client.export")
             && outside_office_hours(e.at)
         {
             self.single("outside_office_hours", e);
@@ -200,26 +252,30 @@ impl Scanner {
         if ok && action == "document.download" {
             let window = BURST_MINUTES * 60_000_000;
             let recent = self.opens.entry(actor).or_default();
-            recent.push((e.at, e.seq));
-            recent.retain(|(at, _)| *at > e.at - window);
+            recent.push_back((e.at, e.seq));
+            while recent.front().is_some_and(|(at, _)| *at <= e.at - window) {
+                recent.pop_front();
+            }
             if recent.len() >= BURST_DOWNLOADS {
                 match self.burst.get(&actor).copied() {
                     // Still the same burst: it grows.
-                    Some(i) if self.findings[i].last_at.timestamp_micros() > e.at - window => {
-                        self.findings[i].events.push(e.seq);
-                        self.findings[i].last_at = micros_to_time(e.at);
+                    Some((last, i)) if last > e.at - window => {
+                        self.grow(i, e, Some("document.download"));
+                        self.burst.insert(actor, (e.at, i));
                     }
                     _ => {
                         let seqs: Vec<i64> = recent.iter().map(|(_, s)| *s).collect();
-                        self.findings.push(Finding {
+                        let first = recent.front().map_or(e.at, |(at, _)| *at);
+                        let i = self.add(Finding {
                             kind: "download_burst",
                             actor_id: actor,
-                            first_at: micros_to_time(recent[0].0),
+                            first_at: micros_to_time(first),
                             last_at: micros_to_time(e.at),
+                            event_count: seqs.len(),
                             events: seqs,
-                            link: link(actor, "document.download"),
+                            link: link(actor, Some("document.download"), first, e.at),
                         });
-                        self.burst.insert(actor, self.findings.len() - 1);
+                        self.burst.insert(actor, (e.at, i));
                     }
                 }
             }
@@ -228,26 +284,25 @@ impl Scanner {
         // the login lock-out and the per-address limits deal with those).
         let Some(user) = actor else { return };
         if e.body.outcome == "denied" {
+            if let Some(i) = self.streak.get(&user).copied() {
+                self.grow(i, e, None);
+                return;
+            }
             let run = self.denied.entry(user).or_default();
             run.push((e.at, e.seq));
             if run.len() >= DENIED_STREAK {
-                match self.streak.get(&user).copied() {
-                    Some(i) => {
-                        self.findings[i].events.push(e.seq);
-                        self.findings[i].last_at = micros_to_time(e.at);
-                    }
-                    None => {
-                        self.findings.push(Finding {
-                            kind: "denied_streak",
-                            actor_id: actor,
-                            first_at: micros_to_time(run[0].0),
-                            last_at: micros_to_time(e.at),
-                            events: run.iter().map(|(_, s)| *s).collect(),
-                            link: format!("/api/v1/audit?actor_id={user}&limit=1000"),
-                        });
-                        self.streak.insert(user, self.findings.len() - 1);
-                    }
-                }
+                let run = self.denied.remove(&user).unwrap_or_default();
+                let first = run.first().map_or(e.at, |(at, _)| *at);
+                let i = self.add(Finding {
+                    kind: "denied_streak",
+                    actor_id: actor,
+                    first_at: micros_to_time(first),
+                    last_at: micros_to_time(e.at),
+                    event_count: run.len(),
+                    events: run.iter().map(|(_, s)| *s).collect(),
+                    link: link(actor, None, first, e.at),
+                });
+                self.streak.insert(user, i);
             }
         } else {
             self.denied.remove(&user);
@@ -259,32 +314,35 @@ impl Scanner {
 const KINDS: &[&str] =
     &["substitution_access", "outside_office_hours", "download_burst", "bsn_reveal", "denied_streak", "export"];
 
-fn counts(findings: &[Finding]) -> serde_json::Value {
+fn counts(counted: &HashMap<&'static str, usize>) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     for k in KINDS {
-        m.insert((*k).into(), findings.iter().filter(|f| f.kind == *k).count().into());
+        m.insert((*k).into(), counted.get(k).copied().unwrap_or(0).into());
     }
     serde_json::Value::Object(m)
 }
 
 impl Vault {
-    async fn scan_period(&self, from: i64, until: i64) -> ServiceResult<(i64, Vec<Finding>)> {
+    async fn scan_period(&self, from: i64, until: i64) -> ServiceResult<(i64, Scanner)> {
         let mut tx = self.snapshot().await?;
         let mut scanner = Scanner::default();
-        let mut after = 0;
         let mut read = 0i64;
-        loop {
-            let page = tx.audit_events_in_window(from, until, after, 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            read += page.len() as i64;
-            for e in &page {
-                scanner.see(e);
+        // The window as a range of seq, then read by seq inside it.
+        if let Some((first, last)) = tx.audit_seq_range(from, until).await? {
+            let mut after = first - 1;
+            loop {
+                let page = tx.audit_events_in_window(from, until, after, last, 1000).await?;
+                let Some(e) = page.last() else { break };
+                after = e.seq;
+                read += page.len() as i64;
+                for e in &page {
+                    scanner.see(e);
+                }
             }
         }
         tx.commit().await?;
         scanner.findings.sort_by_key(|f| (f.first_at, f.events.first().copied()));
-        Ok((read, scanner.findings))
+        Ok((read, scanner))
     }
 
     fn check_period(from: DateTime<Utc>, until: DateTime<Utc>) -> ServiceResult<()> {
@@ -297,37 +355,57 @@ impl Vault {
         Ok(())
     }
 
+    /// Decide that `caller` may read the audit log, without holding the
+    /// transaction: a period is read in a snapshot of its own (on SQLite a
+    /// held write transaction would stop every other change meanwhile). A
+    /// refusal is recorded here; the operation that follows the read
+    /// decides again and records the event.
+    async fn may_read_audit(&self, caller: &Caller, action: &str) -> ServiceResult<()> {
+        let mut op = self.op(caller, action).await?;
+        op.authorize(Action::ReadAuditLog, Target::Nothing).await?;
+        op.commit_unaudited().await
+    }
+
     /// The anomaly report of a period (management; audited).
     pub async fn audit_review(&self, caller: &Caller, q: ReviewQuery) -> ServiceResult<ReviewReport> {
+        self.may_read_audit(caller, "audit.review").await?;
+        Self::check_period(q.from, q.until)?;
+        let (events, scan) = self.scan_period(q.from.timestamp_micros(), q.until.timestamp_micros()).await?;
+        let counts = counts(&scan.counts);
         let mut op = self.op(caller, "audit.review").await?;
         op.authorize(Action::ReadAuditLog, Target::Nothing).await?;
-        Self::check_period(q.from, q.until)?;
-        let (events, findings) = self.scan_period(q.from.timestamp_micros(), q.until.timestamp_micros()).await?;
-        let counts = counts(&findings);
         op.event.details = serde_json::json!({ "from": q.from, "until": q.until, "events": events, "counts": counts });
         op.commit().await?;
-        Ok(ReviewReport { from: q.from, until: q.until, events, counts, findings })
+        Ok(ReviewReport {
+            from: q.from,
+            until: q.until,
+            events,
+            counts,
+            findings: scan.findings,
+            truncated: scan.truncated,
+        })
     }
 
     /// Record that a period was reviewed; its findings are counted again
     /// and kept with it.
     pub async fn record_review(&self, caller: &Caller, new: NewReview) -> ServiceResult<Review> {
-        let mut op = self.op(caller, "audit.review.record").await?;
-        op.authorize(Action::ReadAuditLog, Target::Nothing).await?;
+        self.may_read_audit(caller, "audit.review.record").await?;
         let map_query = |e: ServiceError| ServiceError::new(ErrorCode::InvalidField, e.message);
         Self::check_period(new.from, new.until).map_err(map_query)?;
-        if new.until > op.now_time() + chrono::Duration::minutes(5) {
+        if new.until > micros_to_time(self.now_micros()) + chrono::Duration::minutes(5) {
             return Err(ServiceError::new(ErrorCode::InvalidField, "until cannot lie in the future"));
         }
         let remarks = domain::optional_text("remarks", new.remarks.as_deref(), 4000)?;
-        let (_, findings) = self.scan_period(new.from.timestamp_micros(), new.until.timestamp_micros()).await?;
+        let (_, scan) = self.scan_period(new.from.timestamp_micros(), new.until.timestamp_micros()).await?;
+        let mut op = self.op(caller, "audit.review.record").await?;
+        op.authorize(Action::ReadAuditLog, Target::Nothing).await?;
         let row = ReviewRow {
             id: Uuid::new_v4(),
             reviewer: caller.id(),
             reviewed_at: op.now(),
             period_from: new.from.timestamp_micros(),
             period_until: new.until.timestamp_micros(),
-            findings: counts(&findings),
+            findings: counts(&scan.counts),
             remarks,
         };
         op.tx()?.insert_review(&row).await?;
@@ -345,12 +423,16 @@ impl Vault {
         Ok(rows.iter().map(review_view).collect())
     }
 
-    /// How long the log has gone unreviewed: since the end of the latest
-    /// reviewed period, or (never reviewed) since the first event.
+    /// How long the log has gone unreviewed: since the end of the reviewed
+    /// periods that cover it from its first event without a gap, or (none
+    /// does) since the first event.
     pub async fn review_status(&self, allowance_days: i64) -> ServiceResult<ReviewStatus> {
         let mut tx = self.snapshot().await?;
-        let reviewed_until = tx.latest_review_until().await?;
         let first = tx.first_audit_at().await?;
+        let reviewed_until = match first {
+            Some(f) => tx.reviewed_through(f).await?,
+            None => None,
+        };
         tx.commit().await?;
         let now = self.now_micros();
         let since = reviewed_until.or(first).unwrap_or(now);
@@ -447,5 +529,40 @@ mod tests {
         assert_eq!((streak.len(), streak[0].events.len()), (1, 6));
         assert_eq!(kinds("substitution_access").len(), 1);
         assert!(burst[0].link.contains("actor_id=00000000-0000-0000-0000-000000000003"));
+        assert!(burst[0].link.contains("from=2026-12-02T11:00:01.000000Z&until=2026-12-02T11:00:25.000001Z"));
+    }
+
+    #[test]
+    fn a_night_export_is_one_finding_not_one_per_document() {
+        let night = Utc.with_ymd_and_hms(2026, 12, 2, 22, 0, 0).unwrap();
+        let mut events = vec![ev(1, night, 1, "client.export", "allowed")];
+        events.extend((2..12).map(|s| ev(s, night, 1, "document.export", "allowed")));
+        let found = scan(&events);
+        let night: Vec<_> = found.iter().filter(|f| f.kind == "outside_office_hours").collect();
+        assert_eq!((night.len(), night[0].events.clone()), (1, vec![1]), "{found:?}");
+        assert_eq!(found.iter().filter(|f| f.kind == "export").count(), 1);
+    }
+
+    #[test]
+    fn findings_past_the_cap_are_counted_not_listed() {
+        let night = Utc.with_ymd_and_hms(2026, 12, 2, 22, 0, 0).unwrap();
+        let mut s = Scanner::default();
+        let n = MAX_FINDINGS as i64 + 10;
+        for i in 0..n {
+            s.see(&ev(i + 1, night, 1, "client.bsn.reveal", "allowed"));
+        }
+        assert!(s.truncated);
+        assert_eq!(s.findings.len(), MAX_FINDINGS);
+        assert_eq!(counts(&s.counts)["bsn_reveal"], n);
+        assert_eq!(counts(&s.counts)["outside_office_hours"], n);
+        // A streak that goes on lists its first events and counts them all.
+        let mut s = Scanner::default();
+        let day = Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 0).unwrap();
+        for i in 0..(MAX_FINDING_EVENTS as i64 + 50) {
+            s.see(&ev(i + 1, day, 2, "client.read", "denied"));
+        }
+        assert_eq!(s.findings.len(), 1);
+        assert_eq!(s.findings[0].events.len(), MAX_FINDING_EVENTS);
+        assert_eq!(s.findings[0].event_count, MAX_FINDING_EVENTS + 50);
     }
 }
