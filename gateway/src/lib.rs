@@ -4,7 +4,7 @@
 //! `upload` (the streaming upload pipeline and content checks), `net`
 //! (connections, timeouts, client addresses), `server` (router, middleware,
 //! operational endpoints), `workers` (background jobs), `cli` (commands),
-//! `config` (environment and flags). No business rule lives here.
+//! `config` (environment and flags), `web` (the pages of the web UI). No business rule lives here.
 
 pub mod alloc;
 pub mod api;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod net;
 pub mod server;
 pub mod upload;
+pub mod web;
 pub mod workers;
 
 /// Logging to standard error, filtered by `KLUIS_LOG`, as JSON with

@@ -70,6 +70,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     let doc = Arc::new(doc);
     let mut app = routes
         .merge(upload)
+        .merge(crate::web::router(upload_limit))
         .route("/api/v1/download/{token}", axum::routing::head(api::download::head))
         .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .route("/healthz", get(healthz))
@@ -81,7 +82,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
             get(move |headers: axum::http::HeaderMap| async move { metrics_with_token(&headers, &token, &handle) }),
         );
     }
-    app.fallback(|| async { ApiError::not_found() })
+    app.fallback(fallback)
         .layer(RequestBodyTimeoutLayer::new(settings.body_idle))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -106,6 +107,17 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .layer(middleware::map_request(drop_foreign_request_id))
 }
 
+/// Unknown paths: the API's error under `/api/`, a page elsewhere.
+async fn fallback(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        return ApiError::not_found().into_response();
+    }
+    let tr = crate::web::i18n::Tr::new(crate::web::i18n::Lang::of(req.headers()));
+    let mut r = crate::web::pages::error_page(tr, StatusCode::NOT_FOUND, &tr.t("error-not-found"));
+    r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::web::CSP));
+    r
+}
+
 /// `/metrics` on the public listener, for the holder of the token only.
 fn metrics_with_token(headers: &axum::http::HeaderMap, token: &str, handle: &PrometheusHandle) -> Response {
     let given = headers
@@ -124,7 +136,7 @@ fn metrics_with_token(headers: &axum::http::HeaderMap, token: &str, handle: &Pro
 /// Refuse a body whose announced length is over `limit` (413, after a
 /// bounded drain unless the client waits for `100 Continue`), and bound
 /// bodies without a length as they stream.
-async fn limit_body(State(limit): State<u64>, req: Request, next: Next) -> Response {
+pub(crate) async fn limit_body(State(limit): State<u64>, req: Request, next: Next) -> Response {
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -211,13 +223,22 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     let word = |ok| if ok { "ok" } else { "unavailable" };
     let ready = r.database && r.storage;
     // The audit log's review is a duty, not a condition of serving: it
-    // shows in the details, and never turns the answer to 503.
-    let review = if r.database { st.vault.review_status(st.settings.audit_review_days).await.ok() } else { None };
+    // shows in the details (whether it is overdue, nothing more to an
+    // anonymous caller; the days are in the metrics), and never turns the
+    // answer to 503. Bounded in time like the checks.
+    let review = if r.database {
+        tokio::time::timeout(Duration::from_secs(5), st.vault.review_status(st.settings.audit_review_days))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else {
+        None
+    };
     let body = Json(json!({
         "status": if ready { "ready" } else { "unavailable" },
         "checks": { "database": word(r.database), "storage": word(r.storage) },
         "details": { "audit_review": review.map(|r| json!({
-            "reviewed_until": r.reviewed_until, "unreviewed_days": r.unreviewed_days, "overdue": r.overdue,
+            "overdue": r.overdue, "allowance_days": st.settings.audit_review_days,
         })) },
     }));
     (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)

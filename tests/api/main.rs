@@ -23,3 +23,4 @@ mod search;
 mod session;
 mod transport;
 mod users;
+mod web;

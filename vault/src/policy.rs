@@ -163,6 +163,16 @@ fn staff_purposes(role: Role, status: ClientStatus) -> &'static [Purpose] {
     }
 }
 
+/// The purposes a role may name to open documents of a client in this
+/// state: what a form offers (the decision itself is still [`decide`]'s,
+/// on every download, with restriction, consent and reach).
+pub fn purposes_for(role: Role, status: ClientStatus) -> &'static [Purpose] {
+    match (role, status) {
+        (Role::Coach | Role::FreelanceCoach, ClientStatus::Active) => &[Purpose::Guidance],
+        _ => staff_purposes(role, status),
+    }
+}
+
 /// Is the client in the coach's reach now: own caseload, or an absent
 /// colleague's during an active substitution? `Some(on_behalf_of)` if so.
 fn coach_reach(actor: Actor, client: &ClientFacts, subs: &[Substitution], now: DateTime<Utc>) -> Option<Option<Uuid>> {

@@ -75,9 +75,17 @@ pub async fn download(
     // A slot for the whole transfer, before the token is used: it travels
     // with the body stream.
     let slot = st.slot(&st.download_slots, "downloads").await?;
+    let dl = st.vault.redeem_download(&token, &ctx).await?;
+    Ok(stream(dl, slot))
+}
+
+/// The answer of a redeemed download: the content streamed as it
+/// verifies, holding `slot` until the body is sent, with the headers of a
+/// download (type, exact length, attachment with a safe name, no caching,
+/// a sandboxing CSP). Shared by the API and the web pages.
+pub fn stream(dl: vault::service::Download, slot: tokio::sync::OwnedSemaphorePermit) -> Response {
     let transfer = crate::alloc::Transfer::start();
     let started = Instant::now();
-    let dl = st.vault.redeem_download(&token, &ctx).await?;
     let doc = dl.document;
     let doc_id = doc.id;
     let body = dl.content.map(move |item| match item {
@@ -109,7 +117,7 @@ pub async fn download(
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
-    Ok(resp)
+    resp
 }
 
 /// HEAD must not redeem a token (link previewers and scanners send it):

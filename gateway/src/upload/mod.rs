@@ -143,8 +143,21 @@ pub async fn receive(
     st: &AppState,
     caller: &Caller,
     client_id: Uuid,
+    multipart: Multipart,
+    budget: Arc<Budget>,
+) -> ApiResult<Document> {
+    receive_named(st, caller, client_id, multipart, budget, Arc::default()).await
+}
+
+/// [`receive`], telling `filename` the file's name as soon as its part
+/// begins (a page shows it beside a refusal that comes before any store).
+pub async fn receive_named(
+    st: &AppState,
+    caller: &Caller,
+    client_id: Uuid,
     mut multipart: Multipart,
     budget: Arc<Budget>,
+    filename: Arc<std::sync::Mutex<String>>,
 ) -> ApiResult<Document> {
     let _slot = st.slot(&st.upload_slots, "uploads").await?;
     let _transfer = crate::alloc::Transfer::start();
@@ -166,6 +179,9 @@ pub async fn receive(
         let name = field.name().unwrap_or("").to_string();
         if name == "file" {
             fields.filename = field.file_name().map(str::to_string);
+            if let (Ok(mut n), Some(f)) = (filename.lock(), &fields.filename) {
+                n.clone_from(f);
+            }
             break field;
         }
         take_field(&mut fields, &name, field).await?;

@@ -44,7 +44,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use anchors::{Anchor, AnchorCheck};
+pub use anchors::{ANCHORS_KEPT, Anchor, AnchorCheck};
 pub use audit_log::{AccessEntry, AccessLog, AuditEntry, AuditQuery, CaseloadEntry, ChainReport};
 pub use breaches::{Breach, BreachCounts, BreachPatch, BreachReach, BreachUpdate, NOTIFY_HOURS, NewBreach, ReachQuery};
 pub use clients::{
@@ -72,7 +72,7 @@ pub use review::{
     ReviewStatus, outside_office_hours,
 };
 pub use search::{SearchHit, SearchQuery, SearchResults};
-pub use sessions::{LoginRequest, NewSession};
+pub use sessions::{LOGIN_STEP_SECONDS, LoginRequest, NewSession};
 pub use substitutions::{NewSubstitution, Substitution, SubstitutionQuery, SubstitutionShow};
 pub use system::{KeyVersionReport, Readiness};
 pub use users::{By, CreatedUser, NewUser, User, UserPatch};

@@ -46,6 +46,10 @@ pub struct NewSession {
 
 /// Longest password accepted at all (hashing cost is bounded by it too).
 pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
+/// How long the sealed first step of a two-page login stays valid.
+pub const LOGIN_STEP_SECONDS: i64 = 300;
+/// The sealing purpose of that first step (bound into its associated data).
+const LOGIN_STEP_FIELD: &str = "login-step";
 /// Sliding idle expiry is written at most this often (microseconds).
 const TOUCH_EVERY: i64 = 30_000_000;
 
@@ -139,6 +143,61 @@ impl Vault {
         op.event.reason = Some("password and code".into());
         op.commit().await?;
         Ok(NewSession { token, expires_at: micros_to_time(expires_at), user: User::from(&user) })
+    }
+
+    /// The first step of a login in two pages (the web UI): the name and
+    /// password sealed, with a deadline, under the master key, to be handed
+    /// back with the code by [`Vault::finish_login`]. Nothing is checked
+    /// here: both answers are checked together at the second step, as
+    /// [`Vault::login`] does, so neither page tells which one was wrong.
+    /// The sealed value holds nothing in clear and lives
+    /// [`LOGIN_STEP_SECONDS`]; any node with the same master key opens it.
+    pub fn begin_login(&self, username: &str, password: Zeroizing<String>) -> ServiceResult<String> {
+        use base64::Engine;
+        if username.len() > 256 || password.len() > 4 * MAX_PASSWORD_LEN {
+            return Err(ServiceError::invalid_credentials());
+        }
+        let deadline = self.clock.now().timestamp() + LOGIN_STEP_SECONDS;
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&serde_json::json!({ "u": username, "p": password.as_str(), "d": deadline }))
+                .map_err(ServiceError::internal)?,
+        );
+        let sealed =
+            self.keyring().seal_field(LOGIN_STEP_FIELD, uuid::Uuid::nil(), &plain).map_err(ServiceError::internal)?;
+        let mut out = sealed.version.to_be_bytes().to_vec();
+        out.extend_from_slice(&sealed.bytes);
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// The second step: the sealed first step and the code, logged in
+    /// exactly as [`Vault::login`] (lock-out, each code once, audited). A
+    /// value that does not open, or has passed its deadline, is answered
+    /// like wrong credentials.
+    pub async fn finish_login(&self, step: &str, otp: String, ctx: &RequestContext) -> ServiceResult<NewSession> {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(step.as_bytes())
+            .map_err(|_| ServiceError::invalid_credentials())?;
+        if raw.len() < 5 {
+            return Err(ServiceError::invalid_credentials());
+        }
+        let version = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
+        let sealed = crate::keyring::WrappedKey { version, bytes: raw[4..].to_vec() };
+        let plain = self
+            .keyring()
+            .open_field(LOGIN_STEP_FIELD, uuid::Uuid::nil(), &sealed)
+            .map_err(|_| ServiceError::invalid_credentials())?;
+        #[derive(Deserialize)]
+        struct Step {
+            u: String,
+            p: Zeroizing<String>,
+            d: i64,
+        }
+        let step: Step = serde_json::from_slice(&plain).map_err(|_| ServiceError::invalid_credentials())?;
+        if self.clock.now().timestamp() > step.d {
+            return Err(ServiceError::new(ErrorCode::InvalidCredentials, "the sign-in took too long; start again"));
+        }
+        self.login(LoginRequest { username: step.u, password: step.p, otp }, ctx).await
     }
 
     /// Audit a refused login whose answer was known before any check.

@@ -1,0 +1,150 @@
+# Kluis, Nederlands (de eerste taal). Sleutels zijn gelijk aan en/main.ftl;
+# een test controleert dat beide bestanden dezelfde sleutels hebben.
+
+app-name = Kluis
+app-tagline = Veilige dossiers voor re-integratie
+skip-to-content = Naar de inhoud
+sign-out = Afmelden
+signed-in-as = Aangemeld als { $name } ({ $role })
+language-switch = English
+language-switch-lang = en
+nav-label = Hoofdmenu
+nav-home = Overzicht
+footer-text = Kluis bewaart documenten versleuteld en vernietigt ze als de bewaartermijn verstrijkt.
+
+login-title = Aanmelden
+login-intro = Meld u aan met uw gebruikersnaam en wachtwoord. Daarna vraagt Kluis de code uit uw authenticator-app.
+username = Gebruikersnaam
+password = Wachtwoord
+next = Volgende
+code-title = Code invoeren
+code-intro = Voer de code van zes cijfers uit uw authenticator-app in.
+code-label = Code uit de authenticator-app
+code-hint = Zes cijfers. Plakken mag.
+sign-in = Aanmelden
+start-again = Opnieuw beginnen
+error-credentials = Gebruikersnaam, wachtwoord of code onjuist. Probeer het opnieuw.
+error-locked = Te veel mislukte pogingen. Probeer het over 15 minuten opnieuw.
+error-busy = Kluis is even druk. Probeer het over enkele seconden opnieuw.
+error-step-expired = De aanmelding duurde te lang. Begin opnieuw.
+notice-signed-out = U bent afgemeld.
+notice-expired = Uw sessie is verlopen omdat u een tijd niet actief was. Meld u opnieuw aan.
+continue-title = Verder naar Kluis
+continue-intro = U kwam via een link van een andere website. Kies verder om de pagina in Kluis te openen.
+continue = Verder
+
+caseload-title = Mijn cliënten
+caseload-intro = Cliënten in uw caseload en cliënten van collega's die u vervangt.
+clients-title = Cliënten
+clients-intro = Cliënten met een lopend traject.
+no-clients = Er zijn geen cliënten om te tonen.
+col-name = Naam
+col-birth-date = Geboortedatum
+col-commissioner = Opdrachtgever
+col-status = Status
+col-coverage = Toegang
+coverage-own = Eigen caseload
+coverage-substitution = Vervanging van een collega
+status-active = Lopend traject
+status-closed = Afgesloten (archief)
+
+client-documents = Documenten
+no-documents = Er zijn nog geen documenten.
+col-title = Titel of bestand
+col-type = Type
+col-uploaded = Geüpload
+col-destroy = Vernietigen na
+col-size = Grootte
+col-download = Downloaden
+destroy-after-trajectory = Twee jaar na einde traject
+destroy-waits = Na einde traject
+legal-hold = Bewaarplicht (juridisch)
+purpose = Doel
+download = Downloaden
+download-note = Elke download wordt met het gekozen doel vastgelegd in het logboek.
+restricted-note = Verwerking van deze cliënt is beperkt (AVG art. 18): downloaden is niet mogelijk.
+closed-note = Het traject is afgesloten; de documenten staan in het archief.
+
+upload-title = Documenten uploaden
+upload-intro = Kies het documenttype en een of meer bestanden (PDF, PNG, JPEG, TIFF, tekst, DOCX, XLSX of ODT, elk tot { $max }).
+document-type = Documenttype
+files = Bestanden
+files-hint = U kunt bestanden ook hierheen slepen.
+upload = Uploaden
+upload-results = Resultaat van de upload
+upload-accepted = Geaccepteerd
+upload-refused = Geweigerd: { $reason }
+upload-sending = Versturen…
+upload-processing = Verwerken…
+upload-summary = { $accepted } van { $total } bestanden geaccepteerd.
+drop-here = Sleep bestanden hierheen
+upload-closed = Het traject is afgesloten; uploaden kan niet meer.
+
+type-consent = Machtiging persoonsgegevens
+type-intake = Intakeformulier
+type-assignment = Opdracht of beschikking
+type-work_plan = Werkplan
+type-fml = Functionele mogelijkhedenlijst (FML)
+type-labour_expert_report = Arbeidsdeskundig onderzoek
+type-psych_report = Psychologisch rapport
+type-progress_report = Voortgangsrapportage
+type-correspondence = Correspondentie
+type-id_copy = Kopie identiteitsbewijs
+
+purpose-guidance = Begeleiding van de cliënt
+purpose-assignment = Toewijzen aan een coach
+purpose-administration = Administratie
+purpose-invoicing = Facturering aan de opdrachtgever
+purpose-satisfaction_survey = Klanttevredenheidsonderzoek
+purpose-availability = Beschikbaar houden voor cliënt of opdrachtgever
+
+role-management = directie
+role-office = officemanagement
+role-administration = administratie
+role-coach = coach
+role-freelance_coach = zelfstandig coach
+
+commissioner-uwv = UWV
+commissioner-municipality = Gemeente
+commissioner-employer = Werkgever
+commissioner-private = Particulier
+
+reason-unsupported = dit bestandstype wordt niet geaccepteerd (alleen PDF, PNG, JPEG, TIFF, tekst, DOCX, XLSX of ODT)
+reason-too-large = het bestand is groter dan { $max }
+reason-empty = het bestand is leeg
+reason-closed = het traject is afgesloten
+reason-forbidden = u mag dit niet doen
+reason-not-found = niet gevonden
+reason-invalid = { $detail }
+reason-busy = Kluis is even druk; probeer het zo opnieuw
+reason-interrupted = de upload is afgebroken; er is niets bewaard
+reason-other = er ging iets mis ({ $code })
+
+error-title = Er ging iets mis
+error-not-found = Deze pagina bestaat niet, of u heeft er geen toegang toe.
+error-forbidden = U heeft geen toegang tot deze pagina.
+error-gone = Dit document is vernietigd.
+error-purpose = Dit doel is voor u en deze cliënt niet toegestaan.
+error-restricted = De verwerking van deze cliënt is beperkt; downloaden is niet mogelijk.
+error-cross-site = Dit formulier kwam niet van Kluis zelf en is daarom geweigerd.
+error-generic = Probeer het opnieuw. Blijft het misgaan, neem dan contact op met de beheerder en noem code { $code }.
+back-home = Terug naar het overzicht
+
+nav-search = Zoeken
+search-title = Documenten zoeken
+search-words = Zoekwoorden
+search-words-hint = Woorden uit de titel, de bestandsnaam of de naam van de cliënt.
+search-type = Documenttype
+search-any-type = Alle typen
+search-status = Traject
+search-any-status = Lopend en archief
+search-from = Geüpload vanaf
+search-until = Geüpload tot en met
+search-submit = Zoeken
+search-results = Resultaten { $from }–{ $to } van { $total }
+search-none = Geen documenten gevonden.
+search-client = Cliënt
+search-prev = Vorige pagina
+search-next = Volgende pagina
+search-pages = Pagina's
+search-invalid = De zoekopdracht klopt niet: { $detail }

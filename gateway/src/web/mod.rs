@@ -1,0 +1,55 @@
+//! The web UI: server-rendered pages for every role, on the same vault
+//! operations as the API (SPEC §6 "Web UI", issue 12).
+//!
+//! Its own router, its own headers: a strict Content-Security-Policy (no
+//! inline script or style; scripts, styles and images from this origin
+//! only), no caching of pages, no framing. Templates (`gateway/templates`,
+//! askama) are checked at compile time and escape by default; messages are
+//! Fluent files (`gateway/locales`); static files are embedded
+//! (`assets.rs`). Sessions, cookies and the cross-site checks are in
+//! `session.rs`; the handlers in `pages.rs` stay thin.
+
+pub mod assets;
+pub mod i18n;
+pub mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::middleware;
+use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::api::AppState;
+
+/// The policy of every page (issue 12).
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                       connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Largest form body besides uploads (sign-in, download, language).
+const FORM_LIMIT: usize = 16 * 1024;
+
+/// The pages. `upload_limit` bounds an upload's body like the API's.
+pub fn router(upload_limit: u64) -> Router<AppState> {
+    let forms = Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/login/code", get(pages::code_form).post(pages::code_submit))
+        .route("/logout", post(pages::logout))
+        .route("/language", post(pages::set_language))
+        .route("/clients/{id}", get(pages::client))
+        .route("/search", get(pages::search))
+        .route("/documents/{id}/download", post(pages::download))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT));
+    let uploads = Router::new()
+        .route("/clients/{id}/documents", post(pages::upload))
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(upload_limit, crate::server::limit_body));
+    forms
+        .merge(uploads)
+        .layer(middleware::from_fn(session::refuse_cross_site))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .route("/assets/{hash}/{name}", get(assets::serve))
+}

@@ -1,0 +1,742 @@
+//! The pages: each handler reads its input, calls the vault's service
+//! operations (the same the API calls, with the same caller), and renders
+//! a template. No rule of access lives here: what a page offers (purposes,
+//! an upload form) is a convenience; the vault decides every action again.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+use vault::domain::{ClientStatus, DocumentType, Purpose, Role};
+use vault::service::{Caller, Client, Document, ErrorCode, ServiceError, TokenRequest};
+use zeroize::Zeroizing;
+
+use super::assets;
+use super::i18n::{LANG_COOKIE, Lang, Tr};
+use super::session::{self, LOGIN_COOKIE, Page, SESSION_COOKIE};
+use crate::api::{AppState, Ctx};
+use crate::net::ClientAddr;
+
+/// What every page's frame needs (`base.html`).
+pub struct Chrome {
+    pub tr: Tr,
+    /// "Name (role)", when signed in.
+    pub user: Option<String>,
+    /// The request's path, for the language switch to come back to.
+    pub path: String,
+    /// Which menu item is current.
+    pub section: &'static str,
+    /// Whether the menu offers search (every role but the administration,
+    /// which never sees documents).
+    pub may_search: bool,
+    pub css: &'static str,
+    pub icon: &'static str,
+}
+
+impl Chrome {
+    fn new(tr: Tr, caller: Option<&Caller>, path: &str, section: &'static str) -> Chrome {
+        let user = caller.map(|c| {
+            tr.t2(
+                "signed-in-as",
+                ("name", &c.user.display_name),
+                ("role", &tr.t(&format!("role-{}", c.role().as_str()))),
+            )
+        });
+        let may_search = caller.is_some_and(|c| c.role() != Role::Administration);
+        Chrome {
+            tr,
+            user,
+            path: path.to_string(),
+            section,
+            may_search,
+            css: assets::CSS.url(),
+            icon: assets::ICON.url(),
+        }
+    }
+}
+
+/// Render a template as a page: `text/html`, never cached.
+fn render<T: Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(html) => {
+            let mut r = (status, Html(html)).into_response();
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+// ---------------------------------------------------------------- messages
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    c: Chrome,
+    heading: &'a str,
+    kind: &'a str,
+    text: &'a str,
+    link: &'a str,
+    link_text: &'a str,
+}
+
+/// A page that says what went wrong, with a way back.
+pub fn error_page(tr: Tr, status: StatusCode, text: &str) -> Response {
+    let heading = tr.t("error-title");
+    let back = tr.t("back-home");
+    let page = MessagePage {
+        c: Chrome::new(tr, None, "/", ""),
+        heading: &heading,
+        kind: "error",
+        text,
+        link: "/",
+        link_text: &back,
+    };
+    render(status, &page)
+}
+
+/// The error of a service operation as a page, in the page's language.
+pub fn service_error_page(tr: Tr, e: &ServiceError) -> Response {
+    let text = match e.code {
+        ErrorCode::NotFound => tr.t("error-not-found"),
+        ErrorCode::Forbidden | ErrorCode::AccessRevoked => tr.t("error-forbidden"),
+        ErrorCode::Gone | ErrorCode::Erased => tr.t("error-gone"),
+        ErrorCode::PurposeNotAllowed | ErrorCode::InvalidPurpose => tr.t("error-purpose"),
+        ErrorCode::Restricted => tr.t("error-restricted"),
+        ErrorCode::Busy => tr.t("error-busy"),
+        code => tr.t1("error-generic", "code", code.as_str()),
+    };
+    if e.code == ErrorCode::Internal {
+        tracing::error!(error = %e.message, "a page met an internal error");
+    }
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_page(tr, status, &text)
+}
+
+/// A navigation that began on another site arrives without the session
+/// cookie (`SameSite=Strict`): a same-site link to the same page brings it.
+pub fn continue_page(tr: Tr, path: &str) -> Response {
+    let heading = tr.t("continue-title");
+    let text = tr.t("continue-intro");
+    let go = tr.t("continue");
+    let link = if path.starts_with('/') && !path.starts_with("//") { path } else { "/" };
+    let page = MessagePage {
+        c: Chrome::new(tr, None, "/", ""),
+        heading: &heading,
+        kind: "notice",
+        text: &text,
+        link,
+        link_text: &go,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// To the sign-in page, with a notice (`expired`, `signed_out`) or none.
+pub fn to_login(notice: Option<&str>) -> Response {
+    match notice {
+        Some(n) => see_other(&format!("/login?n={n}")),
+        None => see_other("/login"),
+    }
+}
+
+// ----------------------------------------------------------------- sign-in
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    c: Chrome,
+    error: Option<String>,
+    notice: Option<String>,
+    username: String,
+}
+
+#[derive(Template)]
+#[template(path = "code.html")]
+struct CodePage {
+    c: Chrome,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    /// An error of the last attempt: `credentials`, `locked`, `busy`, `step`.
+    e: Option<String>,
+    /// A notice: `signed_out`, `expired`.
+    n: Option<String>,
+}
+
+pub async fn login_form(headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+    let tr = Tr::new(Lang::of(&headers));
+    let error = q.e.as_deref().and_then(|e| match e {
+        "credentials" => Some(tr.t("error-credentials")),
+        "locked" => Some(tr.t("error-locked")),
+        "busy" => Some(tr.t("error-busy")),
+        "step" => Some(tr.t("error-step-expired")),
+        _ => None,
+    });
+    let notice = q.n.as_deref().and_then(|n| match n {
+        "signed_out" => Some(tr.t("notice-signed-out")),
+        "expired" => Some(tr.t("notice-expired")),
+        _ => None,
+    });
+    render(
+        StatusCode::OK,
+        &LoginPage { c: Chrome::new(tr, None, "/login", ""), error, notice, username: String::new() },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: Zeroizing<String>,
+}
+
+/// The first step: nothing is checked yet (both answers are checked
+/// together after the code, so neither page tells which was wrong); the
+/// name and password go sealed into a short-lived cookie.
+pub async fn login_submit(State(st): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    match st.vault.begin_login(f.username.trim(), f.password) {
+        Ok(step) => {
+            let mut r = see_other("/login/code");
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                session::set_cookie(LOGIN_COOKIE, &step, Some(vault::service::LOGIN_STEP_SECONDS)),
+            );
+            r
+        }
+        Err(_) => see_other("/login?e=credentials"),
+    }
+}
+
+pub async fn code_form(headers: HeaderMap) -> Response {
+    if session::cookie(&headers, LOGIN_COOKIE).is_none() {
+        return see_other("/login");
+    }
+    let tr = Tr::new(Lang::of(&headers));
+    render(StatusCode::OK, &CodePage { c: Chrome::new(tr, None, "/login/code", "") })
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    otp: String,
+}
+
+/// The second step: the vault's login with the sealed first step and the
+/// code (its lock-out, each code once, the audit event). The first step's
+/// cookie goes either way; on success a new session cookie is set.
+pub async fn code_submit(
+    State(st): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let Some(step) = session::cookie(&headers, LOGIN_COOKIE) else { return see_other("/login?e=step") };
+    if st.login_limiter.check_key(&crate::net::limit_key(ip)).is_err() {
+        metrics::counter!("kluis_login_rate_limited_total").increment(1);
+        return see_other("/login?e=locked");
+    }
+    let otp: String = f.otp.chars().filter(|c| !c.is_whitespace()).collect();
+    let result = st.vault.finish_login(&step, otp, &ctx).await;
+    let mut r = match result {
+        Ok(s) => {
+            let mut r = see_other("/");
+            r.headers_mut().append(header::SET_COOKIE, session::set_cookie(SESSION_COOKIE, &s.token, None));
+            r
+        }
+        Err(e) if e.code == ErrorCode::TooManyAttempts => see_other("/login?e=locked"),
+        Err(e) if e.code == ErrorCode::Busy => see_other("/login?e=busy"),
+        Err(e) if e.message.contains("too long") => see_other("/login?e=step"),
+        Err(_) => see_other("/login?e=credentials"),
+    };
+    r.headers_mut().append(header::SET_COOKIE, session::clear_cookie(LOGIN_COOKIE));
+    r
+}
+
+pub async fn logout(State(st): State<AppState>, page: Result<Page, Response>) -> Response {
+    if let Ok(p) = page
+        && let Err(e) = st.vault.logout(&p.caller).await
+    {
+        return service_error_page(p.tr, &e);
+    }
+    let mut r = to_login(Some("signed_out"));
+    r.headers_mut().append(header::SET_COOKIE, session::clear_cookie(SESSION_COOKIE));
+    r
+}
+
+#[derive(Deserialize)]
+pub struct LanguageForm {
+    lang: String,
+    back: Option<String>,
+}
+
+/// The language switch: a cookie for a year, then back to the page.
+pub async fn set_language(Form(f): Form<LanguageForm>) -> Response {
+    let lang = Lang::parse(&f.lang).unwrap_or(Lang::Nl);
+    let back = f.back.filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
+    let mut r = see_other(back.as_deref().unwrap_or("/"));
+    let cookie = format!("{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000", lang.code());
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+// ----------------------------------------------------------------- clients
+
+struct ClientRow {
+    id: Uuid,
+    name: String,
+    birth_date: String,
+    commissioner: String,
+    status: String,
+    /// Reached through a substitution, not the caller's own caseload.
+    substitution: bool,
+}
+
+#[derive(Template)]
+#[template(path = "clients.html")]
+struct ClientsPage {
+    c: Chrome,
+    heading: String,
+    intro: String,
+    rows: Vec<ClientRow>,
+    show_coverage: bool,
+}
+
+fn client_name(c: &Client) -> String {
+    format!("{}, {}", c.last_name, c.initials)
+}
+
+fn status_text(tr: &Tr, s: ClientStatus) -> String {
+    match s {
+        ClientStatus::Active => tr.t("status-active"),
+        ClientStatus::Closed => tr.t("status-closed"),
+    }
+}
+
+/// Home: a coach's caseload (own clients and those of colleagues they
+/// cover for, marked); for the office roles the running trajectories.
+pub async fn home(State(st): State<AppState>, p: Page) -> Response {
+    let tr = p.tr;
+    let coach = p.caller.role().is_coach();
+    let clients = match st.vault.list_clients(&p.caller, Some(ClientStatus::Active)).await {
+        Ok(c) => c,
+        Err(e) => return service_error_page(tr, &e),
+    };
+    let rows = clients
+        .iter()
+        .map(|c| ClientRow {
+            id: c.id,
+            name: client_name(c),
+            birth_date: c.birth_date.map(|d| tr.date(d)).unwrap_or_default(),
+            commissioner: tr.t(&format!("commissioner-{}", c.commissioner.as_str())),
+            status: status_text(&tr, c.status),
+            substitution: coach && c.coach_id != Some(p.caller.id()),
+        })
+        .collect();
+    let (heading, intro) = if coach {
+        (tr.t("caseload-title"), tr.t("caseload-intro"))
+    } else {
+        (tr.t("clients-title"), tr.t("clients-intro"))
+    };
+    render(
+        StatusCode::OK,
+        &ClientsPage { c: Chrome::new(tr, Some(&p.caller), "/", "home"), heading, intro, rows, show_coverage: coach },
+    )
+}
+
+struct DocRow {
+    id: Uuid,
+    title: String,
+    filename: String,
+    show_filename: bool,
+    doc_type: String,
+    uploaded: String,
+    size: String,
+    destroy: String,
+    held: bool,
+}
+
+/// One file's outcome, shown in the results list.
+pub struct UploadResult {
+    filename: String,
+    ok: bool,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "client.html")]
+struct ClientPage {
+    c: Chrome,
+    id: Uuid,
+    name: String,
+    birth_date: String,
+    commissioner: String,
+    status: String,
+    restricted: bool,
+    closed: bool,
+    docs: Vec<DocRow>,
+    /// (API name, label) of the purposes this caller may name here.
+    purposes: Vec<(&'static str, String)>,
+    can_upload: bool,
+    upload_intro: String,
+    types: Vec<(&'static str, String)>,
+    results: Vec<UploadResult>,
+    summary: String,
+    refused_prefix: String,
+    summary_template: String,
+    upload_js: &'static str,
+}
+
+fn doc_row(tr: &Tr, d: &Document) -> DocRow {
+    let filename = d.filename.clone().unwrap_or_default();
+    let title = d.title.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| filename.clone());
+    let destroy = match (d.retention_until, d.retention_waits_for) {
+        (Some(t), _) => tr.day(t),
+        (None, Some(_)) => tr.t("destroy-waits"),
+        (None, None) => "–".into(),
+    };
+    DocRow {
+        id: d.id,
+        show_filename: title != filename,
+        title,
+        filename,
+        doc_type: tr.t(&format!("type-{}", d.doc_type.as_str())),
+        uploaded: tr.time(d.uploaded_at),
+        size: d.size.map(|s| tr.size(s)).unwrap_or_default(),
+        destroy,
+        held: d.legal_hold,
+    }
+}
+
+fn max_upload(st: &AppState, tr: &Tr) -> String {
+    tr.size(st.settings.max_upload_bytes as i64)
+}
+
+async fn client_page(st: &AppState, p: &Page, id: Uuid, results: Vec<UploadResult>) -> Response {
+    let tr = p.tr;
+    let client = match st.vault.get_client(&p.caller, id).await {
+        Ok(c) => c,
+        Err(e) => return service_error_page(tr, &e),
+    };
+    // Roles that may see a client's data but not its documents (the
+    // administration) get the page without them.
+    let docs = match st.vault.list_documents(&p.caller, id).await {
+        Ok(d) => d,
+        Err(e) if e.code == ErrorCode::Forbidden => Vec::new(),
+        Err(e) => return service_error_page(tr, &e),
+    };
+    let role = p.caller.role();
+    let purposes = if client.restricted && role != Role::Management {
+        Vec::new()
+    } else {
+        vault::policy::purposes_for(role, client.status)
+            .iter()
+            .filter(|p| !client.restricted || **p == Purpose::Availability)
+            .map(|p| (p.as_str(), tr.t(&format!("purpose-{}", p.as_str()))))
+            .collect()
+    };
+    let can_upload = client.status == ClientStatus::Active && role != Role::Administration;
+    let accepted = results.iter().filter(|r| r.ok).count();
+    let summary = if results.is_empty() {
+        String::new()
+    } else {
+        tr.t2("upload-summary", ("accepted", &accepted.to_string()), ("total", &results.len().to_string()))
+    };
+    let page = ClientPage {
+        c: Chrome::new(tr, Some(&p.caller), &format!("/clients/{id}"), "home"),
+        id,
+        name: client_name(&client),
+        birth_date: client.birth_date.map(|d| tr.date(d)).unwrap_or_default(),
+        commissioner: tr.t(&format!("commissioner-{}", client.commissioner.as_str())),
+        status: status_text(&tr, client.status),
+        restricted: client.restricted,
+        closed: client.status == ClientStatus::Closed,
+        docs: docs.iter().map(|d| doc_row(&tr, d)).collect(),
+        purposes,
+        can_upload,
+        upload_intro: tr.t1("upload-intro", "max", &max_upload(st, &tr)),
+        types: DocumentType::ALL.iter().map(|t| (t.as_str(), tr.t(&format!("type-{}", t.as_str())))).collect(),
+        results,
+        summary,
+        refused_prefix: tr.t1("upload-refused", "reason", "").trim_end().to_string(),
+        summary_template: tr.t2("upload-summary", ("accepted", "{accepted}"), ("total", "{total}")),
+        upload_js: assets::UPLOAD_JS.url(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+pub async fn client(State(st): State<AppState>, p: Page, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(p.tr, &ServiceError::not_found()) };
+    client_page(&st, &p, id, Vec::new()).await
+}
+
+/// Why an upload was refused, in the page's language.
+fn refusal(tr: &Tr, st: &AppState, e: &ServiceError) -> String {
+    let reason = match e.code {
+        ErrorCode::UnsupportedMediaType => tr.t("reason-unsupported"),
+        ErrorCode::TooLarge => tr.t1("reason-too-large", "max", &max_upload(st, tr)),
+        ErrorCode::EmptyFile | ErrorCode::MissingFile => tr.t("reason-empty"),
+        ErrorCode::ClientClosed => tr.t("reason-closed"),
+        ErrorCode::Forbidden => tr.t("reason-forbidden"),
+        ErrorCode::NotFound => tr.t("reason-not-found"),
+        ErrorCode::Busy => tr.t("reason-busy"),
+        ErrorCode::UploadInterrupted | ErrorCode::Timeout => tr.t("reason-interrupted"),
+        ErrorCode::InvalidField | ErrorCode::InvalidType | ErrorCode::ReasonRequired => {
+            tr.t1("reason-invalid", "detail", &e.message)
+        }
+        code => tr.t1("reason-other", "code", code.as_str()),
+    };
+    tr.t1("upload-refused", "reason", &reason)
+}
+
+/// One file into the client's dossier, through the API's streaming
+/// pipeline (the same checks, the same vault operations). The page's
+/// script sends each file on its own and asks for a JSON answer
+/// (`X-Kluis-Upload: 1`); a plain form gets the client's page back with
+/// the result.
+pub async fn upload(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    req: axum::extract::Request,
+) -> Response {
+    use axum::extract::FromRequest;
+    let tr = p.tr;
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let scripted = req.headers().get("x-kluis-upload").is_some_and(|v| v.as_bytes() == b"1");
+    let filename = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let budget = std::sync::Arc::new(crate::upload::Budget::default());
+    let (parts, body) = req.into_parts();
+    let req = axum::extract::Request::from_parts(parts, crate::upload::budgeted(body, budget.clone()));
+    let result = match Multipart::from_request(req, &st).await {
+        Err(_) => Err(ServiceError::new(ErrorCode::UnsupportedMediaType, "not multipart")),
+        Ok(m) => crate::upload::receive_named(&st, &p.caller, id, m, budget, filename.clone()).await.map_err(|e| e.0),
+    };
+    let name = filename.lock().map(|n| n.clone()).unwrap_or_default();
+    let outcome = match &result {
+        Ok(doc) => {
+            UploadResult { filename: doc.filename.clone().unwrap_or(name), ok: true, message: tr.t("upload-accepted") }
+        }
+        Err(e) => UploadResult { filename: name, ok: false, message: refusal(&tr, &st, e) },
+    };
+    if scripted {
+        let status = match &result {
+            Ok(_) => StatusCode::CREATED,
+            Err(e) => StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+        };
+        let body = serde_json::json!({ "ok": outcome.ok, "filename": outcome.filename, "message": outcome.message });
+        return (status, axum::Json(body)).into_response();
+    }
+    client_page(&st, &p, id, vec![outcome]).await
+}
+
+#[derive(Deserialize)]
+pub struct DownloadForm {
+    purpose: String,
+}
+
+/// A download from a page: a token issued for the chosen purpose and
+/// redeemed at once (both audited, as through the API), the content
+/// streamed in the answer. No token ever reaches the browser.
+pub async fn download(
+    State(st): State<AppState>,
+    p: Page,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    Form(f): Form<DownloadForm>,
+) -> Response {
+    let tr = p.tr;
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let Ok(purpose) = f.purpose.parse::<Purpose>() else {
+        return service_error_page(tr, &ServiceError::new(ErrorCode::InvalidPurpose, "unknown purpose"));
+    };
+    let slot = match st.slot(&st.download_slots, "downloads").await {
+        Ok(s) => s,
+        Err(e) => return service_error_page(tr, &e.0),
+    };
+    let issued = match st.vault.issue_download_token(&p.caller, id, TokenRequest { purpose }).await {
+        Ok(t) => t,
+        Err(e) => return service_error_page(tr, &e),
+    };
+    match st.vault.redeem_download(&issued.token, &ctx).await {
+        Ok(dl) => crate::api::download::stream(dl, slot),
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+// ------------------------------------------------------------------ search
+
+struct HitRow {
+    id: Uuid,
+    client_id: Uuid,
+    client: String,
+    title: String,
+    filename: String,
+    show_filename: bool,
+    doc_type: String,
+    uploaded: String,
+    destroy: String,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    c: Chrome,
+    q: String,
+    doc_type: String,
+    status: String,
+    from: String,
+    until: String,
+    types: Vec<(&'static str, String)>,
+    error: Option<String>,
+    searched: bool,
+    count: String,
+    hits: Vec<HitRow>,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+/// The search form's fields as a browser sends them (empty means none).
+#[derive(Deserialize, Default)]
+pub struct SearchForm {
+    q: Option<String>,
+    #[serde(rename = "type")]
+    doc_type: Option<String>,
+    status: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
+    page: Option<u32>,
+}
+
+/// Hits per page of the search page.
+const PAGE_SIZE: u32 = 20;
+
+fn nonempty(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+impl SearchForm {
+    /// The query string of this search at another page.
+    fn link(&self, page: u32) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("q", &self.q),
+            ("type", &self.doc_type),
+            ("status", &self.status),
+            ("from", &self.from),
+            ("until", &self.until),
+        ] {
+            if let Some(v) = nonempty(v) {
+                q.append_pair(k, &v);
+            }
+        }
+        q.append_pair("page", &page.to_string());
+        format!("/search?{}", q.finish())
+    }
+}
+
+/// Search: one box plus explicit filters, their state in the URL, pages of
+/// 20 counted on the server (the API's search, the same scope).
+pub async fn search(State(st): State<AppState>, p: Page, Query(f): Query<SearchForm>) -> Response {
+    let tr = p.tr;
+    let types = DocumentType::ALL.iter().map(|t| (t.as_str(), tr.t(&format!("type-{}", t.as_str())))).collect();
+    let searched =
+        [&f.q, &f.doc_type, &f.status, &f.from, &f.until].iter().any(|v| nonempty(v).is_some()) || f.page.is_some();
+    let page_no = f.page.unwrap_or(1).clamp(1, 10_000 / PAGE_SIZE);
+    let mut page = SearchPage {
+        c: Chrome::new(tr, Some(&p.caller), "/search", "search"),
+        q: nonempty(&f.q).unwrap_or_default(),
+        doc_type: nonempty(&f.doc_type).unwrap_or_default(),
+        status: nonempty(&f.status).unwrap_or_default(),
+        from: nonempty(&f.from).unwrap_or_default(),
+        until: nonempty(&f.until).unwrap_or_default(),
+        types,
+        error: None,
+        searched,
+        count: String::new(),
+        hits: Vec::new(),
+        prev: None,
+        next: None,
+    };
+    if !searched {
+        return render(StatusCode::OK, &page);
+    }
+    let invalid = |detail: &str| tr.t1("search-invalid", "detail", detail);
+    let doc_type = match nonempty(&f.doc_type).map(|t| t.parse::<DocumentType>()) {
+        Some(Err(_)) => {
+            page.error = Some(invalid(&tr.t("search-type")));
+            page.searched = false;
+            return render(StatusCode::BAD_REQUEST, &page);
+        }
+        other => other.and_then(Result::ok),
+    };
+    let status = match nonempty(&f.status).as_deref() {
+        None => None,
+        Some("active") => Some(ClientStatus::Active),
+        Some("closed") => Some(ClientStatus::Closed),
+        Some(_) => {
+            page.error = Some(invalid(&tr.t("search-status")));
+            page.searched = false;
+            return render(StatusCode::BAD_REQUEST, &page);
+        }
+    };
+    let query = vault::service::SearchQuery {
+        q: nonempty(&f.q),
+        doc_type,
+        client_id: None,
+        status,
+        uploaded_from: nonempty(&f.from),
+        uploaded_until: nonempty(&f.until),
+        limit: Some(PAGE_SIZE),
+        offset: Some((page_no - 1) * PAGE_SIZE),
+    };
+    let found = match st.vault.search(&p.caller, query).await {
+        Ok(r) => r,
+        Err(e) if matches!(e.code, ErrorCode::InvalidQuery | ErrorCode::InvalidField) => {
+            page.error = Some(invalid(&e.message));
+            page.searched = false;
+            return render(StatusCode::BAD_REQUEST, &page);
+        }
+        Err(e) => return service_error_page(tr, &e),
+    };
+    let first = (page_no - 1) * PAGE_SIZE + 1;
+    let last = first - 1 + found.hits.len() as u32;
+    page.count = search_count(&tr, first, last, found.total);
+    page.hits = found
+        .hits
+        .iter()
+        .map(|h| {
+            let d = doc_row(&tr, &h.document);
+            HitRow {
+                id: d.id,
+                client_id: h.document.client_id,
+                client: h.client_name.clone(),
+                title: d.title,
+                filename: d.filename,
+                show_filename: d.show_filename,
+                doc_type: d.doc_type,
+                uploaded: d.uploaded,
+                destroy: d.destroy,
+            }
+        })
+        .collect();
+    page.prev = (page_no > 1).then(|| f.link(page_no - 1));
+    page.next = (u64::from(last) < found.total && last < 10_000).then(|| f.link(page_no + 1));
+    render(StatusCode::OK, &page)
+}
+
+/// "Resultaten 1–20 van 1.234": the count written the Dutch way.
+fn search_count(tr: &Tr, first: u32, last: u32, total: u64) -> String {
+    tr.t3("search-results", ("from", &first.to_string()), ("to", &last.to_string()), ("total", &tr.number(total)))
+}

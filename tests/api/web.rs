@@ -1,0 +1,345 @@
+//! The web UI over HTTP (no browser; `tests/ui/` drives Chromium): the
+//! sign-in in two steps with `__Host-` cookies, the cookie never accepted
+//! by the API, cross-site forms refused, the page headers, and pages that
+//! keep the access rules of the API (scope, purpose, upload checks).
+
+use crate::helpers::*;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// `application/x-www-form-urlencoded` body of `pairs`.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+trait FormExt {
+    fn form_of(self, pairs: &[(&str, &str)]) -> Self;
+}
+
+impl FormExt for reqwest::RequestBuilder {
+    fn form_of(self, pairs: &[(&str, &str)]) -> Self {
+        self.header("content-type", "application/x-www-form-urlencoded").body(form_body(pairs))
+    }
+}
+
+/// A browser-like client: no redirects followed, cookies by hand.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    fn new(server: &Server) -> Browser {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { base: server.base.clone(), http, cookies: Vec::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Remember what the answer sets (a `Max-Age=0` removes).
+    fn take_cookies(&mut self, resp: &reqwest::Response) -> Vec<String> {
+        let mut raw = Vec::new();
+        for v in resp.headers().get_all("set-cookie") {
+            let s = v.to_str().unwrap().to_string();
+            let (kv, _) = s.split_once(';').unwrap_or((&s, ""));
+            let (k, val) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !s.contains("Max-Age=0") {
+                self.cookies.push((k.to_string(), val.to_string()));
+            }
+            raw.push(s);
+        }
+        raw
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap();
+        self.take_cookies(&resp);
+        let (s, h) = (resp.status(), resp.headers().clone());
+        (s, h, resp.text().await.unwrap())
+    }
+
+    /// A form post from a page of this origin (`site`: `Sec-Fetch-Site`).
+    async fn post_from(
+        &mut self,
+        site: Option<&str>,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<String>) {
+        let mut r = self.http.post(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).form_of(form);
+        if let Some(site) = site {
+            r = r.header("sec-fetch-site", site);
+        }
+        let resp = r.send().await.unwrap();
+        let set = self.take_cookies(&resp);
+        (resp.status(), resp.headers().clone(), set)
+    }
+
+    async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<String>) {
+        self.post_from(Some("same-origin"), path, form).await
+    }
+
+    async fn sign_in(&mut self, user: &User) {
+        let (s, h, _) = self.post("/login", &[("username", &user.username), ("password", PASSWORD)]).await;
+        assert_eq!((s, h["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login/code"));
+        let code = fresh_code(&user.secret).await;
+        let (s, h, _) = self.post("/login/code", &[("otp", &code)]).await;
+        assert_eq!((s, h["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/"), "sign-in of {}", user.username);
+    }
+}
+
+fn location(h: &reqwest::header::HeaderMap) -> &str {
+    h.get("location").map(|v| v.to_str().unwrap()).unwrap_or("")
+}
+
+#[tokio::test]
+async fn the_web_sign_in_takes_two_steps_with_host_cookies_the_api_never_accepts() {
+    let env = start(support::embedded().await, &[]).await;
+    let mut b = Browser::new(&env.server);
+
+    // The sign-in page: its own strict policy, never cached.
+    let (s, h, html) = b.get("/login").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["content-security-policy"], CSP);
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(html.contains(r#"<label for="username">Gebruikersnaam</label>"#), "{html}");
+    assert!(html.contains(r#"lang="nl""#));
+    // Without a session every page leads to the sign-in.
+    let (s, h, _) = b.get("/").await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login"));
+
+    // Step 1 checks nothing yet: a wrong password goes on to the code page
+    // like a right one, and the two fail alike after the code.
+    let (s, h, set) = b.post("/login", &[("username", &env.admin.username), ("password", "wrong password!!")]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login/code"));
+    assert_eq!(set.len(), 1);
+    assert!(set[0].starts_with("__Host-kluis_login="), "{set:?}");
+    assert!(set[0].ends_with("; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=300"), "{set:?}");
+    assert!(!set[0].contains(PASSWORD) && !set[0].contains("wrong"), "sealed: {set:?}");
+    let code = fresh_code(&env.admin.secret).await;
+    let (s, h, _) = b.post("/login/code", &[("otp", &code)]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login?e=credentials"));
+    assert!(b.cookie("__Host-kluis_login").is_none() && b.cookie("__Host-kluis_sid").is_none());
+    let (_, _, html) = b.get("/login?e=credentials").await;
+    assert!(html.contains(r#"role="alert""#) && html.contains("onjuist"), "{html}");
+
+    // The code page without a first step starts again.
+    let (s, h, _) = b.get("/login/code").await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login"));
+
+    // Right password, right code: a session cookie, a different value at
+    // each step.
+    let (_, _, set1) = b.post("/login", &[("username", &env.admin.username), ("password", PASSWORD)]).await;
+    let step = b.cookie("__Host-kluis_login").unwrap().to_string();
+    let (_, _, html) = b.get("/login/code").await;
+    assert!(html.contains(r#"autocomplete="one-time-code""#) && html.contains(r#"inputmode="numeric""#));
+    let code = fresh_code(&env.admin.secret).await;
+    let (s, h, set2) = b.post("/login/code", &[("otp", &code)]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/"), "{set1:?} {set2:?}");
+    let sid = b.cookie("__Host-kluis_sid").expect("a session cookie").to_string();
+    assert_ne!(sid, step);
+    assert!(set2.iter().any(|c| c == &format!("__Host-kluis_sid={sid}; Path=/; Secure; HttpOnly; SameSite=Strict")));
+    assert!(b.cookie("__Host-kluis_login").is_none(), "the first step's cookie is gone");
+    let (s, h, html) = b.get("/").await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert_eq!(h["content-security-policy"], CSP);
+    assert!(html.contains("Afmelden") && html.contains("Cliënten"), "{html}");
+
+    // The API never takes the cookie, as a cookie or otherwise.
+    let resp = b.http.get(format!("{}/api/v1/me", b.base)).header("cookie", b.cookie_header()).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    // A sign-in replayed with the same sealed first step and the same code
+    // is refused (the code was used).
+    b.cookies.push(("__Host-kluis_login".into(), step.clone()));
+    let (s, h, _) = b.post("/login/code", &[("otp", &code)]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login?e=credentials"));
+    // An altered first step is refused like wrong credentials.
+    b.cookies.push(("__Host-kluis_login".into(), format!("{step}AA")));
+    let (s, h, _) = b.post("/login/code", &[("otp", "123456")]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login?e=credentials"));
+
+    // Cross-site and anonymous-origin forms are refused before anything runs.
+    for site in [Some("cross-site"), Some("same-site"), None] {
+        let (s, h, _) = b.post_from(site, "/logout", &[]).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{site:?}");
+        assert_eq!(h["content-security-policy"], CSP);
+    }
+    let evil = b
+        .http
+        .post(format!("{}/logout", b.base))
+        .header("cookie", b.cookie_header())
+        .header("origin", "http://evil.example")
+        .form_of(&[("x", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    let (s, _, _) = b.get("/").await;
+    assert_eq!(s, StatusCode::OK, "still signed in");
+
+    // A navigation that began on another site arrives without the cookie:
+    // a page with a same-site link to go on, not the sign-in.
+    let resp =
+        b.http.get(format!("{}/clients/x?y=1", b.base)).header("sec-fetch-site", "cross-site").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains(r#"href="/clients/x?y=1""#) && html.contains("Verder"), "{html}");
+
+    // Sign out: the session ends; the old cookie says the session expired.
+    let (s, h, _) = b.post("/logout", &[]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login?n=signed_out"));
+    b.cookies.push(("__Host-kluis_sid".into(), sid));
+    let (s, h, _) = b.get("/").await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login?n=expired"));
+    let (_, _, html) = b.get("/login?n=expired").await;
+    assert!(html.contains("verlopen"), "{html}");
+
+    // English on request, and by the browser's preference.
+    let (s, h, _) = b.post("/language", &[("lang", "en"), ("back", "/login")]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login"));
+    let (_, _, html) = b.get("/login").await;
+    assert!(html.contains(r#"<label for="username">Username</label>"#) && html.contains(r#"lang="en""#), "{html}");
+    let (s, h, _) = b.post("/language", &[("lang", "nl"), ("back", "//evil.example/")]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/"), "no open redirect");
+
+    // Assets: hashed names, cached long; unknown paths a page, the API's
+    // unknown paths its JSON error.
+    let css = html.split("href=\"/assets/").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let (s, h, body) = b.get(&format!("/assets/{css}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/css") && body.contains("focus-visible"));
+    let (s, _, _) = b.get("/assets/0000000000000000/kluis.css").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, h, _) = b.get("/nowhere").await;
+    assert_eq!((s, h["content-type"].to_str().unwrap()), (StatusCode::NOT_FOUND, "text/html; charset=utf-8"));
+    let (s, v) = Api::anonymous(&env.server).get("/api/v1/nowhere").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+}
+
+#[tokio::test]
+async fn pages_keep_the_rules_of_the_api() {
+    let env = start(support::embedded().await, &[]).await;
+    let admin = env.admin().await;
+    let anna = env.user(&admin, "anna", "coach").await;
+    let bert = env.user(&admin, "bert", "coach").await;
+    let client = env.client(&admin).await;
+    let (s, _) = admin.put(&format!("/api/v1/clients/{client}/coach"), json!({"coach_id": anna.id})).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let mut a = Browser::new(&env.server);
+    a.sign_in(&anna).await;
+    let (s, _, html) = a.get("/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Mijn cliënten") && html.contains(&format!(r#"<a href="/clients/{client}">Jansen, J.</a>"#)));
+    assert!(!html.contains("111222333") && !html.contains("2333"), "no BSN on the caseload");
+
+    // Upload through the page (as its script does: one file, JSON answer).
+    let (data, _) = pdf(20_000);
+    let upload = |b: &Browser, name: &str, bytes: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .text("type", "work_plan")
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
+        b.http
+            .post(format!("{}/clients/{client}/documents", b.base))
+            .header("cookie", b.cookie_header())
+            .header("sec-fetch-site", "same-origin")
+            .header("x-kluis-upload", "1")
+            .multipart(form)
+    };
+    let resp = upload(&a, "plan.pdf", data.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v, json!({"ok": true, "filename": "plan.pdf", "message": "Geaccepteerd"}));
+    let resp = upload(&a, "script.html", b"<html><script>alert(1)</script></html>".to_vec()).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["filename"], "script.html");
+    assert!(v["message"].as_str().unwrap().starts_with("Geweigerd: dit bestandstype"), "{v}");
+    // A cross-site upload is refused before the body is read.
+    let resp = upload(&a, "plan.pdf", data.clone()).header("sec-fetch-site", "cross-site").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // The dossier page lists the one accepted document with a download
+    // form offering the coach's one purpose.
+    let (s, _, html) = a.get(&format!("/clients/{client}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, docs) = admin.get(&format!("/api/v1/clients/{client}/documents")).await;
+    let docs = docs["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 1);
+    let doc = docs[0]["id"].as_str().unwrap();
+    assert!(html.contains(&format!(r#"action="/documents/{doc}/download""#)), "{html}");
+    assert!(html.contains(r#"<option value="guidance">"#) && !html.contains(r#"value="invoicing""#));
+
+    // Download from the page: the bytes, as an attachment; a purpose the
+    // coach may not name is refused by the vault, not by the page.
+    let resp = a
+        .http
+        .post(format!("{}/documents/{doc}/download", a.base))
+        .header("cookie", a.cookie_header())
+        .header("sec-fetch-site", "same-origin")
+        .form_of(&[("purpose", "guidance")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"plan.pdf\""));
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), data);
+    let (s, _, _) = a.post(&format!("/documents/{doc}/download"), &[("purpose", "invoicing")]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, events) = admin.get(&format!("/api/v1/audit?document_id={doc}&action=document.download")).await;
+    let outcomes: Vec<_> = events["events"].as_array().unwrap().iter().map(|e| e["outcome"].clone()).collect();
+    assert!(outcomes.contains(&json!("allowed")), "{events}");
+
+    // Another coach: the client does not exist for them, on every page.
+    let mut b = Browser::new(&env.server);
+    b.sign_in(&bert).await;
+    let (_, _, html) = b.get("/").await;
+    assert!(!html.contains(&client), "{html}");
+    let (s, _, html) = b.get(&format!("/clients/{client}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(!html.contains("Jansen"), "{html}");
+    let (s, _, _) = b.post(&format!("/documents/{doc}/download"), &[("purpose", "guidance")]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let resp = upload(&b, "plan.pdf", data.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // A substitution shows the client in bert's caseload, marked as such.
+    let now = chrono::Utc::now();
+    let (s, v) = admin
+        .post(
+            "/api/v1/substitutions",
+            json!({"absent_coach_id": anna.id, "substitute_id": bert.id, "from": now - chrono::Duration::minutes(1),
+                   "until": now + chrono::Duration::days(7), "reason": "vacation"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, _, html) = b.get("/").await;
+    assert!(html.contains(&format!("/clients/{client}")) && html.contains("Vervanging van een collega"), "{html}");
+}
