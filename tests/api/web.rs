@@ -310,6 +310,8 @@ async fn pages_keep_the_rules_of_the_api() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"plan.pdf\""));
+    assert_eq!(resp.headers()["content-security-policy"], "default-src 'none'; sandbox", "a download keeps its own");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
     assert_eq!(resp.bytes().await.unwrap().to_vec(), data);
     let (s, _, _) = a.post(&format!("/documents/{doc}/download"), &[("purpose", "invoicing")]).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
@@ -342,4 +344,122 @@ async fn pages_keep_the_rules_of_the_api() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (_, _, html) = b.get("/").await;
     assert!(html.contains(&format!("/clients/{client}")) && html.contains("Vervanging van een collega"), "{html}");
+}
+
+/// The `csrf` value of the form whose action is `action` on `html`.
+fn form_token(html: &str, action: &str) -> String {
+    let form = html.split(&format!(r#"action="{action}""#)).nth(1).unwrap_or_else(|| panic!("no form {action}"));
+    let after = form.split(r#"name="csrf" value=""#).nth(1).expect("a csrf field");
+    after.split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn office_and_management_pages_export_hold_and_show_the_access_log() {
+    let env = start(support::embedded().await, &[]).await;
+    let admin = env.admin().await;
+    let olga = env.user(&admin, "olga", "office").await;
+    let client = env.client(&admin).await;
+    let (data, _) = pdf(10_000);
+    let (s, doc) = admin.upload(&client, "fml", "fml.pdf", data).await;
+    assert_eq!(s, StatusCode::CREATED, "{doc}");
+    let doc = doc["id"].as_str().unwrap().to_string();
+    let (s, _) = admin.post(&format!("/api/v1/clients/{client}/close"), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Office: the archive tab lists the closed client; its page offers the
+    // archive's purposes, the export and the access log, no legal hold.
+    let mut o = Browser::new(&env.server);
+    o.sign_in(&olga).await;
+    let (_, _, html) = o.get("/").await;
+    assert!(!html.contains(&format!("/clients/{client}")), "not among the running trajectories");
+    let (_, _, html) = o.get("/?status=closed").await;
+    assert!(html.contains(&format!(r#"<a href="/clients/{client}">Jansen, J.</a>"#)), "{html}");
+    // Search finds the archived document once the index has it (SPEC: within 2 s).
+    let mut html = String::new();
+    for _ in 0..50 {
+        let (s, _, page) = o.get("/search?q=jansen&status=closed").await;
+        assert_eq!(s, StatusCode::OK);
+        html = page;
+        if html.contains(&format!("/clients/{client}#doc-{doc}")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(html.contains(&format!("/clients/{client}#doc-{doc}")) && html.contains("Resultaten 1–1 van 1"), "{html}");
+    let (_, _, html) = o.get(&format!("/clients/{client}")).await;
+    assert!(html.contains(r#"value="availability""#) && html.contains(r#"value="satisfaction_survey""#));
+    assert!(!html.contains(r#"value="guidance""#) && !html.contains("/legal-hold"), "{html}");
+    assert!(html.contains(r#"id="access-log""#) && html.contains("Document geüpload"), "{html}");
+    let token = form_token(&html, &format!("/clients/{client}/export"));
+    // Without the form's token, or with another form's, the export is refused.
+    let (s, _, _) = o.post(&format!("/clients/{client}/export"), &[("csrf", "0")]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let resp = o
+        .http
+        .post(format!("{}/clients/{client}/export", o.base))
+        .header("cookie", o.cookie_header())
+        .header("sec-fetch-site", "same-origin")
+        .form_of(&[("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/zip");
+    let zip = resp.bytes().await.unwrap();
+    let names: Vec<String> = {
+        let mut a = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).unwrap();
+        (0..a.len()).map(|i| a.by_index(i).unwrap().name().to_string()).collect()
+    };
+    assert!(names.contains(&"client.json".to_string()) && names.iter().any(|n| n.ends_with("fml.pdf")), "{names:?}");
+    let (_, events) = admin.get(&format!("/api/v1/audit?client_id={client}&action=client.export")).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
+
+    // Office may not place a hold, even with a valid-looking form.
+    let hold_token_of_office = {
+        let (_, _, html) = o.get(&format!("/clients/{client}")).await;
+        form_token(&html, &format!("/clients/{client}/export"))
+    };
+    let (s, _, _) = o
+        .post(
+            &format!("/documents/{doc}/legal-hold"),
+            &[("csrf", &hold_token_of_office), ("client_id", &client), ("hold", "true"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "another form's token");
+
+    // Management places a hold with a reason, sees it, lifts it.
+    let mut m = Browser::new(&env.server);
+    m.sign_in(&env.admin).await;
+    let (_, _, html) = m.get(&format!("/clients/{client}")).await;
+    let hold = form_token(&html, &format!("/documents/{doc}/legal-hold"));
+    let (s, h, _) = m
+        .post(
+            &format!("/documents/{doc}/legal-hold"),
+            &[("csrf", &hold), ("client_id", &client), ("hold", "true"), ("reason", "Klacht bij het NIP")],
+        )
+        .await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, format!("/clients/{client}?n=held#doc-{doc}").as_str()));
+    let (_, v) = admin.get(&format!("/api/v1/documents/{doc}")).await;
+    assert_eq!((v["legal_hold"].as_bool(), v["legal_hold_reason"].as_str()), (Some(true), Some("Klacht bij het NIP")));
+    let (_, _, html) = m.get(&format!("/clients/{client}?n=held")).await;
+    assert!(
+        html.contains("De bewaarplicht is ingesteld") && html.contains("Bewaarplicht: Klacht bij het NIP"),
+        "{html}"
+    );
+    let (s, _, _) = m
+        .post(
+            &format!("/documents/{doc}/legal-hold"),
+            &[("csrf", &hold), ("client_id", &client), ("hold", "false"), ("reason", " ")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a reason is required to lift it too");
+    let (s, h, _) = m
+        .post(
+            &format!("/documents/{doc}/legal-hold"),
+            &[("csrf", &hold), ("client_id", &client), ("hold", "false"), ("reason", "Klacht afgehandeld")],
+        )
+        .await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, format!("/clients/{client}?n=lifted#doc-{doc}").as_str()));
+    let (_, v) = admin.get(&format!("/api/v1/documents/{doc}")).await;
+    assert_eq!(v["legal_hold"], false);
 }

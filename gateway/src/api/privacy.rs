@@ -225,6 +225,12 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let slot = st.slot(&st.download_slots, "downloads").await?;
     let export = st.vault.export_client(&caller, id, q).await?;
+    Ok(export_response(export, slot))
+}
+
+/// The answer of an export: the zip streamed with its exact length, as an
+/// attachment, holding `slot` until it is sent (the API's and the pages').
+pub fn export_response(export: vault::service::Export, slot: tokio::sync::OwnedSemaphorePermit) -> Response {
     let body = export.body.chain(futures::stream::once(async move {
         drop(slot);
         Ok(bytes::Bytes::new())
@@ -238,5 +244,5 @@ pub async fn export(
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
-    Ok(resp)
+    resp
 }

@@ -99,6 +99,11 @@ impl Tr {
         LOCALES.lookup(self.lang.id(), key)
     }
 
+    /// The message `key`, if the files have it.
+    pub fn try_t(&self, key: &str) -> Option<String> {
+        LOCALES.try_lookup(self.lang.id(), key)
+    }
+
     /// The message `key` with one argument.
     pub fn t1(&self, key: &str, name: &'static str, value: &str) -> String {
         let mut args: HashMap<Cow<'static, str>, FluentValue<'_>> = HashMap::new();
@@ -151,15 +156,16 @@ impl Tr {
         t.with_timezone(&chrono_tz::Europe::Amsterdam).format("%-d-%-m-%Y %H:%M").to_string()
     }
 
-    /// A size in bytes, with a decimal comma: `1,5 MB`.
+    /// A size in bytes, in units of 1024 as file managers show them, with
+    /// a decimal comma: `1,5 MB`.
     pub fn size(&self, bytes: i64) -> String {
         let b = bytes.max(0) as f64;
-        let (v, unit) = if b >= 1e9 {
-            (b / 1e9, "GB")
-        } else if b >= 1e6 {
-            (b / 1e6, "MB")
-        } else if b >= 1e3 {
-            (b / 1e3, "kB")
+        let (v, unit) = if b >= 1024.0 * 1024.0 * 1024.0 {
+            (b / (1024.0 * 1024.0 * 1024.0), "GB")
+        } else if b >= 1024.0 * 1024.0 {
+            (b / (1024.0 * 1024.0), "MB")
+        } else if b >= 1024.0 {
+            (b / 1024.0, "kB")
         } else {
             return format!("{bytes} B");
         };
@@ -192,7 +198,9 @@ mod tests {
         // Every message resolves in both languages, with whatever argument
         // any message takes.
         let mut args: HashMap<Cow<'static, str>, FluentValue<'_>> = HashMap::new();
-        for a in ["name", "role", "max", "reason", "accepted", "total", "detail", "code", "from", "to"] {
+        for a in
+            ["name", "role", "max", "reason", "accepted", "total", "detail", "code", "from", "to", "count", "action"]
+        {
             args.insert(Cow::Borrowed(a), FluentValue::from("x"));
         }
         for lang in [Lang::Nl, Lang::En] {
@@ -230,8 +238,9 @@ mod tests {
         // 23:30 UTC on 31 December is already New Year in Amsterdam.
         let t = DateTime::parse_from_rfc3339("2026-12-31T23:30:00Z").unwrap().with_timezone(&Utc);
         assert_eq!(tr.time(t), "1-1-2027 00:30");
-        assert_eq!(tr.size(1_500_000), "1,5 MB");
-        assert_eq!(tr.size(2_000), "2 kB");
+        assert_eq!(tr.size(1_572_864), "1,5 MB");
+        assert_eq!(tr.size(536_870_912), "512 MB");
+        assert_eq!(tr.size(2_048), "2 kB");
         assert_eq!(tr.size(12), "12 B");
         assert_eq!(
             (tr.number(1_234_567), tr.number(999), tr.number(1000)),

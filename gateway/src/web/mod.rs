@@ -40,6 +40,8 @@ pub fn router(upload_limit: u64) -> Router<AppState> {
         .route("/language", post(pages::set_language))
         .route("/clients/{id}", get(pages::client))
         .route("/search", get(pages::search))
+        .route("/clients/{id}/export", post(pages::export))
+        .route("/documents/{id}/legal-hold", post(pages::legal_hold))
         .route("/documents/{id}/download", post(pages::download))
         .layer(DefaultBodyLimit::max(FORM_LIMIT));
     let uploads = Router::new()
@@ -49,7 +51,8 @@ pub fn router(upload_limit: u64) -> Router<AppState> {
     forms
         .merge(uploads)
         .layer(middleware::from_fn(session::refuse_cross_site))
-        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        // A download keeps its own, stricter policy (`sandbox`).
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .route("/assets/{hash}/{name}", get(assets::serve))
 }

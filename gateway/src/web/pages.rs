@@ -311,6 +311,15 @@ struct ClientsPage {
     intro: String,
     rows: Vec<ClientRow>,
     show_coverage: bool,
+    /// Running trajectories and the archive as two tabs (staff).
+    tabs: bool,
+    archive: bool,
+}
+
+#[derive(Deserialize)]
+pub struct HomeQuery {
+    /// `closed`: the archive.
+    status: Option<String>,
 }
 
 fn client_name(c: &Client) -> String {
@@ -326,10 +335,12 @@ fn status_text(tr: &Tr, s: ClientStatus) -> String {
 
 /// Home: a coach's caseload (own clients and those of colleagues they
 /// cover for, marked); for the office roles the running trajectories.
-pub async fn home(State(st): State<AppState>, p: Page) -> Response {
+pub async fn home(State(st): State<AppState>, p: Page, Query(q): Query<HomeQuery>) -> Response {
     let tr = p.tr;
     let coach = p.caller.role().is_coach();
-    let clients = match st.vault.list_clients(&p.caller, Some(ClientStatus::Active)).await {
+    let archive = !coach && q.status.as_deref() == Some("closed");
+    let status = if archive { ClientStatus::Closed } else { ClientStatus::Active };
+    let clients = match st.vault.list_clients(&p.caller, Some(status)).await {
         Ok(c) => c,
         Err(e) => return service_error_page(tr, &e),
     };
@@ -346,12 +357,23 @@ pub async fn home(State(st): State<AppState>, p: Page) -> Response {
         .collect();
     let (heading, intro) = if coach {
         (tr.t("caseload-title"), tr.t("caseload-intro"))
+    } else if archive {
+        (tr.t("archive-title"), tr.t("archive-intro"))
     } else {
         (tr.t("clients-title"), tr.t("clients-intro"))
     };
+    let path = if archive { "/?status=closed" } else { "/" };
     render(
         StatusCode::OK,
-        &ClientsPage { c: Chrome::new(tr, Some(&p.caller), "/", "home"), heading, intro, rows, show_coverage: coach },
+        &ClientsPage {
+            c: Chrome::new(tr, Some(&p.caller), path, "home"),
+            heading,
+            intro,
+            rows,
+            show_coverage: coach,
+            tabs: !coach,
+            archive,
+        },
     )
 }
 
@@ -365,6 +387,16 @@ struct DocRow {
     size: String,
     destroy: String,
     held: bool,
+    hold_reason: Option<String>,
+}
+
+/// One line of a client's access log.
+struct LogRow {
+    when: String,
+    who: String,
+    what: String,
+    purpose: String,
+    outcome: String,
 }
 
 /// One file's outcome, shown in the results list.
@@ -378,6 +410,7 @@ pub struct UploadResult {
 #[template(path = "client.html")]
 struct ClientPage {
     c: Chrome,
+    notice: Option<String>,
     id: Uuid,
     name: String,
     birth_date: String,
@@ -396,6 +429,15 @@ struct ClientPage {
     refused_prefix: String,
     summary_template: String,
     upload_js: &'static str,
+    /// Management: a legal-hold form per document.
+    may_hold: bool,
+    hold_token: String,
+    /// Management and office: the dossier's export.
+    may_export: bool,
+    export_token: String,
+    /// Management and office: the newest entries of the access log.
+    access_log: Option<Vec<LogRow>>,
+    access_log_intro: String,
 }
 
 fn doc_row(tr: &Tr, d: &Document) -> DocRow {
@@ -416,6 +458,7 @@ fn doc_row(tr: &Tr, d: &Document) -> DocRow {
         size: d.size.map(|s| tr.size(s)).unwrap_or_default(),
         destroy,
         held: d.legal_hold,
+        hold_reason: d.legal_hold_reason.clone(),
     }
 }
 
@@ -423,7 +466,38 @@ fn max_upload(st: &AppState, tr: &Tr) -> String {
     tr.size(st.settings.max_upload_bytes as i64)
 }
 
-async fn client_page(st: &AppState, p: &Page, id: Uuid, results: Vec<UploadResult>) -> Response {
+fn log_row(tr: &Tr, e: &vault::service::AccessEntry) -> LogRow {
+    let key = format!("action-{}", e.action.replace('.', "-"));
+    let what = match fluent_key(tr, &key) {
+        Some(t) => t,
+        None => tr.t1("action-other", "action", &e.action),
+    };
+    let who = match (&e.actor_name, &e.actor_role) {
+        (Some(n), Some(r)) => format!("{n} ({})", tr.t(&format!("role-{r}"))),
+        (Some(n), None) => n.clone(),
+        _ => "–".into(),
+    };
+    LogRow {
+        when: tr.time(e.at),
+        who,
+        what,
+        purpose: e.purpose.as_deref().map(|p| tr.t(&format!("purpose-{p}"))).unwrap_or_default(),
+        outcome: if e.outcome == "allowed" { tr.t("outcome-allowed") } else { tr.t("outcome-denied") },
+    }
+}
+
+/// The message `key` if there is one.
+fn fluent_key(tr: &Tr, key: &str) -> Option<String> {
+    tr.try_t(key)
+}
+
+async fn client_page(
+    st: &AppState,
+    p: &Page,
+    id: Uuid,
+    results: Vec<UploadResult>,
+    notice: Option<String>,
+) -> Response {
     let tr = p.tr;
     let client = match st.vault.get_client(&p.caller, id).await {
         Ok(c) => c,
@@ -447,14 +521,31 @@ async fn client_page(st: &AppState, p: &Page, id: Uuid, results: Vec<UploadResul
             .collect()
     };
     let can_upload = client.status == ClientStatus::Active && role != Role::Administration;
+    let staff = matches!(role, Role::Management | Role::Office);
+    let access_log = if staff {
+        match st.vault.access_log(&p.caller, id).await {
+            Ok(log) => Some(log.entries.iter().rev().map(|e| log_row(&tr, e)).collect::<Vec<_>>()),
+            Err(e) => return service_error_page(tr, &e),
+        }
+    } else {
+        None
+    };
     let accepted = results.iter().filter(|r| r.ok).count();
     let summary = if results.is_empty() {
         String::new()
     } else {
         tr.t2("upload-summary", ("accepted", &accepted.to_string()), ("total", &results.len().to_string()))
     };
+    let access_log_intro = tr.t1("access-log-intro", "count", &access_log.as_ref().map_or(0, |l| l.len()).to_string());
     let page = ClientPage {
         c: Chrome::new(tr, Some(&p.caller), &format!("/clients/{id}"), "home"),
+        notice,
+        may_hold: role == Role::Management,
+        hold_token: session::csrf_token(&p.token, "legal-hold"),
+        may_export: staff,
+        export_token: session::csrf_token(&p.token, "export"),
+        access_log,
+        access_log_intro,
         id,
         name: client_name(&client),
         birth_date: client.birth_date.map(|d| tr.date(d)).unwrap_or_default(),
@@ -476,9 +567,82 @@ async fn client_page(st: &AppState, p: &Page, id: Uuid, results: Vec<UploadResul
     render(StatusCode::OK, &page)
 }
 
-pub async fn client(State(st): State<AppState>, p: Page, Path(id): Path<String>) -> Response {
+#[derive(Deserialize)]
+pub struct ClientQuery {
+    /// A notice after a change: `held`, `lifted`.
+    n: Option<String>,
+}
+
+pub async fn client(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Query(q): Query<ClientQuery>,
+) -> Response {
     let Ok(id) = id.parse::<Uuid>() else { return service_error_page(p.tr, &ServiceError::not_found()) };
-    client_page(&st, &p, id, Vec::new()).await
+    let notice = match q.n.as_deref() {
+        Some("held") => Some(p.tr.t("notice-hold-set")),
+        Some("lifted") => Some(p.tr.t("notice-hold-lifted")),
+        _ => None,
+    };
+    client_page(&st, &p, id, Vec::new(), notice).await
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    csrf: String,
+}
+
+/// The dossier as a zip (management, office): a sensitive form, so besides
+/// the origin check it carries the session's token for it.
+pub async fn export(State(st): State<AppState>, p: Page, Path(id): Path<String>, Form(f): Form<TokenForm>) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "export", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let slot = match st.slot(&st.download_slots, "downloads").await {
+        Ok(s) => s,
+        Err(e) => return service_error_page(tr, &e.0),
+    };
+    match st.vault.export_client(&p.caller, id, vault::service::ExportQuery::default()).await {
+        Ok(export) => crate::api::privacy::export_response(export, slot),
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HoldForm {
+    csrf: String,
+    client_id: Uuid,
+    hold: bool,
+    reason: String,
+}
+
+/// Place or lift a legal hold (management), then back to the dossier.
+pub async fn legal_hold(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<HoldForm>,
+) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "legal-hold", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let set = vault::service::SetLegalHold { hold: f.hold, reason: f.reason };
+    match st.vault.set_legal_hold(&p.caller, id, set).await {
+        Ok(doc) => {
+            let n = if doc.legal_hold { "held" } else { "lifted" };
+            see_other(&format!("/clients/{}?n={n}#doc-{}", doc.client_id, doc.id))
+        }
+        Err(e) if e.code == ErrorCode::ReasonRequired || e.code == ErrorCode::InvalidField => {
+            let _ = f.client_id;
+            error_page(tr, StatusCode::UNPROCESSABLE_ENTITY, &tr.t1("reason-invalid", "detail", &e.message))
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
 }
 
 /// Why an upload was refused, in the page's language.
@@ -538,7 +702,7 @@ pub async fn upload(
         let body = serde_json::json!({ "ok": outcome.ok, "filename": outcome.filename, "message": outcome.message });
         return (status, axum::Json(body)).into_response();
     }
-    client_page(&st, &p, id, vec![outcome]).await
+    client_page(&st, &p, id, vec![outcome], None).await
 }
 
 #[derive(Deserialize)]
