@@ -463,3 +463,233 @@ async fn office_and_management_pages_export_hold_and_show_the_access_log() {
     let (_, v) = admin.get(&format!("/api/v1/documents/{doc}")).await;
     assert_eq!(v["legal_hold"], false);
 }
+
+/// The page's text with tags removed (for assertions on what a person reads).
+fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in html.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn staff_pages_manage_users_substitutions_coaches_restriction_retention_audit_and_breaches() {
+    let env = start(support::embedded().await, &[]).await;
+    let admin = env.admin().await;
+    let mut m = Browser::new(&env.server);
+    m.sign_in(&env.admin).await;
+
+    // Users: a new coach through the page; its secret is shown once and
+    // works for a sign-in.
+    let (s, _, html) = m.get("/users").await;
+    assert_eq!(s, StatusCode::OK);
+    let token = form_token(&html, "/users");
+    let (s, _, _) = m
+        .post(
+            "/users",
+            &[
+                ("csrf", &token),
+                ("username", "kees"),
+                ("display_name", "Kees"),
+                ("role", "coach"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "weak password");
+    let resp = m
+        .http
+        .post(format!("{}/users", m.base))
+        .header("cookie", m.cookie_header())
+        .header("sec-fetch-site", "same-origin")
+        .form_of(&[
+            ("csrf", &token),
+            ("username", "kees"),
+            ("display_name", "Kees de Vries"),
+            ("role", "coach"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let html = resp.text().await.unwrap();
+    let secret = html.split(r#"<code id="totp-secret">"#).nth(1).unwrap().split('<').next().unwrap().to_string();
+    let kees = User { id: Uuid::nil(), username: "kees".into(), secret };
+    let (_, v) = admin.get("/api/v1/users").await;
+    let kees_id = v["users"].as_array().unwrap().iter().find(|u| u["username"] == "kees").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut k = Browser::new(&env.server);
+    k.sign_in(&kees).await;
+    let (_, _, html) = k.get("/").await;
+    assert!(html.contains("Mijn cliënten") && !html.contains(r#"href="/users""#), "a coach has no user pages");
+    let (s, _, _) = k.get("/users").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, _, html) =
+        m.post("/users", &[("csrf", &token), ("username", "kees"), ("role", "coach"), ("password", PASSWORD)]).await;
+    let _ = html;
+    let (s, _, _) =
+        m.post("/users", &[("csrf", &token), ("username", "kees"), ("role", "coach"), ("password", PASSWORD)]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "the name is taken");
+
+    // A second coach, a client assigned to kees through the client page.
+    let lies = env.user(&admin, "lies", "coach").await;
+    let client = env.client(&admin).await;
+    let (_, _, html) = m.get(&format!("/clients/{client}")).await;
+    let ct = form_token(&html, &format!("/clients/{client}/coach"));
+    let (s, h, _) = m.post(&format!("/clients/{client}/coach"), &[("csrf", &ct), ("coach_id", &kees_id)]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, format!("/clients/{client}?n=coach").as_str()));
+    let (_, _, html) = k.get("/").await;
+    assert!(html.contains(&format!("/clients/{client}")), "in kees's caseload now");
+
+    // A substitution through its page: lies covers kees's clients.
+    let (_, _, html) = m.get("/substitutions").await;
+    let st = form_token(&html, "/substitutions");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let later = (chrono::Utc::now() + chrono::Duration::days(7)).format("%Y-%m-%d").to_string();
+    let (s, h, _) = m
+        .post(
+            "/substitutions",
+            &[
+                ("csrf", &st),
+                ("absent_coach_id", &kees_id),
+                ("substitute_id", &lies.id.to_string()),
+                ("from", &today),
+                ("until", &later),
+                ("reason", "sickness"),
+            ],
+        )
+        .await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/substitutions?n=created"));
+    let (_, _, html) = m.get("/substitutions?n=created").await;
+    assert!(text_of(&html).contains("Kees de Vries lies Ziekte") || html.contains("Ziekte"), "{html}");
+    let mut l = Browser::new(&env.server);
+    l.sign_in(&lies).await;
+    let (_, _, html) = l.get("/").await;
+    assert!(html.contains(&format!("/clients/{client}")) && html.contains("Vervanging van een collega"), "{html}");
+    let sub_id = html_substitution_id(&m.get("/substitutions").await.2);
+    let (s, h, _) = m.post(&format!("/substitutions/{sub_id}/end"), &[("csrf", &st)]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/substitutions?n=ended"));
+    let (_, _, html) = l.get("/").await;
+    assert!(!html.contains(&format!("/clients/{client}")), "the substitution ended");
+
+    // Restriction: the coach can no longer download; lifted again.
+    let (data, _) = pdf(5_000);
+    let (_, doc) = admin.upload(&client, "intake", "intake.pdf", data).await;
+    let doc = doc["id"].as_str().unwrap().to_string();
+    let (s, h, _) = m
+        .post(
+            &format!("/clients/{client}/restriction"),
+            &[("csrf", &ct), ("restricted", "true"), ("reason", "Bezwaar ingediend")],
+        )
+        .await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, format!("/clients/{client}?n=restricted").as_str()));
+    let (s, _, _) = k.post(&format!("/documents/{doc}/download"), &[("purpose", "guidance")]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, _, html) = k.get(&format!("/clients/{client}")).await;
+    assert!(html.contains("beperkt") && !html.contains(&format!("/documents/{doc}/download")), "no download form");
+    let (s, _, _) = m
+        .post(
+            &format!("/clients/{client}/restriction"),
+            &[("csrf", &ct), ("restricted", "false"), ("reason", "Bezwaar afgewezen")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, _, _) = k.post(&format!("/documents/{doc}/download"), &[("purpose", "guidance")]).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Role change and deactivation of kees through the users page.
+    let (s, h, _) = m.post(&format!("/users/{kees_id}"), &[("csrf", &token), ("action", "deactivate")]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, format!("/users?n=updated#user-{kees_id}").as_str()));
+    let (s, h, _) = k.get("/").await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login?n=expired"), "deactivation ends the session");
+    let me = env.admin.id.to_string();
+    let (s, _, html) =
+        m.post(&format!("/users/{me}"), &[("csrf", &token), ("action", "role"), ("role", "office")]).await;
+    let _ = html;
+    assert_eq!(s, StatusCode::FORBIDDEN, "nobody changes their own role (the vault's rule, as through the API)");
+
+    // The destruction list: a manual date within the month shows, with its reason.
+    let until = (chrono::Utc::now() + chrono::Duration::days(10)).format("%Y-%m-%d").to_string();
+    let (s, v) = admin
+        .put(
+            &format!("/api/v1/documents/{doc}/retention"),
+            json!({"until": until, "reason": "Afspraak met de opdrachtgever"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, html) = m.get("/retention").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains(&format!("#doc-{doc}")) && html.contains("Handmatig: Afspraak met de opdrachtgever"),
+        "{html}"
+    );
+    let (s, _, _) = m.get("/retention?before=gisteren").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The audit log and its verification.
+    let (s, _, html) = m.get("/audit?action=document.download").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Document gedownload") && html.contains("geweigerd") || html.contains("denied"), "{html}");
+    let (s, _, html) = m.get("/audit/verify").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("De keten is in orde"), "{html}");
+    let (s, _, _) = l.get("/audit").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a coach has no audit log");
+
+    // The breach register: register, then record the notification.
+    let (_, _, html) = m.get("/breaches").await;
+    let bt = form_token(&html, "/breaches");
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Amsterdam).format("%Y-%m-%dT%H:%M").to_string();
+    let body = form_body(&[
+        ("csrf", &bt),
+        ("detected_at", &now),
+        ("nature", "Laptop van een coach gestolen"),
+        ("categories", "health"),
+        ("categories", "contact"),
+        ("data_subjects_estimate", "12"),
+        ("records_estimate", "40"),
+        ("consequences", "Inzage in rapporten"),
+        ("measures", "Sessies beëindigd, wachtwoord gewijzigd"),
+    ]);
+    let resp = m
+        .http
+        .post(format!("{}/breaches", m.base))
+        .header("cookie", m.cookie_header())
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, v) = admin.get("/api/v1/breaches").await;
+    let b = &v["breaches"][0];
+    assert_eq!(b["categories"], json!(["contact", "health"]), "both, in the register's order");
+    assert_eq!(b["data_subjects_estimate"], 12);
+    let id = b["id"].as_str().unwrap();
+    let (s, h, _) =
+        m.post(&format!("/breaches/{id}"), &[("csrf", &bt), ("notified_at", &now), ("not_notified_reason", "")]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, format!("/breaches?n=updated#breach-{id}").as_str()));
+    let (_, v) = admin.get(&format!("/api/v1/breaches/{id}")).await;
+    assert!(v["authority_notified_at"].is_string(), "{v}");
+    let (_, _, html) = m.get("/breaches").await;
+    assert!(html.contains("Gemeld op"), "{html}");
+}
+
+fn html_substitution_id(html: &str) -> String {
+    html.split(r#"action="/substitutions/"#).nth(1).unwrap().split('/').next().unwrap().to_string()
+}

@@ -198,9 +198,10 @@ mod tests {
         // Every message resolves in both languages, with whatever argument
         // any message takes.
         let mut args: HashMap<Cow<'static, str>, FluentValue<'_>> = HashMap::new();
-        for a in
-            ["name", "role", "max", "reason", "accepted", "total", "detail", "code", "from", "to", "count", "action"]
-        {
+        for a in [
+            "name", "role", "max", "reason", "accepted", "total", "detail", "code", "from", "to", "count", "action",
+            "events", "head", "error", "when",
+        ] {
             args.insert(Cow::Borrowed(a), FluentValue::from("x"));
         }
         for lang in [Lang::Nl, Lang::En] {

@@ -32,6 +32,11 @@ pub struct Chrome {
     /// Whether the menu offers search (every role but the administration,
     /// which never sees documents).
     pub may_search: bool,
+    /// Whether the menu offers users, substitutions and the destruction
+    /// list (management, office).
+    pub may_manage: bool,
+    /// Whether the menu offers the audit log (management).
+    pub may_audit: bool,
     pub css: &'static str,
     pub icon: &'static str,
 }
@@ -52,6 +57,8 @@ impl Chrome {
             path: path.to_string(),
             section,
             may_search,
+            may_manage: caller.is_some_and(|c| matches!(c.role(), Role::Management | Role::Office)),
+            may_audit: caller.is_some_and(|c| c.role() == Role::Management),
             css: assets::CSS.url(),
             icon: assets::ICON.url(),
         }
@@ -438,6 +445,11 @@ struct ClientPage {
     /// Management and office: the newest entries of the access log.
     access_log: Option<Vec<LogRow>>,
     access_log_intro: String,
+    /// Management and office: the coach and the restriction can change.
+    may_manage: bool,
+    client_token: String,
+    coach_name: String,
+    coaches: Vec<(Uuid, String, bool)>,
 }
 
 fn doc_row(tr: &Tr, d: &Document) -> DocRow {
@@ -536,6 +548,26 @@ async fn client_page(
     } else {
         tr.t2("upload-summary", ("accepted", &accepted.to_string()), ("total", &results.len().to_string()))
     };
+    let (coach_name, coaches) = if staff {
+        match st.vault.list_users(&p.caller).await {
+            Ok(users) => {
+                let name = client
+                    .coach_id
+                    .and_then(|c| users.iter().find(|u| u.id == c))
+                    .map(|u| u.display_name.clone())
+                    .unwrap_or_else(|| tr.t("coach-none"));
+                let coaches = users
+                    .iter()
+                    .filter(|u| u.active && u.role.is_coach())
+                    .map(|u| (u.id, format!("{} ({})", u.display_name, u.username), client.coach_id == Some(u.id)))
+                    .collect();
+                (name, coaches)
+            }
+            Err(e) => return service_error_page(tr, &e),
+        }
+    } else {
+        (String::new(), Vec::new())
+    };
     let access_log_intro = tr.t1("access-log-intro", "count", &access_log.as_ref().map_or(0, |l| l.len()).to_string());
     let page = ClientPage {
         c: Chrome::new(tr, Some(&p.caller), &format!("/clients/{id}"), "home"),
@@ -543,6 +575,10 @@ async fn client_page(
         may_hold: role == Role::Management,
         hold_token: session::csrf_token(&p.token, "legal-hold"),
         may_export: staff,
+        may_manage: staff,
+        client_token: session::csrf_token(&p.token, "client"),
+        coach_name,
+        coaches,
         export_token: session::csrf_token(&p.token, "export"),
         access_log,
         access_log_intro,
@@ -583,6 +619,9 @@ pub async fn client(
     let notice = match q.n.as_deref() {
         Some("held") => Some(p.tr.t("notice-hold-set")),
         Some("lifted") => Some(p.tr.t("notice-hold-lifted")),
+        Some("coach") => Some(p.tr.t("notice-coach-assigned")),
+        Some("restricted") => Some(p.tr.t("notice-restriction-set")),
+        Some("unrestricted") => Some(p.tr.t("notice-restriction-lifted")),
         _ => None,
     };
     client_page(&st, &p, id, Vec::new(), notice).await
@@ -903,4 +942,776 @@ pub async fn search(State(st): State<AppState>, p: Page, Query(f): Query<SearchF
 /// "Resultaten 1–20 van 1.234": the count written the Dutch way.
 fn search_count(tr: &Tr, first: u32, last: u32, total: u64) -> String {
     tr.t3("search-results", ("from", &first.to_string()), ("to", &last.to_string()), ("total", &tr.number(total)))
+}
+
+// ------------------------------------------------------------------- users
+
+struct UserRow {
+    id: Uuid,
+    name: String,
+    username: String,
+    role: String,
+    role_key: &'static str,
+    active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    c: Chrome,
+    notice: Option<String>,
+    error: Option<String>,
+    /// The new-user field the error is about (`username`, `password`).
+    field: &'static str,
+    users: Vec<UserRow>,
+    roles: Vec<(&'static str, String)>,
+    token: String,
+    form_username: String,
+    form_display_name: String,
+    form_role: String,
+}
+
+#[derive(Template)]
+#[template(path = "user_created.html")]
+struct UserCreatedPage {
+    c: Chrome,
+    intro: String,
+    username: String,
+    secret: String,
+    url: String,
+}
+
+fn role_name(tr: &Tr, r: Role) -> String {
+    tr.t(&format!("role-{}", r.as_str()))
+}
+
+/// A refusal of a user change, in the page's language, and the field of
+/// the new-user form it is about.
+fn user_error(tr: &Tr, e: &ServiceError) -> (String, &'static str) {
+    match e.code {
+        ErrorCode::WeakPassword => (tr.t("error-weak-password"), "password"),
+        ErrorCode::UsernameTaken => (tr.t("error-username-taken"), "username"),
+        ErrorCode::InvalidUsername => (tr.t("error-invalid-username"), "username"),
+        ErrorCode::LastManager => (tr.t("error-last-manager"), ""),
+        _ => (tr.t1("reason-invalid", "detail", &e.message), ""),
+    }
+}
+
+/// The users page, with a notice or an error (and the new-user form's
+/// values, never the password, when that form was refused).
+async fn users_page(
+    st: &AppState,
+    p: &Page,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<(String, &'static str)>,
+    form: Option<&NewUserForm>,
+) -> Response {
+    let tr = p.tr;
+    let users = match st.vault.list_users(&p.caller).await {
+        Ok(u) => u,
+        Err(e) => return service_error_page(tr, &e),
+    };
+    let (error, field) = match error {
+        Some((e, f)) => (Some(e), f),
+        None => (None, ""),
+    };
+    let page = UsersPage {
+        c: Chrome::new(tr, Some(&p.caller), "/users", "users"),
+        notice,
+        error,
+        field,
+        users: users
+            .iter()
+            .map(|u| UserRow {
+                id: u.id,
+                name: u.display_name.clone(),
+                username: u.username.clone(),
+                role: role_name(&tr, u.role),
+                role_key: u.role.as_str(),
+                active: u.active,
+            })
+            .collect(),
+        roles: Role::ALL.iter().map(|r| (r.as_str(), role_name(&tr, *r))).collect(),
+        token: session::csrf_token(&p.token, "users"),
+        form_username: form.map(|f| f.username.clone()).unwrap_or_default(),
+        form_display_name: form.and_then(|f| f.display_name.clone()).unwrap_or_default(),
+        form_role: form.map(|f| f.role.clone()).unwrap_or_default(),
+    };
+    render(status, &page)
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    n: Option<String>,
+}
+
+pub async fn users(State(st): State<AppState>, p: Page, Query(q): Query<NoticeQuery>) -> Response {
+    let notice = (q.n.as_deref() == Some("updated")).then(|| p.tr.t("notice-user-updated"));
+    users_page(&st, &p, StatusCode::OK, notice, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    csrf: String,
+    username: String,
+    display_name: Option<String>,
+    role: String,
+    password: Zeroizing<String>,
+}
+
+/// A new user (management, office): the TOTP secret is shown this once.
+pub async fn create_user(State(st): State<AppState>, p: Page, Form(f): Form<NewUserForm>) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "users", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(role) = f.role.parse::<Role>() else {
+        let e = ServiceError::new(ErrorCode::InvalidRole, "choose a role");
+        return users_page(&st, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(user_error(&tr, &e)), Some(&f)).await;
+    };
+    let new = vault::service::NewUser {
+        username: f.username.trim().to_string(),
+        display_name: f.display_name.clone().filter(|d| !d.trim().is_empty()),
+        role,
+        password: f.password.clone(),
+    };
+    match st.vault.create_user(vault::service::By::User(&p.caller), new).await {
+        Ok(created) => {
+            let page = UserCreatedPage {
+                c: Chrome::new(tr, Some(&p.caller), "/users", "users"),
+                intro: tr.t1("user-created-intro", "name", &created.display_name),
+                username: created.username.clone(),
+                secret: created.totp_secret.clone(),
+                url: created.otpauth_url.clone(),
+            };
+            render(StatusCode::CREATED, &page)
+        }
+        Err(e) if e.code.status() == 403 || e.code.status() >= 500 => service_error_page(tr, &e),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            users_page(&st, &p, status, None, Some(user_error(&tr, &e)), Some(&f)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UserChangeForm {
+    csrf: String,
+    /// `role`, `deactivate` or `activate`: the button pressed.
+    action: String,
+    role: Option<String>,
+}
+
+/// A role change, or (de)activation, of one user.
+pub async fn update_user(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<UserChangeForm>,
+) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "users", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let patch = match f.action.as_str() {
+        "role" => match f.role.as_deref().map(str::parse::<Role>) {
+            Some(Ok(r)) => vault::service::UserPatch { role: Some(r), active: None },
+            _ => return service_error_page(tr, &ServiceError::new(ErrorCode::InvalidRole, "choose a role")),
+        },
+        "deactivate" => vault::service::UserPatch { role: None, active: Some(false) },
+        "activate" => vault::service::UserPatch { role: None, active: Some(true) },
+        _ => return service_error_page(tr, &ServiceError::new(ErrorCode::BadRequest, "unknown action")),
+    };
+    match st.vault.update_user(&p.caller, id, patch).await {
+        Ok(u) => see_other(&format!("/users?n=updated#user-{}", u.id)),
+        Err(e) if e.code.status() == 409 || e.code.status() == 422 => {
+            let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::CONFLICT);
+            users_page(&st, &p, status, None, Some(user_error(&tr, &e)), None).await
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+// ----------------------------------------------------------- substitutions
+
+struct SubRow {
+    id: Uuid,
+    absent: String,
+    substitute: String,
+    period: String,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "substitutions.html")]
+struct SubstitutionsPage {
+    c: Chrome,
+    notice: Option<String>,
+    error: Option<String>,
+    rows: Vec<SubRow>,
+    coaches: Vec<(Uuid, String)>,
+    token: String,
+    today: String,
+}
+
+async fn substitutions_page(
+    st: &AppState,
+    p: &Page,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let tr = p.tr;
+    let subs = match st.vault.list_substitutions(&p.caller, vault::service::SubstitutionShow::Current).await {
+        Ok(s) => s,
+        Err(e) => return service_error_page(tr, &e),
+    };
+    let users = match st.vault.list_users(&p.caller).await {
+        Ok(u) => u,
+        Err(e) => return service_error_page(tr, &e),
+    };
+    let name = |id: Uuid| users.iter().find(|u| u.id == id).map(|u| u.display_name.clone()).unwrap_or_default();
+    let rows = subs
+        .iter()
+        .map(|s| SubRow {
+            id: s.id,
+            absent: name(s.absent_coach_id),
+            substitute: name(s.substitute_id),
+            // `until` is exclusive: the last day shown is the one before.
+            period: format!("{} – {}", tr.day(s.from), tr.day(s.until - chrono::Duration::seconds(1))),
+            reason: tr.t(&format!("reason-{}", s.reason.as_str())),
+        })
+        .collect();
+    let coaches = users
+        .iter()
+        .filter(|u| u.active && u.role.is_coach())
+        .map(|u| (u.id, format!("{} ({})", u.display_name, u.username)))
+        .collect();
+    let today =
+        chrono::Utc::now().with_timezone(&chrono_tz::Europe::Amsterdam).date_naive().format("%Y-%m-%d").to_string();
+    let page = SubstitutionsPage {
+        c: Chrome::new(tr, Some(&p.caller), "/substitutions", "substitutions"),
+        notice,
+        error,
+        rows,
+        coaches,
+        token: session::csrf_token(&p.token, "substitutions"),
+        today,
+    };
+    render(status, &page)
+}
+
+pub async fn substitutions(State(st): State<AppState>, p: Page, Query(q): Query<NoticeQuery>) -> Response {
+    let notice = match q.n.as_deref() {
+        Some("created") => Some(p.tr.t("notice-substitution-created")),
+        Some("ended") => Some(p.tr.t("notice-substitution-ended")),
+        _ => None,
+    };
+    substitutions_page(&st, &p, StatusCode::OK, notice, None).await
+}
+
+#[derive(Deserialize)]
+pub struct SubstitutionForm {
+    csrf: String,
+    absent_coach_id: String,
+    substitute_id: String,
+    from: String,
+    until: String,
+    reason: String,
+}
+
+/// The start of a day on the agency's clock, in UTC.
+fn day_start(day: chrono::NaiveDate) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    chrono_tz::Europe::Amsterdam
+        .from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Record a substitution: from the first day's start to the end of the
+/// last day (both on the agency's clock).
+pub async fn create_substitution(State(st): State<AppState>, p: Page, Form(f): Form<SubstitutionForm>) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "substitutions", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let date = |s: &str| chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok();
+    let parsed = (|| {
+        let from = day_start(date(&f.from)?)?;
+        let until = day_start(date(&f.until)?.succ_opt()?)?;
+        Some(vault::service::NewSubstitution {
+            absent_coach_id: f.absent_coach_id.parse().ok()?,
+            substitute_id: f.substitute_id.parse().ok()?,
+            from,
+            until,
+            reason: f.reason.parse().ok()?,
+        })
+    })();
+    let Some(new) = parsed else {
+        let msg = tr.t1("reason-invalid", "detail", "choose two coaches, two dates and a reason");
+        return substitutions_page(&st, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg)).await;
+    };
+    match st.vault.register_substitution(&p.caller, new).await {
+        Ok(_) => see_other("/substitutions?n=created"),
+        Err(e) if e.code.status() == 422 => {
+            let msg = tr.t1("reason-invalid", "detail", &e.message);
+            substitutions_page(&st, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg)).await
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+pub async fn end_substitution(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "substitutions", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    match st.vault.end_substitution(&p.caller, id).await {
+        Ok(()) => see_other("/substitutions?n=ended"),
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+// ------------------------------------------- a client's coach, restriction
+
+#[derive(Deserialize)]
+pub struct CoachForm {
+    csrf: String,
+    coach_id: String,
+}
+
+pub async fn assign_coach(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<CoachForm>,
+) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "client", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let (Ok(id), Ok(coach_id)) = (id.parse::<Uuid>(), f.coach_id.parse::<Uuid>()) else {
+        return service_error_page(tr, &ServiceError::new(ErrorCode::NotACoach, "choose a coach"));
+    };
+    match st.vault.assign_coach(&p.caller, id, vault::service::SetCoach { coach_id }).await {
+        Ok(_) => see_other(&format!("/clients/{id}?n=coach")),
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RestrictionForm {
+    csrf: String,
+    restricted: bool,
+    reason: String,
+}
+
+pub async fn set_restriction(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<RestrictionForm>,
+) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "client", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let set = vault::service::SetRestriction { restricted: f.restricted, reason: f.reason };
+    match st.vault.set_restriction(&p.caller, id, set).await {
+        Ok(c) => see_other(&format!("/clients/{id}?n={}", if c.restricted { "restricted" } else { "unrestricted" })),
+        Err(e) if e.code.status() == 422 => {
+            error_page(tr, StatusCode::UNPROCESSABLE_ENTITY, &tr.t1("reason-invalid", "detail", &e.message))
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+// ------------------------------------------------------- destruction list
+
+struct DueRow {
+    id: Uuid,
+    client_id: Uuid,
+    date: String,
+    title: String,
+    doc_type: String,
+    source: String,
+}
+
+#[derive(Template)]
+#[template(path = "retention.html")]
+struct RetentionPage {
+    c: Chrome,
+    before: String,
+    error: Option<String>,
+    held: i64,
+    held_text: String,
+    rows: Vec<DueRow>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RetentionForm {
+    before: Option<String>,
+    after: Option<String>,
+}
+
+/// The destruction list of the coming period (management, office; default
+/// the next 30 days), 100 a page.
+pub async fn retention(State(st): State<AppState>, p: Page, Query(f): Query<RetentionForm>) -> Response {
+    let tr = p.tr;
+    let before = nonempty(&f.before).unwrap_or_else(|| {
+        (chrono::Utc::now() + chrono::Duration::days(30))
+            .with_timezone(&chrono_tz::Europe::Amsterdam)
+            .format("%Y-%m-%d")
+            .to_string()
+    });
+    let q = vault::service::DueQuery { before: before.clone(), after: nonempty(&f.after), limit: Some(100) };
+    let mut page = RetentionPage {
+        c: Chrome::new(tr, Some(&p.caller), "/retention", "retention"),
+        before: before.clone(),
+        error: None,
+        held: 0,
+        held_text: String::new(),
+        rows: Vec::new(),
+        next: None,
+    };
+    let list = match st.vault.destruction_list(&p.caller, q).await {
+        Ok(l) => l,
+        Err(e) if e.code == ErrorCode::InvalidQuery => {
+            page.error = Some(tr.t1("reason-invalid", "detail", &e.message));
+            return render(StatusCode::BAD_REQUEST, &page);
+        }
+        Err(e) => return service_error_page(tr, &e),
+    };
+    page.held = list.held;
+    page.held_text = tr.t1("retention-held", "count", &tr.number(list.held.max(0) as u64));
+    page.rows = list
+        .documents
+        .iter()
+        .map(|d| DueRow {
+            id: d.id,
+            client_id: d.client_id,
+            date: tr.day(d.retention_until),
+            title: d
+                .title
+                .clone()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| tr.t(&format!("type-{}", d.doc_type.as_str()))),
+            doc_type: tr.t(&format!("type-{}", d.doc_type.as_str())),
+            source: match d.retention_source {
+                "manual" => tr.t1("source-manual", "reason", d.retention_reason.as_deref().unwrap_or("")),
+                _ => tr.t("source-policy"),
+            },
+        })
+        .collect();
+    page.next = list.next.map(|n| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("before", &before).append_pair("after", &n);
+        format!("/retention?{}", q.finish())
+    });
+    render(StatusCode::OK, &page)
+}
+
+// --------------------------------------------------------------- audit log
+
+struct EventRow {
+    seq: i64,
+    when: String,
+    who: String,
+    what: String,
+    purpose: String,
+    outcome: String,
+    client_id: Option<Uuid>,
+}
+
+struct Verdict {
+    ok: bool,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    c: Chrome,
+    action: String,
+    from: String,
+    until: String,
+    error: Option<String>,
+    verdict: Option<Verdict>,
+    rows: Vec<EventRow>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct AuditForm {
+    action: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
+}
+
+async fn audit_page(st: &AppState, p: &Page, f: AuditForm, verdict: Option<Verdict>) -> Response {
+    let tr = p.tr;
+    let mut page = AuditPage {
+        c: Chrome::new(tr, Some(&p.caller), "/audit", "audit"),
+        action: nonempty(&f.action).unwrap_or_default(),
+        from: nonempty(&f.from).unwrap_or_default(),
+        until: nonempty(&f.until).unwrap_or_default(),
+        error: None,
+        verdict,
+        rows: Vec::new(),
+    };
+    let day = |v: &Option<String>, next: bool| -> Result<Option<chrono::DateTime<chrono::Utc>>, ()> {
+        match nonempty(v) {
+            None => Ok(None),
+            Some(s) => {
+                let d = chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| ())?;
+                let d = if next { d.succ_opt().ok_or(())? } else { d };
+                day_start(d).map(Some).ok_or(())
+            }
+        }
+    };
+    let (Ok(from), Ok(until)) = (day(&f.from, false), day(&f.until, true)) else {
+        page.error = Some(tr.t1("reason-invalid", "detail", "YYYY-MM-DD"));
+        return render(StatusCode::BAD_REQUEST, &page);
+    };
+    let q = vault::service::AuditQuery {
+        client_id: None,
+        document_id: None,
+        actor_id: None,
+        action: nonempty(&f.action),
+        from,
+        until,
+        limit: Some(200),
+    };
+    let events = match st.vault.audit_events(&p.caller, q).await {
+        Ok(e) => e,
+        Err(e) if e.code == ErrorCode::InvalidQuery => {
+            page.error = Some(tr.t1("reason-invalid", "detail", &e.message));
+            return render(StatusCode::BAD_REQUEST, &page);
+        }
+        Err(e) => return service_error_page(tr, &e),
+    };
+    let users = st.vault.list_users(&p.caller).await.unwrap_or_default();
+    page.rows = events
+        .iter()
+        .map(|e| {
+            let who = match (e.actor_id.and_then(|a| users.iter().find(|u| u.id == a)), &e.actor_role) {
+                (Some(u), _) => format!("{} ({})", u.display_name, role_name(&tr, u.role)),
+                (None, Some(r)) => tr.t(&format!("role-{r}")),
+                (None, None) => "–".into(),
+            };
+            EventRow {
+                seq: e.seq,
+                when: tr.time(e.at),
+                who,
+                what: tr.try_t(&format!("action-{}", e.action.replace('.', "-"))).unwrap_or_else(|| e.action.clone()),
+                purpose: e.purpose.as_deref().map(|p| tr.t(&format!("purpose-{p}"))).unwrap_or_default(),
+                outcome: if e.outcome == "allowed" { tr.t("outcome-allowed") } else { e.outcome.clone() },
+                client_id: e.client_id,
+            }
+        })
+        .collect();
+    render(StatusCode::OK, &page)
+}
+
+/// The audit log, newest first, 200 at a time (management).
+pub async fn audit(State(st): State<AppState>, p: Page, Query(f): Query<AuditForm>) -> Response {
+    audit_page(&st, &p, f, None).await
+}
+
+/// Verify the hash chain (and its anchor), then show the log with the verdict.
+pub async fn audit_verify(State(st): State<AppState>, p: Page) -> Response {
+    let tr = p.tr;
+    let verdict = match st.vault.verify_audit(&p.caller).await {
+        Ok(r) if r.ok => Verdict {
+            ok: true,
+            text: tr.t2(
+                "audit-ok",
+                ("events", &tr.number(r.events.unwrap_or(0).max(0) as u64)),
+                ("head", r.head.as_deref().unwrap_or("")),
+            ),
+        },
+        Ok(r) => Verdict { ok: false, text: tr.t1("audit-broken", "error", r.error.as_deref().unwrap_or("")) },
+        Err(e) => return service_error_page(tr, &e),
+    };
+    audit_page(&st, &p, AuditForm::default(), Some(verdict)).await
+}
+
+// ---------------------------------------------------------------- breaches
+
+struct BreachRow {
+    id: Uuid,
+    detected: String,
+    nature: String,
+    deadline: String,
+    overdue: bool,
+    status: String,
+    /// Neither notified nor decided not to: the notification form shows.
+    open: bool,
+}
+
+#[derive(Template)]
+#[template(path = "breaches.html")]
+struct BreachesPage {
+    c: Chrome,
+    notice: Option<String>,
+    error: Option<String>,
+    rows: Vec<BreachRow>,
+    categories: Vec<(&'static str, String)>,
+    token: String,
+    now: String,
+}
+
+async fn breaches_page(
+    st: &AppState,
+    p: &Page,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let tr = p.tr;
+    let list = match st.vault.list_breaches(&p.caller).await {
+        Ok(l) => l,
+        Err(e) => return service_error_page(tr, &e),
+    };
+    let rows = list
+        .iter()
+        .map(|b| {
+            let status = match (&b.authority_notified_at, &b.authority_not_notified_reason) {
+                (Some(t), _) => tr.t1("breach-notified", "when", &tr.time(*t)),
+                (None, Some(r)) => tr.t1("breach-not-notified", "reason", r),
+                (None, None) => tr.t("breach-open"),
+            };
+            BreachRow {
+                id: b.id,
+                detected: tr.time(b.detected_at),
+                nature: b.nature.clone(),
+                deadline: tr.time(b.notify_deadline),
+                overdue: b.overdue,
+                status,
+                open: b.authority_notified_at.is_none() && b.authority_not_notified_reason.is_none(),
+            }
+        })
+        .collect();
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Amsterdam).format("%Y-%m-%dT%H:%M").to_string();
+    let page = BreachesPage {
+        c: Chrome::new(tr, Some(&p.caller), "/breaches", "breaches"),
+        notice,
+        error,
+        rows,
+        categories: vault::domain::DataCategory::ALL
+            .iter()
+            .map(|k| (k.as_str(), tr.t(&format!("category-{}", k.as_str()))))
+            .collect(),
+        token: session::csrf_token(&p.token, "breaches"),
+        now,
+    };
+    render(status, &page)
+}
+
+pub async fn breaches(State(st): State<AppState>, p: Page, Query(q): Query<NoticeQuery>) -> Response {
+    let notice = match q.n.as_deref() {
+        Some("registered") => Some(p.tr.t("notice-breach-registered")),
+        Some("updated") => Some(p.tr.t("notice-breach-updated")),
+        _ => None,
+    };
+    breaches_page(&st, &p, StatusCode::OK, notice, None).await
+}
+
+/// A `datetime-local` value (`2026-12-07T14:05`) on the agency's clock.
+fn local_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    let t = chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M").ok()?;
+    chrono_tz::Europe::Amsterdam.from_local_datetime(&t).earliest().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Register a breach (management). The form repeats `categories`, so the
+/// body is read pair by pair.
+pub async fn register_breach(State(st): State<AppState>, p: Page, body: axum::body::Bytes) -> Response {
+    let tr = p.tr;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let one = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    if !session::csrf_ok(&p.token, "breaches", &one("csrf")) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let categories: Result<Vec<vault::domain::DataCategory>, _> =
+        pairs.iter().filter(|(n, _)| n == "categories").map(|(_, v)| v.parse()).collect();
+    let parsed = (|| {
+        Some(vault::service::NewBreach {
+            detected_at: local_time(&one("detected_at"))?,
+            nature: one("nature"),
+            categories: categories.ok()?,
+            data_subjects_estimate: one("data_subjects_estimate").trim().parse().ok()?,
+            records_estimate: one("records_estimate").trim().parse().ok()?,
+            consequences: one("consequences"),
+            measures: one("measures"),
+        })
+    })();
+    let Some(new) = parsed else {
+        let msg = tr.t1("reason-invalid", "detail", "detected_at, categories, estimates");
+        return breaches_page(&st, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg)).await;
+    };
+    match st.vault.register_breach(&p.caller, new).await {
+        Ok(b) => see_other(&format!("/breaches?n=registered#breach-{}", b.id)),
+        Err(e) if e.code.status() == 422 => {
+            let msg = tr.t1("reason-invalid", "detail", &e.message);
+            breaches_page(&st, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg)).await
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct BreachNotifyForm {
+    csrf: String,
+    notified_at: Option<String>,
+    not_notified_reason: Option<String>,
+}
+
+/// Record the notification to the authority, or why there is none.
+pub async fn update_breach(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<BreachNotifyForm>,
+) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "breaches", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let notified = nonempty(&f.notified_at);
+    let reason = nonempty(&f.not_notified_reason);
+    let mut patch = vault::service::BreachPatch::default();
+    match (notified, reason) {
+        (Some(t), None) => match local_time(&t) {
+            Some(t) => patch.authority_notified_at = Some(t),
+            None => {
+                let msg = tr.t1("reason-invalid", "detail", "YYYY-MM-DDTHH:MM");
+                return breaches_page(&st, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg)).await;
+            }
+        },
+        (None, Some(r)) => patch.authority_not_notified_reason = Some(r),
+        _ => {
+            let msg = tr.t1("reason-invalid", "detail", "fill in one of the two");
+            return breaches_page(&st, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg)).await;
+        }
+    }
+    match st.vault.update_breach(&p.caller, id, patch).await {
+        Ok(b) => see_other(&format!("/breaches?n=updated#breach-{}", b.id)),
+        Err(e) if e.code.status() == 422 || e.code.status() == 409 => {
+            let msg = tr.t1("reason-invalid", "detail", &e.message);
+            breaches_page(&st, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg)).await
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
 }
