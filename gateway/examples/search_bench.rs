@@ -20,6 +20,12 @@
 //!    index.
 //!
 //! Prints one JSON object per measurement, then a summary.
+//!
+//! With `--seed-only` it stops after step 2 and prints one JSON object
+//! (`"phase": "seeded"`): the environment `kluis serve` needs for this
+//! catalog and index, the users' names, roles and TOTP secrets (one
+//! password for all), and a client of coach0 with its document count.
+//! `bench/ui` measures the web pages on it.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -347,6 +353,7 @@ async fn main() {
     let like_runs: usize = arg("--like-runs", Some("10")).parse().unwrap();
     let visibility_runs: usize = arg("--visibility-runs", Some("50")).parse().unwrap();
     let reindex_runs: usize = arg("--reindex-runs", Some("3")).parse().unwrap();
+    let seed_only = std::env::args().any(|a| a == "--seed-only");
     std::fs::create_dir_all(&dir).unwrap();
     let database_url = arg("--database-url", Some(&format!("sqlite://{}", dir.join("kluis.db").display()))).to_string();
     let storage_url = arg("--storage-url", Some(&format!("file://{}", dir.join("objects").display())));
@@ -418,6 +425,28 @@ async fn main() {
                 "median_wall_s": wall.as_secs_f64(), "median_records_per_s": (docs as f64 / wall.as_secs_f64()).round(),
                 "records_per_s_each": per_s, "last_in_process": reported, "index_bytes": dir_size(&index_dir) })
     );
+
+    if seed_only {
+        // Client 0: active, coach0's, about docs / clients documents.
+        let client = Uuid::from_u128(0xC11E_0000_0000_0000_0000_0000_0000_0000);
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&database_url).await.unwrap();
+        let client_docs: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM documents WHERE client_id = '{client}'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let user = |u: &vault::service::CreatedUser| json!({ "username": u.username, "id": u.id, "role": u.role.as_str(), "totp_secret": u.totp_secret });
+        let mut env: serde_json::Map<String, Value> = env.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        env.insert("KLUIS_INDEX_DIR".into(), index_dir.display().to_string().into());
+        println!(
+            "{}",
+            json!({ "phase": "seeded", "documents": docs, "clients": clients, "env": env, "password": PASSWORD,
+                    "users": [user(&office), user(&coaches[0])],
+                    "client": { "id": client, "documents": client_docs } })
+        );
+        return;
+    }
 
     // 3. Queries through HTTP, against LIKE on the catalog.
     let node = serve(&kluis, &env, &index_dir, &dir.join("serve.log")).await;

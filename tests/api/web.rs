@@ -693,3 +693,60 @@ async fn staff_pages_manage_users_substitutions_coaches_restriction_retention_au
 fn html_substitution_id(html: &str) -> String {
     html.split(r#"action="/substitutions/"#).nth(1).unwrap().split('/').next().unwrap().to_string()
 }
+
+#[tokio::test]
+async fn client_lists_come_a_page_at_a_time_and_filter_by_name() {
+    let env = start(support::embedded().await, &[]).await;
+    let admin = env.admin().await;
+    for i in 0..55 {
+        let (s, v) = admin
+            .post(
+                "/api/v1/clients",
+                json!({"first_name": "Piet", "initials": "P.", "last_name": format!("Bakker{i:02}"),
+                       "birth_date": "1975-05-05", "commissioner": "municipality"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    env.client(&admin).await; // Jansen
+    let mut m = Browser::new(&env.server);
+    m.sign_in(&env.admin).await;
+    let (_, _, html) = m.get("/").await;
+    let text = text_of(&html);
+    assert!(text.contains("Resultaten 1–50 van 56"), "{text}");
+    assert_eq!(html.matches(r#"<a href="/clients/"#).count(), 50);
+    assert!(html.contains("Bakker00") && !html.contains("Jansen"), "by name: Bakker first");
+    let next = html.split(r#"rel="next""#).next().unwrap().rsplit("href=\"").next().unwrap().split('"').next().unwrap();
+    assert_eq!(next.replace("&amp;", "&"), "/?page=2");
+    let (_, _, html) = m.get("/?page=2").await;
+    assert!(text_of(&html).contains("Resultaten 51–56 van 56") && html.contains("Jansen"), "{html}");
+    assert!(html.contains(r#"rel="prev""#) && !html.contains(r#"rel="next""#));
+    let (_, _, html) = m.get("/?name=jan").await;
+    assert!(text_of(&html).contains("Resultaten 1–1 van 1") && html.contains("Jansen, J."), "{html}");
+    let (_, _, html) = m.get("/?name=bakker1").await;
+    assert!(text_of(&html).contains("Resultaten 1–10 van 10"), "{html}");
+    let (_, _, html) = m.get("/?name=%25").await;
+    assert!(html.contains("Er zijn geen cliënten"), "a % is a character, not a wildcard: {html}");
+    let (_, _, html) = m.get("/?status=closed").await;
+    assert!(html.contains("Er zijn geen cliënten"), "nothing archived yet");
+
+    // A long dossier: its documents 25 to a page, newest first.
+    let client = env.client(&admin).await;
+    for i in 0..30 {
+        let (s, v) = admin
+            .upload(&client, "correspondence", &format!("brief-{i:02}.txt"), format!("Brief {i}\n").into_bytes())
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (_, _, html) = m.get(&format!("/clients/{client}")).await;
+    assert_eq!(html.matches("/download\"").count(), 25, "25 download forms on the first page");
+    assert!(
+        text_of(&html).contains("Resultaten 1–25 van 30") && html.contains(&format!("/clients/{client}?page=2#docs-h"))
+    );
+    let (_, _, html) = m.get(&format!("/clients/{client}?page=2")).await;
+    assert_eq!(html.matches("/download\"").count(), 5);
+    assert!(text_of(&html).contains("Resultaten 26–30 van 30") && html.contains("brief-00.txt"), "the oldest last");
+    let (s, _, html) = m.get(&format!("/clients/{client}?page=99")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(text_of(&html).contains("Resultaten 26–30 van 30"), "a page past the end shows the last");
+}

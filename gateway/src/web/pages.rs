@@ -321,13 +321,25 @@ struct ClientsPage {
     /// Running trajectories and the archive as two tabs (staff).
     tabs: bool,
     archive: bool,
+    /// The name filter as given.
+    name: String,
+    /// "Resultaten 1–50 van 20.000".
+    count: String,
+    prev: Option<String>,
+    next: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct HomeQuery {
     /// `closed`: the archive.
     status: Option<String>,
+    /// The start of a last name.
+    name: Option<String>,
+    page: Option<u32>,
 }
+
+/// Clients per page of the lists.
+const CLIENTS_PER_PAGE: u32 = 50;
 
 fn client_name(c: &Client) -> String {
     format!("{}, {}", c.last_name, c.initials)
@@ -347,9 +359,37 @@ pub async fn home(State(st): State<AppState>, p: Page, Query(q): Query<HomeQuery
     let coach = p.caller.role().is_coach();
     let archive = !coach && q.status.as_deref() == Some("closed");
     let status = if archive { ClientStatus::Closed } else { ClientStatus::Active };
-    let clients = match st.vault.list_clients(&p.caller, Some(status)).await {
+    let page_no = q.page.unwrap_or(1).clamp(1, 100_000);
+    let name = nonempty(&q.name);
+    let query = vault::service::ClientPageQuery {
+        status: Some(status),
+        name: name.clone(),
+        limit: i64::from(CLIENTS_PER_PAGE),
+        offset: i64::from((page_no - 1) * CLIENTS_PER_PAGE),
+    };
+    let found = match st.vault.list_clients_page(&p.caller, query).await {
         Ok(c) => c,
         Err(e) => return service_error_page(tr, &e),
+    };
+    let clients = found.clients;
+    let link = |page: u32| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        if archive {
+            s.append_pair("status", "closed");
+        }
+        if let Some(n) = &name {
+            s.append_pair("name", n);
+        }
+        s.append_pair("page", &page.to_string());
+        format!("/?{}", s.finish())
+    };
+    let shown_to = (page_no - 1) * CLIENTS_PER_PAGE + clients.len() as u32;
+    let prev = (page_no > 1).then(|| link(page_no - 1));
+    let next = (i64::from(shown_to) < found.total).then(|| link(page_no + 1));
+    let count = if clients.is_empty() {
+        String::new()
+    } else {
+        search_count(&tr, (page_no - 1) * CLIENTS_PER_PAGE + 1, shown_to, found.total.max(0) as u64)
     };
     let rows = clients
         .iter()
@@ -380,6 +420,10 @@ pub async fn home(State(st): State<AppState>, p: Page, Query(q): Query<HomeQuery
             show_coverage: coach,
             tabs: !coach,
             archive,
+            name: name.unwrap_or_default(),
+            count,
+            prev,
+            next,
         },
     )
 }
@@ -426,6 +470,10 @@ struct ClientPage {
     restricted: bool,
     closed: bool,
     docs: Vec<DocRow>,
+    /// "Resultaten 26–50 van 300" when the documents take several pages.
+    docs_count: String,
+    docs_prev: Option<String>,
+    docs_next: Option<String>,
     /// (API name, label) of the purposes this caller may name here.
     purposes: Vec<(&'static str, String)>,
     can_upload: bool,
@@ -494,7 +542,17 @@ fn log_row(tr: &Tr, e: &vault::service::AccessEntry) -> LogRow {
         who,
         what,
         purpose: e.purpose.as_deref().map(|p| tr.t(&format!("purpose-{p}"))).unwrap_or_default(),
-        outcome: if e.outcome == "allowed" { tr.t("outcome-allowed") } else { tr.t("outcome-denied") },
+        outcome: outcome_text(tr, &e.outcome),
+    }
+}
+
+/// An event's outcome as a person reads it: `denied` is a refusal; an
+/// access decided (`allowed`) and a change done (`ok`) both succeeded.
+fn outcome_text(tr: &Tr, outcome: &str) -> String {
+    match outcome {
+        "denied" => tr.t("outcome-denied"),
+        "allowed" | "ok" => tr.t("outcome-allowed"),
+        other => other.to_string(),
     }
 }
 
@@ -509,6 +567,7 @@ async fn client_page(
     id: Uuid,
     results: Vec<UploadResult>,
     notice: Option<String>,
+    page_no: u32,
 ) -> Response {
     let tr = p.tr;
     let client = match st.vault.get_client(&p.caller, id).await {
@@ -522,6 +581,10 @@ async fn client_page(
         Err(e) if e.code == ErrorCode::Forbidden => Vec::new(),
         Err(e) => return service_error_page(tr, &e),
     };
+    let pages = (docs.len() as u32).div_ceil(DOCS_PER_PAGE).max(1);
+    let page_no = page_no.clamp(1, pages);
+    let first_doc = (page_no - 1) * DOCS_PER_PAGE;
+    let page_docs: Vec<&Document> = docs.iter().skip(first_doc as usize).take(DOCS_PER_PAGE as usize).collect();
     let role = p.caller.role();
     let purposes = if client.restricted && role != Role::Management {
         Vec::new()
@@ -589,7 +652,15 @@ async fn client_page(
         status: status_text(&tr, client.status),
         restricted: client.restricted,
         closed: client.status == ClientStatus::Closed,
-        docs: docs.iter().map(|d| doc_row(&tr, d)).collect(),
+        docs_count: if docs.len() > DOCS_PER_PAGE as usize {
+            search_count(&tr, first_doc + 1, first_doc + page_docs.len() as u32, docs.len() as u64)
+        } else {
+            String::new()
+        },
+        docs_prev: (page_no > 1).then(|| format!("/clients/{id}?page={}#docs-h", page_no - 1)),
+        docs_next: ((first_doc as usize + page_docs.len()) < docs.len())
+            .then(|| format!("/clients/{id}?page={}#docs-h", page_no + 1)),
+        docs: page_docs.iter().map(|d| doc_row(&tr, d)).collect(),
         purposes,
         can_upload,
         upload_intro: tr.t1("upload-intro", "max", &max_upload(st, &tr)),
@@ -607,7 +678,13 @@ async fn client_page(
 pub struct ClientQuery {
     /// A notice after a change: `held`, `lifted`.
     n: Option<String>,
+    /// The page of the documents table.
+    page: Option<u32>,
 }
+
+/// Documents per page of a client's page (each row holds a form or two:
+/// a long dossier must not become a page of hundreds of forms).
+const DOCS_PER_PAGE: u32 = 25;
 
 pub async fn client(
     State(st): State<AppState>,
@@ -624,7 +701,7 @@ pub async fn client(
         Some("unrestricted") => Some(p.tr.t("notice-restriction-lifted")),
         _ => None,
     };
-    client_page(&st, &p, id, Vec::new(), notice).await
+    client_page(&st, &p, id, Vec::new(), notice, q.page.unwrap_or(1)).await
 }
 
 #[derive(Deserialize)]
@@ -741,7 +818,7 @@ pub async fn upload(
         let body = serde_json::json!({ "ok": outcome.ok, "filename": outcome.filename, "message": outcome.message });
         return (status, axum::Json(body)).into_response();
     }
-    client_page(&st, &p, id, vec![outcome], None).await
+    client_page(&st, &p, id, vec![outcome], None, 1).await
 }
 
 #[derive(Deserialize)]
@@ -1515,7 +1592,7 @@ async fn audit_page(st: &AppState, p: &Page, f: AuditForm, verdict: Option<Verdi
                 who,
                 what: tr.try_t(&format!("action-{}", e.action.replace('.', "-"))).unwrap_or_else(|| e.action.clone()),
                 purpose: e.purpose.as_deref().map(|p| tr.t(&format!("purpose-{p}"))).unwrap_or_default(),
-                outcome: if e.outcome == "allowed" { tr.t("outcome-allowed") } else { e.outcome.clone() },
+                outcome: outcome_text(&tr, &e.outcome),
                 client_id: e.client_id,
             }
         })

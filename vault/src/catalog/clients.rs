@@ -202,6 +202,63 @@ impl Tx {
         rows.iter().map(client_from_row).collect()
     }
 
+    /// One page of clients by name (`status`, then the coaches whose
+    /// caseloads to list, then a case-insensitive start of the last name),
+    /// and how many match in all.
+    pub async fn list_clients_page(
+        &mut self,
+        status: Option<ClientStatus>,
+        coaches: Option<&[Uuid]>,
+        name: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<ClientRow>, i64), CatalogError> {
+        let coach_filter = match coaches {
+            Some(list) if list.is_empty() => return Ok((Vec::new(), 0)),
+            Some(list) => format!(" AND coach_id IN ({})", super::placeholders(3, list.len())),
+            None => String::new(),
+        };
+        let filter = format!(
+            "WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR lower(last_name) LIKE $2 ESCAPE '\\'){coach_filter}"
+        );
+        // `%`, `_` and `\` in a name are matched as themselves.
+        let pattern = name.map(|n| {
+            let mut p = String::new();
+            for c in n.to_lowercase().chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    p.push('\\');
+                }
+                p.push(c);
+            }
+            p.push('%');
+            p
+        });
+        let bind_all = |sql: String| {
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status.map(|s| s.as_str())).bind(pattern.clone());
+            for c in coaches.unwrap_or(&[]) {
+                query = query.bind(c.to_string());
+            }
+            query
+        };
+        let total: i64 = bind_all(format!("SELECT COUNT(*) AS n FROM clients {filter}"))
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(q("count clients"))?
+            .try_get("n")
+            .map_err(q("decode"))?;
+        let n = 3 + coaches.map_or(0, |c| c.len());
+        let sql = format!(
+            "{} {filter} ORDER BY last_name, first_name, id LIMIT ${} OFFSET ${}",
+            select_clients!(""),
+            n,
+            n + 1
+        );
+        let rows =
+            bind_all(sql).bind(limit).bind(offset).fetch_all(&mut *self.tx).await.map_err(q("list_clients_page"))?;
+        Ok((rows.iter().map(client_from_row).collect::<Result<_, _>>()?, total))
+    }
+
     pub async fn set_client_coach(&mut self, id: Uuid, coach: Option<Uuid>) -> Result<(), CatalogError> {
         let r = sqlx::query("UPDATE clients SET coach_id = $1, updated_at = $2 WHERE id = $3")
             .bind(coach.map(|c| c.to_string()))

@@ -78,6 +78,25 @@ pub struct Client {
     pub created_at: DateTime<Utc>,
 }
 
+/// A page of the client list (the web UI).
+#[derive(Debug, Clone, Default)]
+pub struct ClientPageQuery {
+    /// Staff only (a coach's list is always the running trajectories).
+    pub status: Option<ClientStatus>,
+    /// The start of the last name, any case.
+    pub name: Option<String>,
+    /// 1 to 200.
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One page of clients, and how many the caller may see in all.
+#[derive(Debug, Clone)]
+pub struct ClientPage {
+    pub total: i64,
+    pub clients: Vec<Client>,
+}
+
 /// `GET /api/v1/clients?status=`.
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
@@ -230,6 +249,53 @@ impl Vault {
         op.event.details = serde_json::json!({ "status": status, "count": out.len() });
         op.commit().await?;
         Ok(out)
+    }
+
+    /// One page of the clients the caller may see, by name (the web UI's
+    /// lists; a coach's are the running trajectories of the caseload and of
+    /// absent colleagues during a substitution). Audited like the listing.
+    pub async fn list_clients_page(&self, caller: &Caller, q: ClientPageQuery) -> ServiceResult<ClientPage> {
+        let mut op = self.op(caller, "client.list").await?;
+        op.authorize(Action::ReadClient, Target::Nothing).await?;
+        let limit = q.limit.clamp(1, 200);
+        let offset = q.offset.max(0);
+        let name = q.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        if name.is_some_and(|n| n.chars().count() > 100) {
+            return Err(ServiceError::new(ErrorCode::InvalidQuery, "name is at most 100 characters"));
+        }
+        let mut clients = Vec::new();
+        let total;
+        if caller.role().is_coach() {
+            // Hundreds at most: read the reach, decide each, then the page.
+            let mut coaches = vec![caller.id()];
+            coaches.extend(op.substitutions().await?.iter().map(|s| s.absent));
+            let (rows, _) =
+                op.tx()?.list_clients_page(Some(ClientStatus::Active), Some(&coaches), name, i64::MAX, 0).await?;
+            let mut allowed = Vec::new();
+            for c in &rows {
+                if op.decision(Action::ReadClient, Target::Client(&super::facts(c))).await?.is_allowed() {
+                    allowed.push(c);
+                }
+            }
+            total = allowed.len() as i64;
+            for c in allowed.into_iter().skip(offset as usize).take(limit as usize) {
+                clients.push(self.client_view(c)?);
+            }
+        } else {
+            let (rows, n) = op.tx()?.list_clients_page(q.status, None, name, limit, offset).await?;
+            total = n;
+            for c in &rows {
+                if op.decision(Action::ReadClient, Target::Client(&super::facts(c))).await?.is_allowed() {
+                    clients.push(self.client_view(c)?);
+                }
+            }
+        }
+        op.event.outcome = "allowed".into();
+        op.event.details = serde_json::json!({
+            "status": q.status, "name_filter": name.is_some(), "offset": offset, "count": clients.len(),
+        });
+        op.commit().await?;
+        Ok(ClientPage { total, clients })
     }
 
     pub async fn get_client(&self, caller: &Caller, id: Uuid) -> ServiceResult<Client> {

@@ -48,7 +48,8 @@ pub use anchors::{ANCHORS_KEPT, Anchor, AnchorCheck};
 pub use audit_log::{AccessEntry, AccessLog, AuditEntry, AuditQuery, CaseloadEntry, ChainReport};
 pub use breaches::{Breach, BreachCounts, BreachPatch, BreachReach, BreachUpdate, NOTIFY_HOURS, NewBreach, ReachQuery};
 pub use clients::{
-    Client, ClientQuery, CloseTrajectory, NewClient, ReopenTrajectory, RevealedBsn, SetCoach, SetRestriction,
+    Client, ClientPage, ClientPageQuery, ClientQuery, CloseTrajectory, NewClient, ReopenTrajectory, RevealedBsn,
+    SetCoach, SetRestriction,
 };
 pub use consents::{Consent, Consents, SetConsent};
 pub use corrections::{ClientChanges, Corrected, Correction, Corrections, FieldChange, NewCorrection};
