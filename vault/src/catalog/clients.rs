@@ -214,7 +214,7 @@ impl Tx {
         offset: i64,
     ) -> Result<(Vec<ClientRow>, i64), CatalogError> {
         let coach_filter = match coaches {
-            Some(list) if list.is_empty() => return Ok((Vec::new(), 0)),
+            Some([]) => return Ok((Vec::new(), 0)),
             Some(list) => format!(" AND coach_id IN ({})", super::placeholders(3, list.len())),
             None => String::new(),
         };
