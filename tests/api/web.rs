@@ -714,7 +714,7 @@ async fn client_lists_come_a_page_at_a_time_and_filter_by_name() {
     let (_, _, html) = m.get("/").await;
     let text = text_of(&html);
     assert!(text.contains("Resultaten 1–50 van 56"), "{text}");
-    assert_eq!(html.matches(r#"<a href="/clients/"#).count(), 50);
+    assert_eq!(html.matches(r#"<th scope="row"><a href="/clients/"#).count(), 50);
     assert!(html.contains("Bakker00") && !html.contains("Jansen"), "by name: Bakker first");
     let next = html.split(r#"rel="next""#).next().unwrap().rsplit("href=\"").next().unwrap().split('"').next().unwrap();
     assert_eq!(next.replace("&amp;", "&"), "/?page=2");
@@ -749,4 +749,101 @@ async fn client_lists_come_a_page_at_a_time_and_filter_by_name() {
     let (s, _, html) = m.get(&format!("/clients/{client}?page=99")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(text_of(&html).contains("Resultaten 26–30 van 30"), "a page past the end shows the last");
+}
+
+#[tokio::test]
+async fn office_creates_a_client_closes_and_reopens_the_trajectory_and_reveals_the_bsn_once() {
+    let env = start(support::embedded().await, &[]).await;
+    let admin = env.admin().await;
+    let olga = env.user(&admin, "olga", "office").await;
+    let mut o = Browser::new(&env.server);
+    o.sign_in(&olga).await;
+    let (s, _, html) = o.get("/clients/new").await;
+    assert_eq!(s, StatusCode::OK);
+    let token = form_token(&html, "/clients/new");
+    let form = |bsn: &'static str| {
+        vec![
+            ("first_name", "Fatima"),
+            ("initials", "F."),
+            ("last_name", "El Amrani"),
+            ("birth_date", "1988-08-08"),
+            ("bsn", bsn),
+            ("email", ""),
+            ("phone", ""),
+            ("address", ""),
+            ("postcode", ""),
+            ("city", "Utrecht"),
+            ("commissioner", "municipality"),
+        ]
+    };
+    // A BSN that fails the eleven-test: refused, tied to its field, not echoed.
+    let mut bad = form("123456789");
+    bad.push(("csrf", &token));
+    let resp = o
+        .http
+        .post(format!("{}/clients/new", o.base))
+        .header("cookie", o.cookie_header())
+        .header("sec-fetch-site", "same-origin")
+        .form_of(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("elfproef") && !html.contains("123456789"), "{html}");
+    assert!(html.contains(r#"id="f-bsn""#) && html.contains(r#"aria-invalid="true""#), "{html}");
+    assert!(html.contains(r#"value="El Amrani""#), "the rest is kept");
+    let mut good = form(BSN);
+    good.push(("csrf", &token));
+    let (s, h, _) = o.post("/clients/new", &good).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let to = location(&h).to_string();
+    let id = to.trim_start_matches("/clients/").trim_end_matches("?n=created").to_string();
+    let (_, _, html) = o.get(&to).await;
+    assert!(html.contains("De cliënt is aangemaakt") && html.contains("El Amrani, F.") && html.contains("*****2333"));
+    assert!(!html.contains(BSN), "masked until revealed");
+
+    // The full BSN once, audited; never in a URL.
+    let ct = form_token(&html, &format!("/clients/{id}/bsn"));
+    let resp = o
+        .http
+        .post(format!("{}/clients/{id}/bsn", o.base))
+        .header("cookie", o.cookie_header())
+        .header("sec-fetch-site", "same-origin")
+        .form_of(&[("csrf", &ct)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert!(resp.text().await.unwrap().contains(&format!("Volledig BSN: {BSN}")));
+    let (_, ev) = admin.get(&format!("/api/v1/audit?client_id={id}&action=client.bsn.reveal")).await;
+    assert_eq!(ev["events"].as_array().unwrap().len(), 1, "{ev}");
+    let (_, _, html) = o.get(&format!("/clients/{id}")).await;
+    assert!(!html.contains(BSN), "masked again on the next visit");
+
+    // Close (the archive), then reopen with a reason.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
+    let (s, h, _) = o.post(&format!("/clients/{id}/close"), &[("csrf", &ct), ("ended_at", &yesterday)]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, format!("/clients/{id}?n=closed").as_str()));
+    let (_, v) = admin.get(&format!("/api/v1/clients/{id}")).await;
+    assert_eq!(v["status"], "closed");
+    let (_, _, html) = o.get("/?status=closed").await;
+    assert!(html.contains(&format!("/clients/{id}")));
+    let (s, _, _) = o.post(&format!("/clients/{id}/reopen"), &[("csrf", &ct), ("reason", "")]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a reason is required");
+    let (s, h, _) =
+        o.post(&format!("/clients/{id}/reopen"), &[("csrf", &ct), ("reason", "Nieuwe opdracht van de gemeente")]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, format!("/clients/{id}?n=reopened").as_str()));
+    let (_, v) = admin.get(&format!("/api/v1/clients/{id}")).await;
+    assert_eq!(v["status"], "active");
+
+    // A coach can neither create clients nor reveal a BSN.
+    let coach = env.user(&admin, "kim", "coach").await;
+    let mut k = Browser::new(&env.server);
+    k.sign_in(&coach).await;
+    let (s, _, _) = k.get("/clients/new").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, _, html) = k.get("/").await;
+    assert!(!html.contains("/clients/new"));
 }

@@ -200,7 +200,7 @@ mod tests {
         let mut args: HashMap<Cow<'static, str>, FluentValue<'_>> = HashMap::new();
         for a in [
             "name", "role", "max", "reason", "accepted", "total", "detail", "code", "from", "to", "count", "action",
-            "events", "head", "error", "when",
+            "events", "head", "error", "when", "bsn",
         ] {
             args.insert(Cow::Borrowed(a), FluentValue::from("x"));
         }

@@ -495,6 +495,13 @@ struct ClientPage {
     access_log_intro: String,
     /// Management and office: the coach and the restriction can change.
     may_manage: bool,
+    bsn_masked: String,
+    /// The full BSN, once, right after a reveal (audited by the vault).
+    bsn_revealed: Option<String>,
+    /// Management, office and administration may reveal the BSN.
+    may_reveal: bool,
+    /// Today on the agency's clock (the default end of a trajectory).
+    today: String,
     client_token: String,
     coach_name: String,
     coaches: Vec<(Uuid, String, bool)>,
@@ -568,6 +575,7 @@ async fn client_page(
     results: Vec<UploadResult>,
     notice: Option<String>,
     page_no: u32,
+    bsn_revealed: Option<String>,
 ) -> Response {
     let tr = p.tr;
     let client = match st.vault.get_client(&p.caller, id).await {
@@ -639,6 +647,10 @@ async fn client_page(
         hold_token: session::csrf_token(&p.token, "legal-hold"),
         may_export: staff,
         may_manage: staff,
+        bsn_masked: client.bsn_masked.clone().unwrap_or_default(),
+        bsn_revealed,
+        may_reveal: matches!(role, Role::Management | Role::Office | Role::Administration),
+        today: today_local(),
         client_token: session::csrf_token(&p.token, "client"),
         coach_name,
         coaches,
@@ -699,9 +711,12 @@ pub async fn client(
         Some("coach") => Some(p.tr.t("notice-coach-assigned")),
         Some("restricted") => Some(p.tr.t("notice-restriction-set")),
         Some("unrestricted") => Some(p.tr.t("notice-restriction-lifted")),
+        Some("created") => Some(p.tr.t("notice-client-created")),
+        Some("closed") => Some(p.tr.t("notice-closed")),
+        Some("reopened") => Some(p.tr.t("notice-reopened")),
         _ => None,
     };
-    client_page(&st, &p, id, Vec::new(), notice, q.page.unwrap_or(1)).await
+    client_page(&st, &p, id, Vec::new(), notice, q.page.unwrap_or(1), None).await
 }
 
 #[derive(Deserialize)]
@@ -818,7 +833,7 @@ pub async fn upload(
         let body = serde_json::json!({ "ok": outcome.ok, "filename": outcome.filename, "message": outcome.message });
         return (status, axum::Json(body)).into_response();
     }
-    client_page(&st, &p, id, vec![outcome], None, 1).await
+    client_page(&st, &p, id, vec![outcome], None, 1, None).await
 }
 
 #[derive(Deserialize)]
@@ -1788,6 +1803,245 @@ pub async fn update_breach(
         Err(e) if e.code.status() == 422 || e.code.status() == 409 => {
             let msg = tr.t1("reason-invalid", "detail", &e.message);
             breaches_page(&st, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg)).await
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+/// Today on the agency's clock, `YYYY-MM-DD` (a date field's value).
+fn today_local() -> String {
+    chrono::Utc::now().with_timezone(&chrono_tz::Europe::Amsterdam).format("%Y-%m-%d").to_string()
+}
+
+// ------------------------------------------------------------ new client
+
+struct FieldView {
+    name: &'static str,
+    label: String,
+    hint: String,
+    kind: &'static str,
+    required: bool,
+    value: String,
+    autocomplete: &'static str,
+    invalid: bool,
+}
+
+#[derive(Template)]
+#[template(path = "client_new.html")]
+struct NewClientPage {
+    c: Chrome,
+    error: Option<String>,
+    token: String,
+    fields: Vec<FieldView>,
+    commissioners: Vec<(&'static str, String)>,
+    commissioner: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NewClientForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    initials: String,
+    #[serde(default)]
+    last_name: String,
+    #[serde(default)]
+    birth_date: String,
+    bsn: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    address: Option<String>,
+    postcode: Option<String>,
+    city: Option<String>,
+    #[serde(default)]
+    commissioner: String,
+}
+
+fn new_client_page(p: &Page, status: StatusCode, f: &NewClientForm, error: Option<(String, &str)>) -> Response {
+    let tr = p.tr;
+    let bad = error.as_ref().map(|e| e.1).unwrap_or("");
+    let none = String::new();
+    // (name, label, hint, input type, required, autocomplete, value)
+    let spec: [(&'static str, &str, &str, &'static str, bool, &'static str, &String); 10] = [
+        ("first_name", "first-name", "", "text", true, "off", &f.first_name),
+        ("initials", "initials", "", "text", true, "off", &f.initials),
+        ("last_name", "last-name", "", "text", true, "off", &f.last_name),
+        ("birth_date", "birth-date", "", "date", true, "off", &f.birth_date),
+        ("bsn", "bsn", "bsn-hint", "text", false, "off", f.bsn.as_ref().unwrap_or(&none)),
+        ("email", "email", "", "email", false, "off", f.email.as_ref().unwrap_or(&none)),
+        ("phone", "phone", "", "tel", false, "off", f.phone.as_ref().unwrap_or(&none)),
+        ("address", "address", "", "text", false, "off", f.address.as_ref().unwrap_or(&none)),
+        ("postcode", "postcode", "", "text", false, "off", f.postcode.as_ref().unwrap_or(&none)),
+        ("city", "city", "", "text", false, "off", f.city.as_ref().unwrap_or(&none)),
+    ];
+    let fields = spec
+        .iter()
+        .map(|(name, label, hint, kind, required, autocomplete, value)| FieldView {
+            name,
+            label: tr.t(label),
+            hint: if hint.is_empty() { String::new() } else { tr.t(hint) },
+            kind,
+            required: *required,
+            // A BSN that was refused is not sent back into the page.
+            value: if *name == "bsn" && bad == "bsn" { String::new() } else { (*value).clone() },
+            autocomplete,
+            invalid: *name == bad,
+        })
+        .collect();
+    let page = NewClientPage {
+        c: Chrome::new(tr, Some(&p.caller), "/clients/new", "home"),
+        error: error.map(|e| e.0),
+        token: session::csrf_token(&p.token, "client"),
+        fields,
+        commissioners: vault::domain::Commissioner::ALL
+            .iter()
+            .map(|k| (k.as_str(), tr.t(&format!("commissioner-{}", k.as_str()))))
+            .collect(),
+        commissioner: f.commissioner.clone(),
+    };
+    render(status, &page)
+}
+
+pub async fn new_client(p: Page) -> Response {
+    if !matches!(p.caller.role(), Role::Management | Role::Office) {
+        return service_error_page(p.tr, &ServiceError::new(ErrorCode::Forbidden, "not for this role"));
+    }
+    new_client_page(&p, StatusCode::OK, &NewClientForm::default(), None)
+}
+
+/// A new client (management, office), then its page.
+pub async fn create_client(State(st): State<AppState>, p: Page, Form(f): Form<NewClientForm>) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "client", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(commissioner) = f.commissioner.parse::<vault::domain::Commissioner>() else {
+        let e = (tr.t1("reason-invalid", "detail", &tr.t("commissioner")), "commissioner");
+        return new_client_page(&p, StatusCode::UNPROCESSABLE_ENTITY, &f, Some(e));
+    };
+    let opt = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let new = vault::service::NewClient {
+        first_name: f.first_name.clone(),
+        initials: f.initials.clone(),
+        last_name: f.last_name.clone(),
+        birth_date: f.birth_date.clone(),
+        bsn: opt(&f.bsn),
+        email: opt(&f.email),
+        phone: opt(&f.phone),
+        address: opt(&f.address),
+        postcode: opt(&f.postcode),
+        city: opt(&f.city),
+        commissioner,
+    };
+    match st.vault.create_client(&p.caller, new).await {
+        Ok(c) => see_other(&format!("/clients/{}?n=created", c.id)),
+        Err(e) if e.code == ErrorCode::InvalidBsn => {
+            new_client_page(&p, StatusCode::UNPROCESSABLE_ENTITY, &f, Some((tr.t("error-invalid-bsn"), "bsn")))
+        }
+        Err(e) if e.code.status() == 422 => {
+            // The service names the field: `field `x` ...` or `x ...`.
+            let field =
+                ["first_name", "initials", "last_name", "birth_date", "email", "phone", "address", "postcode", "city"]
+                    .into_iter()
+                    .find(|n| e.message.contains(n))
+                    .unwrap_or("");
+            let msg = tr.t1("reason-invalid", "detail", &e.message);
+            new_client_page(&p, StatusCode::UNPROCESSABLE_ENTITY, &f, Some((msg, field)))
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CloseForm {
+    csrf: String,
+    ended_at: Option<String>,
+}
+
+/// Close a trajectory (management, office): the end date is the start of
+/// that day on the agency's clock, or now when it is today.
+pub async fn close_trajectory(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<CloseForm>,
+) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "client", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let ended_at = match nonempty(&f.ended_at) {
+        None => None,
+        Some(d) if d == today_local() => None,
+        Some(d) => match chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok().and_then(day_start) {
+            Some(t) => Some(t),
+            None => {
+                return error_page(
+                    tr,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &tr.t1("reason-invalid", "detail", "YYYY-MM-DD"),
+                );
+            }
+        },
+    };
+    match st.vault.close_trajectory(&p.caller, id, vault::service::CloseTrajectory { ended_at }).await {
+        Ok(_) => see_other(&format!("/clients/{id}?n=closed")),
+        Err(e) if e.code.status() == 422 => {
+            error_page(tr, StatusCode::UNPROCESSABLE_ENTITY, &tr.t1("reason-invalid", "detail", &e.message))
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReasonForm {
+    csrf: String,
+    reason: String,
+}
+
+pub async fn reopen_trajectory(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<ReasonForm>,
+) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "client", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    match st.vault.reopen_trajectory(&p.caller, id, vault::service::ReopenTrajectory { reason: f.reason }).await {
+        Ok(_) => see_other(&format!("/clients/{id}?n=reopened")),
+        Err(e) if e.code.status() == 422 => {
+            error_page(tr, StatusCode::UNPROCESSABLE_ENTITY, &tr.t1("reason-invalid", "detail", &e.message))
+        }
+        Err(e) => service_error_page(tr, &e),
+    }
+}
+
+/// Reveal the full BSN (management, office, administration; audited by the
+/// vault): shown in the page this once, never in a URL.
+pub async fn reveal_bsn(
+    State(st): State<AppState>,
+    p: Page,
+    Path(id): Path<String>,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    let tr = p.tr;
+    if !session::csrf_ok(&p.token, "client", &f.csrf) {
+        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    }
+    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    match st.vault.reveal_bsn(&p.caller, id).await {
+        Ok(r) => {
+            let shown = match r.bsn {
+                Some(b) => tr.t1("bsn-revealed", "bsn", &b),
+                None => tr.t("bsn-none"),
+            };
+            client_page(&st, &p, id, Vec::new(), None, 1, Some(shown)).await
         }
         Err(e) => service_error_page(tr, &e),
     }
