@@ -217,7 +217,7 @@ async fn the_web_sign_in_takes_two_steps_with_host_cookies_the_api_never_accepts
     let (s, h, _) = b.get("/").await;
     assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login?n=expired"));
     let (_, _, html) = b.get("/login?n=expired").await;
-    assert!(html.contains("verlopen"), "{html}");
+    assert!(html.contains("Uw sessie is beëindigd"), "{html}");
 
     // English on request, and by the browser's preference.
     let (s, h, _) = b.post("/language", &[("lang", "en"), ("back", "/login")]).await;

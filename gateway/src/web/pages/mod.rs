@@ -1,0 +1,237 @@
+//! The pages, one module per topic: each handler reads its input, calls the vault's service
+//! operations (the same the API calls, with the same caller), and renders
+//! a template. No rule of access lives here: what a page offers (purposes,
+//! an upload form) is a convenience; the vault decides every action again.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+use vault::domain::{ClientStatus, DocumentType, Purpose, Role};
+use vault::service::{Caller, Client, Document, ErrorCode, ServiceError, TokenRequest};
+use zeroize::Zeroizing;
+
+use super::assets;
+use super::i18n::{LANG_COOKIE, Lang, Tr};
+use super::session::{self, LOGIN_COOKIE, Page, SESSION_COOKIE};
+use crate::api::{AppState, Ctx};
+use crate::net::ClientAddr;
+
+/// What every page's frame needs (`base.html`).
+pub struct Chrome {
+    pub tr: Tr,
+    /// "Name (role)", when signed in.
+    pub user: Option<String>,
+    /// The request's path, for the language switch to come back to.
+    pub path: String,
+    /// Which menu item is current.
+    pub section: &'static str,
+    /// Whether the menu offers search (every role but the administration,
+    /// which never sees documents).
+    pub may_search: bool,
+    /// Whether the menu offers users, substitutions and the destruction
+    /// list (management, office).
+    pub may_manage: bool,
+    /// Whether the menu offers the audit log (management).
+    pub may_audit: bool,
+    pub css: &'static str,
+    pub icon: &'static str,
+}
+
+impl Chrome {
+    fn new(tr: Tr, caller: Option<&Caller>, path: &str, section: &'static str) -> Chrome {
+        let user = caller.map(|c| {
+            tr.t2(
+                "signed-in-as",
+                ("name", &c.user.display_name),
+                ("role", &tr.t(&format!("role-{}", c.role().as_str()))),
+            )
+        });
+        let may_search = caller.is_some_and(|c| c.role() != Role::Administration);
+        Chrome {
+            tr,
+            user,
+            path: path.to_string(),
+            section,
+            may_search,
+            may_manage: caller.is_some_and(|c| matches!(c.role(), Role::Management | Role::Office)),
+            may_audit: caller.is_some_and(|c| c.role() == Role::Management),
+            css: assets::CSS.url(),
+            icon: assets::ICON.url(),
+        }
+    }
+}
+
+/// Render a template as a page: `text/html`, never cached.
+fn render<T: Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(html) => {
+            let mut r = (status, Html(html)).into_response();
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+mod audit;
+mod breaches;
+mod clients;
+mod retention;
+mod search;
+mod sign_in;
+mod substitutions;
+mod users;
+
+pub use audit::*;
+pub use breaches::*;
+pub use clients::*;
+pub use retention::*;
+pub use search::*;
+pub use sign_in::*;
+pub use substitutions::*;
+pub use users::*;
+
+use clients::doc_row;
+
+// ---------------------------------------------------------------- messages
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    c: Chrome,
+    heading: &'a str,
+    kind: &'a str,
+    text: &'a str,
+    link: &'a str,
+    link_text: &'a str,
+}
+
+/// A page that says what went wrong, with a way back.
+pub fn error_page(tr: Tr, status: StatusCode, text: &str) -> Response {
+    let heading = tr.t("error-title");
+    let back = tr.t("back-home");
+    let page = MessagePage {
+        c: Chrome::new(tr, None, "/", ""),
+        heading: &heading,
+        kind: "error",
+        text,
+        link: "/",
+        link_text: &back,
+    };
+    render(status, &page)
+}
+
+/// The error of a service operation as a page, in the page's language.
+pub fn service_error_page(tr: Tr, e: &ServiceError) -> Response {
+    let text = match e.code {
+        ErrorCode::NotFound => tr.t("error-not-found"),
+        ErrorCode::Forbidden | ErrorCode::AccessRevoked => tr.t("error-forbidden"),
+        ErrorCode::Gone | ErrorCode::Erased => tr.t("error-gone"),
+        ErrorCode::PurposeNotAllowed | ErrorCode::InvalidPurpose => tr.t("error-purpose"),
+        ErrorCode::Restricted => tr.t("error-restricted"),
+        ErrorCode::Busy => tr.t("error-busy"),
+        code => tr.t1("error-generic", "code", code.as_str()),
+    };
+    if e.code == ErrorCode::Internal {
+        tracing::error!(error = %e.message, "a page met an internal error");
+    }
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_page(tr, status, &text)
+}
+
+/// A navigation that began on another site arrives without the session
+/// cookie (`SameSite=Strict`): a same-site link to the same page brings it.
+pub fn continue_page(tr: Tr, path: &str) -> Response {
+    let heading = tr.t("continue-title");
+    let text = tr.t("continue-intro");
+    let go = tr.t("continue");
+    let link = if path.starts_with('/') && !path.starts_with("//") { path } else { "/" };
+    let page = MessagePage {
+        c: Chrome::new(tr, None, "/", ""),
+        heading: &heading,
+        kind: "notice",
+        text: &text,
+        link,
+        link_text: &go,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// To the sign-in page, with a notice (`expired`, `signed_out`) or none.
+pub fn to_login(notice: Option<&str>) -> Response {
+    match notice {
+        Some(n) => see_other(&format!("/login?n={n}")),
+        None => see_other("/login"),
+    }
+}
+
+// ------------------------------------------------------------------ shared
+
+fn nonempty(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// "Resultaten 1–20 van 1.234": the count written the Dutch way.
+fn search_count(tr: &Tr, first: u32, last: u32, total: u64) -> String {
+    tr.t3("search-results", ("from", &first.to_string()), ("to", &last.to_string()), ("total", &tr.number(total)))
+}
+
+/// The start of a day on the agency's clock, in UTC.
+fn day_start(day: chrono::NaiveDate) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    chrono_tz::Europe::Amsterdam
+        .from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Today on the agency's clock, `YYYY-MM-DD` (a date field's value).
+fn today_local() -> String {
+    chrono::Utc::now().with_timezone(&chrono_tz::Europe::Amsterdam).format("%Y-%m-%d").to_string()
+}
+
+/// An event's outcome as a person reads it: `denied` is a refusal; an
+/// access decided (`allowed`) and a change done (`ok`) both succeeded.
+fn outcome_text(tr: &Tr, outcome: &str) -> String {
+    match outcome {
+        "denied" => tr.t("outcome-denied"),
+        "allowed" | "ok" => tr.t("outcome-allowed"),
+        other => other.to_string(),
+    }
+}
+
+/// The message `key` if there is one.
+fn fluent_key(tr: &Tr, key: &str) -> Option<String> {
+    tr.try_t(key)
+}
+
+fn role_name(tr: &Tr, r: Role) -> String {
+    tr.t(&format!("role-{}", r.as_str()))
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    n: Option<String>,
+}
+
+/// A `datetime-local` value (`2026-12-07T14:05`) on the agency's clock.
+fn local_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    let t = chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M").ok()?;
+    chrono_tz::Europe::Amsterdam.from_local_datetime(&t).earliest().map(|t| t.with_timezone(&chrono::Utc))
+}
