@@ -847,3 +847,25 @@ async fn office_creates_a_client_closes_and_reopens_the_trajectory_and_reveals_t
     let (_, _, html) = k.get("/").await;
     assert!(!html.contains("/clients/new"));
 }
+
+#[tokio::test]
+async fn a_signed_in_users_language_follows_them_to_another_browser() {
+    let env = start(support::embedded().await, &[]).await;
+    let mut a = Browser::new(&env.server);
+    a.sign_in(&env.admin).await;
+    let (_, _, html) = a.get("/").await;
+    assert!(html.contains(r#"lang="nl""#), "Dutch first");
+    let (s, h, _) = a.post("/language", &[("lang", "en"), ("back", "/")]).await;
+    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/"));
+    let (_, v) = Api::login(&env.server, &env.admin).await.get("/api/v1/me").await;
+    assert_eq!(v["language"], "en", "{v}");
+    // Another browser, which prefers Dutch: the user's choice wins once
+    // signed in; before that, the browser's.
+    let mut b = Browser::new(&env.server);
+    let resp =
+        b.http.get(format!("{}/login", b.base)).header("accept-language", "nl-NL,nl;q=0.9").send().await.unwrap();
+    assert!(resp.text().await.unwrap().contains(r#"lang="nl""#));
+    b.sign_in(&env.admin).await;
+    let (_, _, html) = b.get("/").await;
+    assert!(html.contains(r#"lang="en""#) && html.contains("Sign out"), "{html}");
+}

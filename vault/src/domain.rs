@@ -310,6 +310,14 @@ impl Role {
 }
 
 api_enum!(
+    /// The languages of the web UI (Dutch first).
+    Language, "language" {
+        Nl = "nl",
+        En = "en",
+    }
+);
+
+api_enum!(
     /// Purposes of access ("motiveringspunten", SPEC §3).
     Purpose, "purpose" {
         Guidance = "guidance",

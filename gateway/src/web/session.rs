@@ -10,6 +10,8 @@
 //!   password under the master key, five minutes; `Vault::begin_login`).
 //!   Each step sets a new cookie value: the first step's value after the
 //!   password, a new session token after the code.
+//! - The language: a signed-in user's stored choice, else the
+//!   `kluis_lang` cookie, else the browser's `Accept-Language`.
 //! - Every `POST` of the UI must come from a page of this origin: the
 //!   browser's `Sec-Fetch-Site: same-origin`, or, from a browser that does
 //!   not send it, an `Origin` equal to the request's own. Sensitive forms
@@ -123,7 +125,15 @@ impl FromRequestParts<AppState> for Page {
             return Err(super::pages::to_login(None));
         };
         match st.vault.authenticate(&token, crate::api::request_context(parts)).await {
-            Ok(caller) => Ok(Page { caller, tr, token }),
+            Ok(caller) => {
+                // The signed-in user's own choice wins over the browser's.
+                let tr = match caller.user.language {
+                    Some(vault::domain::Language::Nl) => Tr::new(Lang::Nl),
+                    Some(vault::domain::Language::En) => Tr::new(Lang::En),
+                    None => tr,
+                };
+                Ok(Page { caller, tr, token })
+            }
             Err(e) if e.code == vault::service::ErrorCode::Unauthorized => {
                 let mut r = super::pages::to_login(Some("expired"));
                 r.headers_mut().append(header::SET_COOKIE, clear_cookie(SESSION_COOKIE));

@@ -428,7 +428,7 @@ impl Catalog {
         let row = sqlx::query(
             "SELECT u.id, u.username, u.display_name, u.role, u.password_hash, u.totp_secret, u.totp_key_version, \
              u.totp_last_step, CAST(u.active AS INTEGER) AS active, u.failed_attempts, u.locked_until, u.created_at, \
-             u.updated_at, s.token_hash, s.user_id, s.created_at AS session_created_at, s.last_seen_at, s.expires_at \
+             u.updated_at, u.language, s.token_hash, s.user_id, s.created_at AS session_created_at, s.last_seen_at, s.expires_at \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
         )
         .bind(token_hash)

@@ -34,6 +34,8 @@ pub struct UserRow {
     pub locked_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The web UI's language the user chose (`nl`, `en`), if any.
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +52,8 @@ macro_rules! select_users {
     ($rest:literal) => {
         concat!(
             "SELECT id, username, display_name, role, password_hash, totp_secret, totp_key_version, totp_last_step, \
-             CAST(active AS INTEGER) AS active, failed_attempts, locked_until, created_at, updated_at FROM users ",
+             CAST(active AS INTEGER) AS active, failed_attempts, locked_until, created_at, updated_at, language \
+             FROM users ",
             $rest
         )
     };
@@ -72,6 +75,7 @@ pub(super) fn user_from_row(r: &AnyRow) -> Result<UserRow, CatalogError> {
         locked_until: r.try_get("locked_until").map_err(q("decode"))?,
         created_at: r.try_get("created_at").map_err(q("decode"))?,
         updated_at: r.try_get("updated_at").map_err(q("decode"))?,
+        language: r.try_get("language").map_err(q("decode"))?,
     })
 }
 
@@ -215,5 +219,19 @@ impl Tx {
         .await
         .map_err(q("record_login_success"))?;
         Ok(r.rows_affected() == 1)
+    }
+}
+
+impl Tx {
+    /// Set (or clear) the web UI's language of a user.
+    pub async fn set_user_language(&mut self, id: Uuid, language: Option<&str>) -> Result<(), CatalogError> {
+        sqlx::query("UPDATE users SET language = $1, updated_at = $2 WHERE id = $3")
+            .bind(language)
+            .bind(self.now)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(q("set_user_language"))?;
+        Ok(())
     }
 }

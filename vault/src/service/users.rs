@@ -62,6 +62,8 @@ pub struct User {
     pub role: Role,
     pub active: bool,
     pub created_at: DateTime<Utc>,
+    /// The web UI's language the user chose; null: the browser's.
+    pub language: Option<crate::domain::Language>,
 }
 
 impl From<&UserRow> for User {
@@ -73,6 +75,7 @@ impl From<&UserRow> for User {
             role: u.role,
             active: u.active,
             created_at: micros_to_time(u.created_at),
+            language: u.language.as_deref().and_then(|l| l.parse().ok()),
         }
     }
 }
@@ -175,6 +178,15 @@ impl Vault {
     }
 
     /// Every user, by username.
+    /// The caller's own choice of the web UI's language (none: the
+    /// browser's). Audited like every change.
+    pub async fn set_language(&self, caller: &Caller, language: Option<crate::domain::Language>) -> ServiceResult<()> {
+        let mut op = self.op(caller, "user.language").await?;
+        op.tx()?.set_user_language(caller.id(), language.map(|l| l.as_str())).await?;
+        op.event.details = serde_json::json!({ "language": language });
+        op.commit().await
+    }
+
     pub async fn list_users(&self, caller: &Caller) -> ServiceResult<Vec<User>> {
         let mut op = self.op(caller, "user.list").await?;
         op.authorize(Action::ManageUsers, Target::Nothing).await?;

@@ -131,9 +131,24 @@ pub struct LanguageForm {
     back: Option<String>,
 }
 
-/// The language switch: a cookie for a year, then back to the page.
-pub async fn set_language(Form(f): Form<LanguageForm>) -> Response {
+/// The language switch: a cookie for a year (this browser, also before
+/// signing in) and, when signed in, the user's own choice (every browser
+/// they sign in on), then back to the page.
+pub async fn set_language(
+    State(st): State<AppState>,
+    page: Result<Page, Response>,
+    Form(f): Form<LanguageForm>,
+) -> Response {
     let lang = Lang::parse(&f.lang).unwrap_or(Lang::Nl);
+    if let Ok(p) = page {
+        let choice = match lang {
+            Lang::Nl => vault::domain::Language::Nl,
+            Lang::En => vault::domain::Language::En,
+        };
+        if let Err(e) = st.vault.set_language(&p.caller, Some(choice)).await {
+            return service_error_page(p.tr, &e);
+        }
+    }
     let back = f.back.filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
     let mut r = see_other(back.as_deref().unwrap_or("/"));
     let cookie = format!("{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000", lang.code());
