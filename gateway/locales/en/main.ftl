@@ -348,3 +348,10 @@ reveal-bsn-note = Showing the full BSN is recorded in the audit log.
 bsn-revealed = Full BSN: { $bsn }
 bsn-none = No BSN recorded.
 choose-commissioner = Choose a commissioner
+
+a11y-link = Accessibility
+a11y-title = Accessibility statement
+a11y-intro = Kluis aims to be usable by everyone, also with a keyboard only, a screen reader or magnification. The pages follow WCAG 2.1 at levels A and AA (EN 301 549), the standard the Dutch public sector and its commissioners require.
+a11y-how = How this is kept: on every change an automated test (axe-core) checks every page in a real browser against the WCAG 2.1 A and AA rules, and tests go through uploading and searching with the keyboard only.
+a11y-known = Known limits: an automated test does not find every problem; the pages have not yet been audited by an outside party. Date fields show the browser's format.
+a11y-contact = Do you run into a problem? Report it to your organisation's data protection officer or administrator; name the page and what you tried to do.

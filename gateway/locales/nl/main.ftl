@@ -349,3 +349,10 @@ reveal-bsn-note = Het tonen van het volledige BSN wordt vastgelegd in het logboe
 bsn-revealed = Volledig BSN: { $bsn }
 bsn-none = Geen BSN vastgelegd.
 choose-commissioner = Kies een opdrachtgever
+
+a11y-link = Toegankelijkheid
+a11y-title = Toegankelijkheidsverklaring
+a11y-intro = Kluis wil voor iedereen bruikbaar zijn, ook met alleen een toetsenbord, een schermlezer of vergroting. De pagina's volgen de WCAG 2.1 op niveau A en AA (EN 301 549), de norm die de overheid en haar opdrachtgevers vragen.
+a11y-how = Hoe dit wordt bewaakt: bij elke wijziging controleert een geautomatiseerde test (axe-core) elke pagina in een echte browser op de WCAG 2.1 A- en AA-regels, en testen doorlopen het uploaden en zoeken met alleen het toetsenbord.
+a11y-known = Bekende beperkingen: een geautomatiseerde test vindt niet alle problemen; de pagina's zijn nog niet door een externe partij beoordeeld. De datumvelden tonen de notatie van de browser.
+a11y-contact = Loopt u tegen een probleem aan? Meld het bij de functionaris gegevensbescherming of de beheerder van uw organisatie; noem de pagina en wat u probeerde te doen.

@@ -37,6 +37,7 @@ pub fn router(upload_limit: u64) -> Router<AppState> {
         .route("/login", get(pages::login_form).post(pages::login_submit))
         .route("/login/code", get(pages::code_form).post(pages::code_submit))
         .route("/logout", post(pages::logout))
+        .route("/toegankelijkheid", get(pages::accessibility))
         .route("/language", post(pages::set_language))
         .route("/clients/new", get(pages::new_client).post(pages::create_client))
         .route("/clients/{id}", get(pages::client))

@@ -157,3 +157,15 @@ pub async fn set_language(
     }
     r
 }
+
+#[derive(Template)]
+#[template(path = "accessibility.html")]
+struct AccessibilityPage {
+    c: Chrome,
+}
+
+/// The accessibility statement (public, like the sign-in page).
+pub async fn accessibility(headers: HeaderMap) -> Response {
+    let tr = Tr::new(Lang::of(&headers));
+    render(StatusCode::OK, &AccessibilityPage { c: Chrome::new(tr, None, "/toegankelijkheid", "") })
+}
