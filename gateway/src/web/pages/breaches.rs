@@ -88,8 +88,8 @@ pub async fn register_breach(State(st): State<AppState>, p: Page, body: axum::bo
     let tr = p.tr;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let one = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-    if !session::csrf_ok(&p.token, "breaches", &one("csrf")) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    if let Err(refused) = form_token(&p, "breaches", &one("csrf")) {
+        return refused;
     }
     let categories: Result<Vec<vault::domain::DataCategory>, _> =
         pairs.iter().filter(|(n, _)| n == "categories").map(|(_, v)| v.parse()).collect();
@@ -133,10 +133,10 @@ pub async fn update_breach(
     Form(f): Form<BreachNotifyForm>,
 ) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "breaches", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
-    }
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "breaches", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     let notified = nonempty(&f.notified_at);
     let reason = nonempty(&f.not_notified_reason);
     let mut patch = vault::service::BreachPatch::default();

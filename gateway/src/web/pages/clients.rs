@@ -413,10 +413,10 @@ pub async fn client(
 /// the origin check it carries the session's token for it.
 pub async fn export(State(st): State<AppState>, p: Page, Path(id): Path<String>, Form(f): Form<TokenForm>) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "export", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
-    }
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "export", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     let slot = match st.slot(&st.download_slots, "downloads").await {
         Ok(s) => s,
         Err(e) => return service_error_page(tr, &e.0),
@@ -443,10 +443,10 @@ pub async fn legal_hold(
     Form(f): Form<HoldForm>,
 ) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "legal-hold", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
-    }
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "legal-hold", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     let set = vault::service::SetLegalHold { hold: f.hold, reason: f.reason };
     match st.vault.set_legal_hold(&p.caller, id, set).await {
         Ok(doc) => {
@@ -568,8 +568,8 @@ pub async fn assign_coach(
     Form(f): Form<CoachForm>,
 ) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "client", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    if let Err(refused) = form_token(&p, "client", &f.csrf) {
+        return refused;
     }
     let (Ok(id), Ok(coach_id)) = (id.parse::<Uuid>(), f.coach_id.parse::<Uuid>()) else {
         return service_error_page(tr, &ServiceError::new(ErrorCode::NotACoach, "choose a coach"));
@@ -594,16 +594,14 @@ pub async fn set_restriction(
     Form(f): Form<RestrictionForm>,
 ) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "client", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
-    }
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "client", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     let set = vault::service::SetRestriction { restricted: f.restricted, reason: f.reason };
     match st.vault.set_restriction(&p.caller, id, set).await {
         Ok(c) => see_other(&format!("/clients/{id}?n={}", if c.restricted { "restricted" } else { "unrestricted" })),
-        Err(e) if e.code.status() == 422 => {
-            error_page(tr, StatusCode::UNPROCESSABLE_ENTITY, &tr.t1("reason-invalid", "detail", &e.message))
-        }
+        Err(e) if e.code.status() == 422 => refused_input(tr, &e),
         Err(e) => service_error_page(tr, &e),
     }
 }
@@ -707,8 +705,8 @@ pub async fn new_client(p: Page) -> Response {
 /// A new client (management, office), then its page.
 pub async fn create_client(State(st): State<AppState>, p: Page, Form(f): Form<NewClientForm>) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "client", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    if let Err(refused) = form_token(&p, "client", &f.csrf) {
+        return refused;
     }
     let Ok(commissioner) = f.commissioner.parse::<vault::domain::Commissioner>() else {
         let e = (tr.t1("reason-invalid", "detail", &tr.t("commissioner")), "commissioner");
@@ -762,10 +760,10 @@ pub async fn close_trajectory(
     Form(f): Form<CloseForm>,
 ) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "client", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
-    }
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "client", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     let ended_at = match nonempty(&f.ended_at) {
         None => None,
         Some(d) if d == today_local() => None,
@@ -782,9 +780,7 @@ pub async fn close_trajectory(
     };
     match st.vault.close_trajectory(&p.caller, id, vault::service::CloseTrajectory { ended_at }).await {
         Ok(_) => see_other(&format!("/clients/{id}?n=closed")),
-        Err(e) if e.code.status() == 422 => {
-            error_page(tr, StatusCode::UNPROCESSABLE_ENTITY, &tr.t1("reason-invalid", "detail", &e.message))
-        }
+        Err(e) if e.code.status() == 422 => refused_input(tr, &e),
         Err(e) => service_error_page(tr, &e),
     }
 }
@@ -802,15 +798,13 @@ pub async fn reopen_trajectory(
     Form(f): Form<ReasonForm>,
 ) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "client", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
-    }
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "client", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     match st.vault.reopen_trajectory(&p.caller, id, vault::service::ReopenTrajectory { reason: f.reason }).await {
         Ok(_) => see_other(&format!("/clients/{id}?n=reopened")),
-        Err(e) if e.code.status() == 422 => {
-            error_page(tr, StatusCode::UNPROCESSABLE_ENTITY, &tr.t1("reason-invalid", "detail", &e.message))
-        }
+        Err(e) if e.code.status() == 422 => refused_input(tr, &e),
         Err(e) => service_error_page(tr, &e),
     }
 }
@@ -824,10 +818,10 @@ pub async fn reveal_bsn(
     Form(f): Form<TokenForm>,
 ) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "client", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
-    }
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "client", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     match st.vault.reveal_bsn(&p.caller, id).await {
         Ok(r) => {
             let shown = match r.bsn {

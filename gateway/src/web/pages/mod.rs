@@ -177,6 +177,30 @@ pub fn to_login(notice: Option<&str>) -> Response {
 
 // ------------------------------------------------------------------ shared
 
+/// A sensitive form's token checked (the refusal as a page otherwise).
+/// The error is the answer itself, returned at once: its size is no cost.
+#[allow(clippy::result_large_err)]
+fn form_token(p: &Page, form: &str, given: &str) -> Result<(), Response> {
+    if session::csrf_ok(&p.token, form, given) {
+        Ok(())
+    } else {
+        Err(error_page(p.tr, StatusCode::FORBIDDEN, &p.tr.t("error-form-token")))
+    }
+}
+
+/// A sensitive form's token checked and the id in its path parsed (a
+/// malformed id is not found, as in the API).
+#[allow(clippy::result_large_err)]
+fn form_target(p: &Page, form: &str, given: &str, id: &str) -> Result<Uuid, Response> {
+    form_token(p, form, given)?;
+    id.parse::<Uuid>().map_err(|_| service_error_page(p.tr, &ServiceError::not_found()))
+}
+
+/// A value the vault refused (422): a page that says which and why.
+fn refused_input(tr: Tr, e: &ServiceError) -> Response {
+    error_page(tr, StatusCode::UNPROCESSABLE_ENTITY, &tr.t1("reason-invalid", "detail", &e.message))
+}
+
 fn nonempty(v: &Option<String>) -> Option<String> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }

@@ -93,8 +93,8 @@ pub struct SubstitutionForm {
 /// last day (both on the agency's clock).
 pub async fn create_substitution(State(st): State<AppState>, p: Page, Form(f): Form<SubstitutionForm>) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "substitutions", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    if let Err(refused) = form_token(&p, "substitutions", &f.csrf) {
+        return refused;
     }
     let date = |s: &str| chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok();
     let parsed = (|| {
@@ -129,10 +129,10 @@ pub async fn end_substitution(
     Form(f): Form<TokenForm>,
 ) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "substitutions", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
-    }
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "substitutions", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     match st.vault.end_substitution(&p.caller, id).await {
         Ok(()) => see_other("/substitutions?n=ended"),
         Err(e) => service_error_page(tr, &e),

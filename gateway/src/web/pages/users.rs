@@ -111,8 +111,8 @@ pub struct NewUserForm {
 /// A new user (management, office): the TOTP secret is shown this once.
 pub async fn create_user(State(st): State<AppState>, p: Page, Form(f): Form<NewUserForm>) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "users", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
+    if let Err(refused) = form_token(&p, "users", &f.csrf) {
+        return refused;
     }
     let Ok(role) = f.role.parse::<Role>() else {
         let e = ServiceError::new(ErrorCode::InvalidRole, "choose a role");
@@ -159,10 +159,10 @@ pub async fn update_user(
     Form(f): Form<UserChangeForm>,
 ) -> Response {
     let tr = p.tr;
-    if !session::csrf_ok(&p.token, "users", &f.csrf) {
-        return error_page(tr, StatusCode::FORBIDDEN, &tr.t("error-form-token"));
-    }
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "users", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     let patch = match f.action.as_str() {
         "role" => match f.role.as_deref().map(str::parse::<Role>) {
             Some(Ok(r)) => vault::service::UserPatch { role: Some(r), active: None },
