@@ -386,6 +386,18 @@ async fn office_and_management_pages_export_hold_and_show_the_access_log() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(html.contains(&format!("/clients/{client}#doc-{doc}")) && html.contains("Resultaten 1–1 van 1"), "{html}");
+    // One dossier only: its client named, kept in the form; another id is not found.
+    let (s, _, html) = o.get(&format!("/search?client={client}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Alleen in het dossier van Jansen, J.")
+            && html.contains(&format!(r#"name="client" value="{client}""#))
+    );
+    assert!(html.contains(&format!("#doc-{doc}")), "{html}");
+    let (s, _, _) = o.get(&format!("/search?client={}", Uuid::new_v4())).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, html) = o.get(&format!("/clients/{client}")).await;
+    assert!(html.contains(&format!(r#"href="/search?client={client}""#)), "a link from the dossier");
     let (_, _, html) = o.get(&format!("/clients/{client}")).await;
     assert!(html.contains(r#"value="availability""#) && html.contains(r#"value="satisfaction_survey""#));
     assert!(!html.contains(r#"value="guidance""#) && !html.contains("/legal-hold"), "{html}");

@@ -355,3 +355,6 @@ a11y-intro = Kluis aims to be usable by everyone, also with a keyboard only, a s
 a11y-how = How this is kept: on every change an automated test (axe-core) checks every page in a real browser against the WCAG 2.1 A and AA rules, and tests go through uploading and searching with the keyboard only.
 a11y-known = Known limits: an automated test does not find every problem; the pages have not yet been audited by an outside party. Date fields show the browser's format.
 a11y-contact = Do you run into a problem? Report it to your organisation's data protection officer or administrator; name the page and what you tried to do.
+search-in-client = Only in the dossier of { $name }.
+search-all-clients = Search all clients
+search-this-client = Search this dossier

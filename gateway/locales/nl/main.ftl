@@ -356,3 +356,6 @@ a11y-intro = Kluis wil voor iedereen bruikbaar zijn, ook met alleen een toetsenb
 a11y-how = Hoe dit wordt bewaakt: bij elke wijziging controleert een geautomatiseerde test (axe-core) elke pagina in een echte browser op de WCAG 2.1 A- en AA-regels, en testen doorlopen het uploaden en zoeken met alleen het toetsenbord.
 a11y-known = Bekende beperkingen: een geautomatiseerde test vindt niet alle problemen; de pagina's zijn nog niet door een externe partij beoordeeld. De datumvelden tonen de notatie van de browser.
 a11y-contact = Loopt u tegen een probleem aan? Meld het bij de functionaris gegevensbescherming of de beheerder van uw organisatie; noem de pagina en wat u probeerde te doen.
+search-in-client = Alleen in het dossier van { $name }.
+search-all-clients = Alle cliënten doorzoeken
+search-this-client = Zoeken in dit dossier

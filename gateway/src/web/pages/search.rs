@@ -31,6 +31,8 @@ struct SearchPage {
     hits: Vec<HitRow>,
     prev: Option<String>,
     next: Option<String>,
+    /// The client the search is limited to: (id, name).
+    client: Option<(Uuid, String)>,
 }
 
 /// The search form's fields as a browser sends them (empty means none).
@@ -42,6 +44,8 @@ pub struct SearchForm {
     status: Option<String>,
     from: Option<String>,
     until: Option<String>,
+    /// One client's dossier only (its id).
+    client: Option<String>,
     page: Option<u32>,
 }
 
@@ -58,6 +62,7 @@ impl SearchForm {
             ("status", &self.status),
             ("from", &self.from),
             ("until", &self.until),
+            ("client", &self.client),
         ] {
             if let Some(v) = nonempty(v) {
                 q.append_pair(k, &v);
@@ -73,8 +78,20 @@ impl SearchForm {
 pub async fn search(State(st): State<AppState>, p: Page, Query(f): Query<SearchForm>) -> Response {
     let tr = p.tr;
     let types = DocumentType::ALL.iter().map(|t| (t.as_str(), tr.t(&format!("type-{}", t.as_str())))).collect();
-    let searched =
-        [&f.q, &f.doc_type, &f.status, &f.from, &f.until].iter().any(|v| nonempty(v).is_some()) || f.page.is_some();
+    let searched = [&f.q, &f.doc_type, &f.status, &f.from, &f.until, &f.client].iter().any(|v| nonempty(v).is_some())
+        || f.page.is_some();
+    // One client's dossier: the client is read (and decided) first, so a
+    // client outside the caller's scope answers as not found.
+    let client = match nonempty(&f.client) {
+        None => None,
+        Some(c) => {
+            let Ok(id) = c.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+            match st.vault.get_client(&p.caller, id).await {
+                Ok(c) => Some((c.id, format!("{}, {}", c.last_name, c.initials))),
+                Err(e) => return service_error_page(tr, &e),
+            }
+        }
+    };
     let page_no = f.page.unwrap_or(1).clamp(1, 10_000 / PAGE_SIZE);
     let mut page = SearchPage {
         c: Chrome::new(tr, Some(&p.caller), "/search", "search"),
@@ -90,6 +107,7 @@ pub async fn search(State(st): State<AppState>, p: Page, Query(f): Query<SearchF
         hits: Vec::new(),
         prev: None,
         next: None,
+        client,
     };
     if !searched {
         return render(StatusCode::OK, &page);
@@ -116,7 +134,7 @@ pub async fn search(State(st): State<AppState>, p: Page, Query(f): Query<SearchF
     let query = vault::service::SearchQuery {
         q: nonempty(&f.q),
         doc_type,
-        client_id: None,
+        client_id: page.client.as_ref().map(|c| c.0),
         status,
         uploaded_from: nonempty(&f.from),
         uploaded_until: nonempty(&f.until),
