@@ -6,8 +6,9 @@
 //!   revocation), `Secure; HttpOnly; SameSite=Strict; Path=/`, no `Domain`.
 //!   The page extractor [`Page`] turns it into the same [`Caller`] the
 //!   API's bearer extractor yields. The API never reads this cookie.
-//! - `__Host-kluis_login` holds the sealed first step of a sign-in (name and
-//!   password under the master key, five minutes; `Vault::begin_login`).
+//! - `__Host-kluis_login` holds the handle of a sign-in's first step (the
+//!   name and password stay in the catalog, sealed, five minutes, used once;
+//!   `Vault::begin_login`).
 //!   Each step sets a new cookie value: the first step's value after the
 //!   password, a new session token after the code.
 //! - The language: a signed-in user's stored choice, else the

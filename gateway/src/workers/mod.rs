@@ -20,11 +20,14 @@ pub const INTERRUPTED_AFTER: Duration = Duration::from_secs(24 * 3600);
 pub const SEARCH_LOG_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// One sweep: interrupted uploads older than a day (claimed, object, row),
-/// lock-out counters of names not tried for a day, and search-log rows
-/// older than a week.
+/// lock-out counters of names not tried for a day, first steps of sign-ins
+/// abandoned past their five minutes, and search-log rows older than a week.
 pub async fn sweep_once(vault: &Vault) -> Result<usize, vault::VaultError> {
     let removed = vault.sweep_pending(INTERRUPTED_AFTER).await?;
     vault.prune_login_attempts(INTERRUPTED_AFTER).await?;
+    if let Err(e) = vault.prune_login_steps().await {
+        tracing::warn!(error = %e, "could not remove abandoned sign-in steps");
+    }
     vault.prune_search_log(SEARCH_LOG_KEPT).await?;
     Ok(removed)
 }

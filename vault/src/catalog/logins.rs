@@ -107,3 +107,65 @@ impl Tx {
         Ok(r.rows_affected())
     }
 }
+
+/// The first step of a two-page sign-in, as kept between the two pages.
+#[derive(Debug, Clone)]
+pub struct LoginStepRow {
+    /// SHA-256 of the handle the browser holds.
+    pub handle_hash: String,
+    /// The record id the password is sealed under.
+    pub id: uuid::Uuid,
+    pub username: String,
+    pub password: crate::keyring::WrappedKey,
+    pub expires_at: i64,
+}
+
+impl Tx {
+    pub async fn insert_login_step(&mut self, s: &LoginStepRow) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO login_steps (handle_hash, id, username, password_sealed, password_key_version, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.handle_hash)
+        .bind(s.id.to_string())
+        .bind(&s.username)
+        .bind(s.password.bytes.clone())
+        .bind(i64::from(s.password.version))
+        .bind(s.expires_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(q("insert_login_step"))?;
+        Ok(())
+    }
+
+    /// Take a step: it is deleted as it is read, so it is used once.
+    pub async fn take_login_step(&mut self, handle_hash: &str) -> Result<Option<LoginStepRow>, CatalogError> {
+        let row = sqlx::query(
+            "DELETE FROM login_steps WHERE handle_hash = $1 \
+             RETURNING handle_hash, id, username, password_sealed, password_key_version, expires_at",
+        )
+        .bind(handle_hash)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(q("take_login_step"))?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(LoginStepRow {
+            handle_hash: r.try_get("handle_hash").map_err(q("decode"))?,
+            id: super::uuid_col(&r, "id")?,
+            username: r.try_get("username").map_err(q("decode"))?,
+            password: super::sealed_cols(&r, "password_sealed", "password_key_version")?
+                .ok_or_else(|| CatalogError::Corrupt("a login step without its password".into()))?,
+            expires_at: r.try_get("expires_at").map_err(q("decode"))?,
+        }))
+    }
+
+    /// Remove steps that expired before `before` (abandoned sign-ins).
+    pub async fn prune_login_steps(&mut self, before: i64) -> Result<u64, CatalogError> {
+        let r = sqlx::query("DELETE FROM login_steps WHERE expires_at < $1")
+            .bind(before)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(q("prune_login_steps"))?;
+        Ok(r.rows_affected())
+    }
+}

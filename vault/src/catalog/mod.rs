@@ -48,7 +48,7 @@ pub use breaches::{BreachRow, BreachUpdateRow, IncidentFilter, IncidentReach, Re
 pub use clients::{ClientRow, ClientStatus, NewClientRow, RowLock, display_name};
 pub use documents::{DocumentRow, DocumentState, NewDocumentRow};
 pub use keys::{KeyVersionRow, SealedKind, SealedRow};
-pub use logins::LoginAttempts;
+pub use logins::{LoginAttempts, LoginStepRow};
 pub use privacy::{
     ClientFields, ConsentRow, CorrectionRow, DisclosureRow, ErasureRow, RequestCounts, RequestFilter, RequestRow,
 };

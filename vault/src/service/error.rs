@@ -51,6 +51,8 @@ make_error_codes! {
     InvalidCredentials = 401 "invalid_credentials",
     /// A download token that does not exist or was altered.
     InvalidToken = 401 "invalid_token",
+    /// The first page of a two-page sign-in is older than five minutes.
+    LoginStepExpired = 401 "login_step_expired",
     /// The role may never do this.
     Forbidden = 403 "forbidden",
     PurposeNotAllowed = 403 "purpose_not_allowed",

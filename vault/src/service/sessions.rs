@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::{Caller, ErrorCode, RequestContext, ServiceError, ServiceResult, User};
 use crate::Vault;
-use crate::catalog::{SessionRow, UserRow, micros_to_time};
+use crate::catalog::{LoginStepRow, SessionRow, UserRow, micros_to_time};
 use crate::credentials;
 
 /// `POST /api/v1/session`.
@@ -48,7 +48,8 @@ pub struct NewSession {
 pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
 /// How long the sealed first step of a two-page login stays valid.
 pub const LOGIN_STEP_SECONDS: i64 = 300;
-/// The sealing purpose of that first step (bound into its associated data).
+/// The sealing purpose of that first step's password (bound into its
+/// associated data with the step's id).
 const LOGIN_STEP_FIELD: &str = "login-step";
 /// Sliding idle expiry is written at most this often (microseconds).
 const TOUCH_EVERY: i64 = 30_000_000;
@@ -146,58 +147,61 @@ impl Vault {
     }
 
     /// The first step of a login in two pages (the web UI): the name and
-    /// password sealed, with a deadline, under the master key, to be handed
-    /// back with the code by [`Vault::finish_login`]. Nothing is checked
-    /// here: both answers are checked together at the second step, as
-    /// [`Vault::login`] does, so neither page tells which one was wrong.
-    /// The sealed value holds nothing in clear and lives
-    /// [`LOGIN_STEP_SECONDS`]; any node with the same master key opens it.
-    pub fn begin_login(&self, username: &str, password: Zeroizing<String>) -> ServiceResult<String> {
-        use base64::Engine;
+    /// the password, sealed under the master key, kept in the catalog for
+    /// [`LOGIN_STEP_SECONDS`]; the browser gets only a random handle (stored
+    /// as its SHA-256). Nothing is checked here: both answers are checked
+    /// together at the second step, as [`Vault::login`] does, so neither
+    /// page tells which one was wrong. Any node of the catalog can finish
+    /// it; [`Vault::finish_login`] uses it once.
+    pub async fn begin_login(&self, username: &str, password: Zeroizing<String>) -> ServiceResult<String> {
         if username.len() > 256 || password.len() > 4 * MAX_PASSWORD_LEN {
             return Err(ServiceError::invalid_credentials());
         }
-        let deadline = self.clock.now().timestamp() + LOGIN_STEP_SECONDS;
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({ "u": username, "p": password.as_str(), "d": deadline }))
-                .map_err(ServiceError::internal)?,
-        );
-        let sealed =
-            self.keyring().seal_field(LOGIN_STEP_FIELD, uuid::Uuid::nil(), &plain).map_err(ServiceError::internal)?;
-        let mut out = sealed.version.to_be_bytes().to_vec();
-        out.extend_from_slice(&sealed.bytes);
-        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+        let handle = credentials::new_token();
+        let id = uuid::Uuid::new_v4();
+        let mut tx = self.tx().await?;
+        let sealed = self.seal_field_in(&mut tx, LOGIN_STEP_FIELD, id, password.as_bytes()).await?;
+        tx.insert_login_step(&LoginStepRow {
+            handle_hash: credentials::token_hash(&handle),
+            id,
+            username: username.to_string(),
+            password: sealed,
+            expires_at: self.now_micros() + LOGIN_STEP_SECONDS * 1_000_000,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(handle)
     }
 
-    /// The second step: the sealed first step and the code, logged in
-    /// exactly as [`Vault::login`] (lock-out, each code once, audited). A
-    /// value that does not open, or has passed its deadline, is answered
-    /// like wrong credentials.
-    pub async fn finish_login(&self, step: &str, otp: String, ctx: &RequestContext) -> ServiceResult<NewSession> {
-        use base64::Engine;
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(step.as_bytes())
+    /// The second step: the first step's handle and the code, logged in
+    /// exactly as [`Vault::login`] (lock-out, each code once, audited). The
+    /// step is gone after this, whatever the answer; an unknown or expired
+    /// handle is answered like wrong credentials.
+    pub async fn finish_login(&self, handle: &str, otp: String, ctx: &RequestContext) -> ServiceResult<NewSession> {
+        let step = {
+            let mut tx = self.tx().await?;
+            let step = tx.take_login_step(&credentials::token_hash(handle)).await?;
+            tx.commit().await?;
+            step
+        };
+        let Some(step) = step else { return Err(ServiceError::invalid_credentials()) };
+        if self.now_micros() > step.expires_at {
+            return Err(ServiceError::new(ErrorCode::LoginStepExpired, "the sign-in took too long; start again"));
+        }
+        let password = self
+            .open_field(LOGIN_STEP_FIELD, step.id, &step.password)
             .map_err(|_| ServiceError::invalid_credentials())?;
-        if raw.len() < 5 {
-            return Err(ServiceError::invalid_credentials());
-        }
-        let version = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
-        let sealed = crate::keyring::WrappedKey { version, bytes: raw[4..].to_vec() };
-        let plain = self
-            .keyring()
-            .open_field(LOGIN_STEP_FIELD, uuid::Uuid::nil(), &sealed)
-            .map_err(|_| ServiceError::invalid_credentials())?;
-        #[derive(Deserialize)]
-        struct Step {
-            u: String,
-            p: Zeroizing<String>,
-            d: i64,
-        }
-        let step: Step = serde_json::from_slice(&plain).map_err(|_| ServiceError::invalid_credentials())?;
-        if self.clock.now().timestamp() > step.d {
-            return Err(ServiceError::new(ErrorCode::InvalidCredentials, "the sign-in took too long; start again"));
-        }
-        self.login(LoginRequest { username: step.u, password: step.p, otp }, ctx).await
+        let password =
+            Zeroizing::new(String::from_utf8(password.to_vec()).map_err(|_| ServiceError::invalid_credentials())?);
+        self.login(LoginRequest { username: step.username, password, otp }, ctx).await
+    }
+
+    /// Forget first steps of sign-ins abandoned before their deadline.
+    pub async fn prune_login_steps(&self) -> ServiceResult<u64> {
+        let mut tx = self.tx().await?;
+        let n = tx.prune_login_steps(self.now_micros()).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Audit a refused login whose answer was known before any check.

@@ -55,8 +55,17 @@ pub struct LoginForm {
 /// The first step: nothing is checked yet (both answers are checked
 /// together after the code, so neither page tells which was wrong); the
 /// name and password go sealed into a short-lived cookie.
-pub async fn login_submit(State(st): State<AppState>, Form(f): Form<LoginForm>) -> Response {
-    match st.vault.begin_login(f.username.trim(), f.password) {
+pub async fn login_submit(
+    State(st): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    // Each first step writes a row: the per-address login limit applies.
+    if st.login_limiter.check_key(&crate::net::limit_key(ip)).is_err() {
+        metrics::counter!("kluis_login_rate_limited_total").increment(1);
+        return see_other("/login?e=locked");
+    }
+    match st.vault.begin_login(f.username.trim(), f.password).await {
         Ok(step) => {
             let mut r = see_other("/login/code");
             r.headers_mut().append(
@@ -65,6 +74,7 @@ pub async fn login_submit(State(st): State<AppState>, Form(f): Form<LoginForm>) 
             );
             r
         }
+        Err(e) if e.code == ErrorCode::Busy => see_other("/login?e=busy"),
         Err(_) => see_other("/login?e=credentials"),
     }
 }
@@ -107,7 +117,7 @@ pub async fn code_submit(
         }
         Err(e) if e.code == ErrorCode::TooManyAttempts => see_other("/login?e=locked"),
         Err(e) if e.code == ErrorCode::Busy => see_other("/login?e=busy"),
-        Err(e) if e.message.contains("too long") => see_other("/login?e=step"),
+        Err(e) if e.code == ErrorCode::LoginStepExpired => see_other("/login?e=step"),
         Err(_) => see_other("/login?e=credentials"),
     };
     r.headers_mut().append(header::SET_COOKIE, session::clear_cookie(LOGIN_COOKIE));
