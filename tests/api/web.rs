@@ -44,6 +44,11 @@ impl Browser {
         self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
+    /// This session's token of a page's form `form` (what the page carries).
+    fn token(&self, form: &str) -> String {
+        gateway::web::session::csrf_token(self.cookie("__Host-kluis_sid").expect("signed in"), form)
+    }
+
     fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
@@ -204,11 +209,31 @@ async fn the_web_sign_in_takes_two_steps_with_host_cookies_the_api_never_accepts
 
     // A navigation that began on another site arrives without the cookie:
     // a page with a same-site link to go on, not the sign-in.
-    let resp =
-        b.http.get(format!("{}/clients/x?y=1", b.base)).header("sec-fetch-site", "cross-site").send().await.unwrap();
+    let resp = b
+        .http
+        .get(format!("{}/clients/x?y=1", b.base))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let html = resp.text().await.unwrap();
     assert!(html.contains(r#"href="/clients/x?y=1""#) && html.contains("Verder"), "{html}");
+    // A sibling site's page that makes the browser fetch a page with the
+    // cookie (an image, a script) gets a refusal, whatever the cookie.
+    for site in ["same-site", "cross-site"] {
+        let resp = b
+            .http
+            .get(format!("{}/", b.base))
+            .header("cookie", b.cookie_header())
+            .header("sec-fetch-site", site)
+            .header("sec-fetch-mode", "no-cors")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{site}");
+    }
 
     // Sign out: the session ends; the old cookie says the session expired.
     let (s, h, _) = b.post("/logout", &[]).await;
@@ -224,8 +249,10 @@ async fn the_web_sign_in_takes_two_steps_with_host_cookies_the_api_never_accepts
     assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/login"));
     let (_, _, html) = b.get("/login").await;
     assert!(html.contains(r#"<label for="username">Username</label>"#) && html.contains(r#"lang="en""#), "{html}");
-    let (s, h, _) = b.post("/language", &[("lang", "nl"), ("back", "//evil.example/")]).await;
-    assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/"), "no open redirect");
+    for evil in ["//evil.example/", "/\t/evil.example", "/\\evil.example", "https://evil.example/"] {
+        let (s, h, _) = b.post("/language", &[("lang", "nl"), ("back", evil)]).await;
+        assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, "/"), "no open redirect: {evil:?}");
+    }
 
     // Assets: hashed names, cached long; unknown paths a page, the API's
     // unknown paths its JSON error.
@@ -304,7 +331,7 @@ async fn pages_keep_the_rules_of_the_api() {
         .post(format!("{}/documents/{doc}/download", a.base))
         .header("cookie", a.cookie_header())
         .header("sec-fetch-site", "same-origin")
-        .form_of(&[("purpose", "guidance")])
+        .form_of(&[("csrf", &a.token("download")), ("purpose", "guidance")])
         .send()
         .await
         .unwrap();
@@ -313,7 +340,10 @@ async fn pages_keep_the_rules_of_the_api() {
     assert_eq!(resp.headers()["content-security-policy"], "default-src 'none'; sandbox", "a download keeps its own");
     assert_eq!(resp.headers()["cache-control"], "no-store");
     assert_eq!(resp.bytes().await.unwrap().to_vec(), data);
-    let (s, _, _) = a.post(&format!("/documents/{doc}/download"), &[("purpose", "invoicing")]).await;
+    let (s, _, _) = a.post(&format!("/documents/{doc}/download"), &[("csrf", "0"), ("purpose", "guidance")]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a download form without this session's token");
+    let t = a.token("download");
+    let (s, _, _) = a.post(&format!("/documents/{doc}/download"), &[("csrf", &t), ("purpose", "invoicing")]).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (_, events) = admin.get(&format!("/api/v1/audit?document_id={doc}&action=document.download")).await;
     let outcomes: Vec<_> = events["events"].as_array().unwrap().iter().map(|e| e["outcome"].clone()).collect();
@@ -327,7 +357,8 @@ async fn pages_keep_the_rules_of_the_api() {
     let (s, _, html) = b.get(&format!("/clients/{client}")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(!html.contains("Jansen"), "{html}");
-    let (s, _, _) = b.post(&format!("/documents/{doc}/download"), &[("purpose", "guidance")]).await;
+    let (s, _, _) =
+        b.post(&format!("/documents/{doc}/download"), &[("csrf", &b.token("download")), ("purpose", "guidance")]).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let resp = upload(&b, "plan.pdf", data.clone()).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
@@ -609,7 +640,8 @@ async fn staff_pages_manage_users_substitutions_coaches_restriction_retention_au
         )
         .await;
     assert_eq!((s, location(&h)), (StatusCode::SEE_OTHER, format!("/clients/{client}?n=restricted").as_str()));
-    let (s, _, _) = k.post(&format!("/documents/{doc}/download"), &[("purpose", "guidance")]).await;
+    let (s, _, _) =
+        k.post(&format!("/documents/{doc}/download"), &[("csrf", &k.token("download")), ("purpose", "guidance")]).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (_, _, html) = k.get(&format!("/clients/{client}")).await;
     assert!(html.contains("beperkt") && !html.contains(&format!("/documents/{doc}/download")), "no download form");
@@ -620,7 +652,8 @@ async fn staff_pages_manage_users_substitutions_coaches_restriction_retention_au
         )
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
-    let (s, _, _) = k.post(&format!("/documents/{doc}/download"), &[("purpose", "guidance")]).await;
+    let (s, _, _) =
+        k.post(&format!("/documents/{doc}/download"), &[("csrf", &k.token("download")), ("purpose", "guidance")]).await;
     assert_eq!(s, StatusCode::OK);
 
     // Role change and deactivation of kees through the users page.
@@ -656,7 +689,20 @@ async fn staff_pages_manage_users_substitutions_coaches_restriction_retention_au
     let (s, _, html) = m.get("/audit?action=document.download").await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("Document gedownload") && html.contains("geweigerd") || html.contains("denied"), "{html}");
-    let (s, _, html) = m.get("/audit/verify").await;
+    let (_, _, html) = m.get("/audit").await;
+    let at = form_token(&html, "/audit/verify");
+    let (s, _, _) = m.post("/audit/verify", &[("csrf", "0")]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "verification walks the whole chain: never without the form's token");
+    let resp = m
+        .http
+        .post(format!("{}/audit/verify", m.base))
+        .header("cookie", m.cookie_header())
+        .header("sec-fetch-site", "same-origin")
+        .form_of(&[("csrf", &at)])
+        .send()
+        .await
+        .unwrap();
+    let (s, html) = (resp.status(), resp.text().await.unwrap());
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("De keten is in orde"), "{html}");
     let (s, _, _) = l.get("/audit").await;
@@ -880,4 +926,18 @@ async fn a_signed_in_users_language_follows_them_to_another_browser() {
     b.sign_in(&env.admin).await;
     let (_, _, html) = b.get("/").await;
     assert!(html.contains(r#"lang="en""#) && html.contains("Sign out"), "{html}");
+
+    // Signing in again in the same browser ends the session it held.
+    let old = b.cookie("__Host-kluis_sid").unwrap().to_string();
+    b.sign_in(&env.admin).await;
+    assert_ne!(b.cookie("__Host-kluis_sid").unwrap(), old);
+    let resp = b
+        .http
+        .get(format!("{}/", b.base))
+        .header("cookie", format!("__Host-kluis_sid={old}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"], "/login?n=expired", "the replaced session is gone");
 }

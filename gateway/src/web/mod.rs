@@ -55,7 +55,8 @@ pub fn router(upload_limit: u64) -> Router<AppState> {
         .route("/substitutions/{id}/end", post(pages::end_substitution))
         .route("/retention", get(pages::retention))
         .route("/audit", get(pages::audit))
-        .route("/audit/verify", get(pages::audit_verify))
+        // GET shows the log (a reload after a verification), POST verifies.
+        .route("/audit/verify", get(pages::audit).post(pages::audit_verify))
         .route("/breaches", get(pages::breaches).post(pages::register_breach))
         .route("/breaches/{id}", post(pages::update_breach))
         .route("/documents/{id}/download", post(pages::download))

@@ -117,6 +117,17 @@ impl FromRequestParts<AppState> for Page {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
         let tr = Tr::new(Lang::of(&parts.headers));
+        // A sibling site's page can make the browser send the (Strict)
+        // cookie with its subresource requests: only this origin, a
+        // navigation, or a request the user typed carries the session.
+        let site = parts.headers.get("sec-fetch-site").map(|v| v.as_bytes().to_vec());
+        let navigation = parts.headers.get("sec-fetch-mode").is_some_and(|v| v.as_bytes() == b"navigate");
+        if let Some(site) = &site
+            && !matches!(site.as_slice(), b"same-origin" | b"none")
+            && !navigation
+        {
+            return Err(super::pages::error_page(tr, axum::http::StatusCode::FORBIDDEN, &tr.t("error-cross-site")));
+        }
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             let cross_site = parts.headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site");
             if cross_site && parts.method == Method::GET {

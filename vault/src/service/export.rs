@@ -201,7 +201,7 @@ impl Vault {
             })
             .await?;
         let policies = tx.retention_policies().await?;
-        let access_log = super::audit_log::access_log_in(tx, client.id).await?;
+        let access_log = super::audit_log::access_log_in(tx, client.id, super::audit_log::ACCESS_LOG_LIMIT).await?;
 
         let full_bsn = request_id.is_some();
         let bsn = match (&client.bsn_sealed, full_bsn) {

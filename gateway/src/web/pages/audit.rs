@@ -28,6 +28,7 @@ struct AuditPage {
     error: Option<String>,
     verdict: Option<Verdict>,
     rows: Vec<EventRow>,
+    token: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -47,6 +48,7 @@ async fn audit_page(st: &AppState, p: &Page, f: AuditForm, verdict: Option<Verdi
         error: None,
         verdict,
         rows: Vec::new(),
+        token: session::csrf_token(&p.token, "audit"),
     };
     let day = |v: &Option<String>, next: bool| -> Result<Option<chrono::DateTime<chrono::Utc>>, ()> {
         match nonempty(v) {
@@ -108,8 +110,12 @@ pub async fn audit(State(st): State<AppState>, p: Page, Query(f): Query<AuditFor
 }
 
 /// Verify the hash chain (and its anchor), then show the log with the verdict.
-pub async fn audit_verify(State(st): State<AppState>, p: Page) -> Response {
+pub async fn audit_verify(State(st): State<AppState>, p: Page, Form(f): Form<TokenForm>) -> Response {
     let tr = p.tr;
+    // A walk over the whole chain: a form of this session's, never a link.
+    if let Err(refused) = form_token(&p, "audit", &f.csrf) {
+        return refused;
+    }
     let verdict = match st.vault.verify_audit(&p.caller).await {
         Ok(r) if r.ok => Verdict {
             ok: true,

@@ -179,6 +179,8 @@ struct ClientPage {
     docs_count: String,
     docs_prev: Option<String>,
     docs_next: Option<String>,
+    /// The download forms' token.
+    download_token: String,
     /// (API name, label) of the purposes this caller may name here.
     purposes: Vec<(&'static str, String)>,
     can_upload: bool,
@@ -296,7 +298,7 @@ async fn client_page(
     let can_upload = client.status == ClientStatus::Active && role != Role::Administration;
     let staff = matches!(role, Role::Management | Role::Office);
     let access_log = if staff {
-        match st.vault.access_log(&p.caller, id).await {
+        match st.vault.recent_access_log(&p.caller, id, ACCESS_LOG_SHOWN).await {
             Ok(log) => Some(log.entries.iter().rev().map(|e| log_row(&tr, e)).collect::<Vec<_>>()),
             Err(e) => return service_error_page(tr, &e),
         }
@@ -334,6 +336,7 @@ async fn client_page(
         c: Chrome::new(tr, Some(&p.caller), &format!("/clients/{id}"), "home"),
         notice,
         may_hold: role == Role::Management,
+        download_token: session::csrf_token(&p.token, "download"),
         hold_token: session::csrf_token(&p.token, "legal-hold"),
         may_export: staff,
         may_manage: staff,
@@ -383,6 +386,10 @@ pub struct ClientQuery {
     /// The page of the documents table.
     page: Option<u32>,
 }
+
+/// Entries of the access log a dossier's page shows (the newest; the
+/// audit log and the export have them all).
+const ACCESS_LOG_SHOWN: i64 = 50;
 
 /// Documents per page of a client's page (each row holds a form or two:
 /// a long dossier must not become a page of hundreds of forms).
@@ -523,6 +530,7 @@ pub async fn upload(
 
 #[derive(Deserialize)]
 pub struct DownloadForm {
+    csrf: String,
     purpose: String,
 }
 
@@ -537,7 +545,17 @@ pub async fn download(
     Form(f): Form<DownloadForm>,
 ) -> Response {
     let tr = p.tr;
-    let Ok(id) = id.parse::<Uuid>() else { return service_error_page(tr, &ServiceError::not_found()) };
+    let id = match form_target(&p, "download", &f.csrf, &id) {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
+    if let Some(ip) = ctx.client_ip
+        && st.download_limiter.check_key(&crate::net::limit_key(ip)).is_err()
+    {
+        metrics::counter!("kluis_download_rate_limited_total").increment(1);
+        let e = ServiceError::new(ErrorCode::TooManyRequests, "too many downloads from this address");
+        return service_error_page(tr, &e);
+    }
     let Ok(purpose) = f.purpose.parse::<Purpose>() else {
         return service_error_page(tr, &ServiceError::new(ErrorCode::InvalidPurpose, "unknown purpose"));
     };
@@ -733,11 +751,21 @@ pub async fn create_client(State(st): State<AppState>, p: Page, Form(f): Form<Ne
         }
         Err(e) if e.code.status() == 422 => {
             // The service names the field: `field `x` ...` or `x ...`.
-            let field =
-                ["first_name", "initials", "last_name", "birth_date", "email", "phone", "address", "postcode", "city"]
-                    .into_iter()
-                    .find(|n| e.message.contains(n))
-                    .unwrap_or("");
+            let field = [
+                "bsn",
+                "first_name",
+                "initials",
+                "last_name",
+                "birth_date",
+                "email",
+                "phone",
+                "address",
+                "postcode",
+                "city",
+            ]
+            .into_iter()
+            .find(|n| e.message.contains(n))
+            .unwrap_or("");
             let msg = tr.t1("reason-invalid", "detail", &e.message);
             new_client_page(&p, StatusCode::UNPROCESSABLE_ENTITY, &f, Some((msg, field)))
         }

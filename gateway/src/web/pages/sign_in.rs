@@ -111,6 +111,13 @@ pub async fn code_submit(
     let result = st.vault.finish_login(&step, otp, &ctx).await;
     let mut r = match result {
         Ok(s) => {
+            // A session this browser held before ends with the new one.
+            if let Some(old) = session::cookie(&headers, SESSION_COOKIE)
+                && let Ok(caller) = st.vault.authenticate(&old, ctx.clone()).await
+                && let Err(e) = st.vault.logout(&caller).await
+            {
+                tracing::warn!(error = %e, "could not end the session a new sign-in replaces");
+            }
             let mut r = see_other("/");
             r.headers_mut().append(header::SET_COOKIE, session::set_cookie(SESSION_COOKIE, &s.token, None));
             r
@@ -159,7 +166,15 @@ pub async fn set_language(
             return service_error_page(p.tr, &e);
         }
     }
-    let back = f.back.filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
+    // Back to a path of this site only: a leading `/`, not `//`, and
+    // nothing but the characters of a plain path and query (a tab or a
+    // backslash could turn it into another host).
+    let safe = |b: &str| {
+        b.starts_with('/')
+            && !b.starts_with("//")
+            && b.bytes().all(|c| c.is_ascii_alphanumeric() || b"/-_.?=&%#".contains(&c))
+    };
+    let back = f.back.filter(|b| safe(b));
     let mut r = see_other(back.as_deref().unwrap_or("/"));
     let cookie = format!("{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000", lang.code());
     if let Ok(v) = HeaderValue::from_str(&cookie) {
