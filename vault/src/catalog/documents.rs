@@ -230,12 +230,23 @@ impl Tx {
     /// The active documents of a client, newest first (pending uploads and
     /// destroyed tombstones are not listed).
     pub async fn list_documents(&mut self, client_id: Uuid) -> Result<Vec<DocumentRow>, CatalogError> {
-        let rows =
-            sqlx::query(select_documents!("WHERE client_id = $1 AND state = 'active' ORDER BY uploaded_at DESC, id"))
-                .bind(client_id.to_string())
-                .fetch_all(&mut *self.tx)
-                .await
-                .map_err(q("list_documents"))?;
+        let sql = select_documents!("WHERE client_id = $1 AND state = 'active' ORDER BY uploaded_at DESC, id");
+        // Without statistics (nothing runs ANALYZE) SQLite chose the index
+        // on `state` and visited every active document of the catalog to
+        // find one client's (170 ms at 1M documents, bench/ui): the
+        // client's index, named outright, finds them in about 1 ms.
+        let sql = match self.backend {
+            super::Backend::Sqlite => std::borrow::Cow::Owned(sql.replace(
+                " AS superseded_by FROM documents WHERE",
+                " AS superseded_by FROM documents INDEXED BY documents_client WHERE",
+            )),
+            super::Backend::Postgres => std::borrow::Cow::Borrowed(sql),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.into_owned()))
+            .bind(client_id.to_string())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(q("list_documents"))?;
         rows.iter().map(document_from_row).collect()
     }
 
