@@ -650,6 +650,25 @@ mod tests {
     }
 
     #[test]
+    fn the_purposes_a_form_offers_are_exactly_those_decide_allows() {
+        // purposes_for is what a page offers; it must never offer one that
+        // decide refuses, nor leave out one it allows (own caseload, not
+        // restricted, consent given).
+        let me = Uuid::from_u128(1);
+        let now = Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap();
+        for role in Role::ALL.iter().copied() {
+            for status in [ClientStatus::Active, ClientStatus::Closed] {
+                let c = ClientFacts { coach_id: Some(me), status, restricted: false, survey_consent: true };
+                for p in Purpose::ALL.iter().copied() {
+                    let allowed = decide(Actor { id: me, role }, Action::OpenDocument(p), Target::Client(&c), &[], now)
+                        .is_allowed();
+                    assert_eq!(purposes_for(role, status).contains(&p), allowed, "{role} {status:?} {p}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_survey_purpose_needs_the_clients_consent() {
         let me = Uuid::from_u128(1);
         let now = Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap();

@@ -52,6 +52,14 @@ impl Lang {
         }
     }
 
+    /// The vault's name of this language (a user's stored choice).
+    pub fn language(self) -> vault::domain::Language {
+        match self {
+            Lang::Nl => vault::domain::Language::Nl,
+            Lang::En => vault::domain::Language::En,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Lang> {
         match s {
             "nl" => Some(Lang::Nl),
@@ -83,6 +91,15 @@ impl Lang {
     }
 }
 
+impl From<vault::domain::Language> for Lang {
+    fn from(l: vault::domain::Language) -> Lang {
+        match l {
+            vault::domain::Language::Nl => Lang::Nl,
+            vault::domain::Language::En => Lang::En,
+        }
+    }
+}
+
 /// What a template holds to translate: `tr.t("key")`.
 #[derive(Debug, Clone, Copy)]
 pub struct Tr {
@@ -106,26 +123,23 @@ impl Tr {
 
     /// The message `key` with one argument.
     pub fn t1(&self, key: &str, name: &'static str, value: &str) -> String {
-        let mut args: HashMap<Cow<'static, str>, FluentValue<'_>> = HashMap::new();
-        args.insert(Cow::Borrowed(name), FluentValue::from(value.to_string()));
-        LOCALES.lookup_with_args(self.lang.id(), key, &args)
+        self.with_args(key, &[(name, value)])
     }
 
     /// The message `key` with two arguments.
     pub fn t2(&self, key: &str, a: (&'static str, &str), b: (&'static str, &str)) -> String {
-        let mut args: HashMap<Cow<'static, str>, FluentValue<'_>> = HashMap::new();
-        args.insert(Cow::Borrowed(a.0), FluentValue::from(a.1.to_string()));
-        args.insert(Cow::Borrowed(b.0), FluentValue::from(b.1.to_string()));
-        LOCALES.lookup_with_args(self.lang.id(), key, &args)
+        self.with_args(key, &[a, b])
     }
 
     /// The message `key` with three arguments.
     pub fn t3(&self, key: &str, a: (&'static str, &str), b: (&'static str, &str), c: (&'static str, &str)) -> String {
-        let mut args: HashMap<Cow<'static, str>, FluentValue<'_>> = HashMap::new();
-        for (k, v) in [a, b, c] {
-            args.insert(Cow::Borrowed(k), FluentValue::from(v.to_string()));
-        }
-        LOCALES.lookup_with_args(self.lang.id(), key, &args)
+        self.with_args(key, &[a, b, c])
+    }
+
+    fn with_args(&self, key: &str, args: &[(&'static str, &str)]) -> String {
+        let map: HashMap<Cow<'static, str>, FluentValue<'_>> =
+            args.iter().map(|(k, v)| (Cow::Borrowed(*k), FluentValue::from(v.to_string()))).collect();
+        LOCALES.lookup_with_args(self.lang.id(), key, &map)
     }
 
     /// A count with a point between thousands, as in Dutch: `1.234.567`.

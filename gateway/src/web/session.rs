@@ -139,11 +139,7 @@ impl FromRequestParts<AppState> for Page {
         match st.vault.authenticate(&token, crate::api::request_context(parts)).await {
             Ok(caller) => {
                 // The signed-in user's own choice wins over the browser's.
-                let tr = match caller.user.language {
-                    Some(vault::domain::Language::Nl) => Tr::new(Lang::Nl),
-                    Some(vault::domain::Language::En) => Tr::new(Lang::En),
-                    None => tr,
-                };
+                let tr = caller.user.language.map_or(tr, |l| Tr::new(Lang::from(l)));
                 Ok(Page { caller, tr, token })
             }
             Err(e) if e.code == vault::service::ErrorCode::Unauthorized => {

@@ -87,14 +87,14 @@ async fn audit_page(st: &AppState, p: &Page, f: AuditForm, verdict: Option<Verdi
         .map(|e| {
             let who = match (e.actor_id.and_then(|a| users.iter().find(|u| u.id == a)), &e.actor_role) {
                 (Some(u), _) => format!("{} ({})", u.display_name, role_name(&tr, u.role)),
-                (None, Some(r)) => tr.t(&format!("role-{r}")),
+                (None, Some(r)) => role_text(&tr, r),
                 (None, None) => "–".into(),
             };
             EventRow {
                 seq: e.seq,
                 when: tr.time(e.at),
                 who,
-                what: tr.try_t(&format!("action-{}", e.action.replace('.', "-"))).unwrap_or_else(|| e.action.clone()),
+                what: action_text(&tr, &e.action),
                 purpose: e.purpose.as_deref().map(|p| tr.t(&format!("purpose-{p}"))).unwrap_or_default(),
                 outcome: outcome_text(&tr, &e.outcome),
                 client_id: e.client_id,

@@ -241,13 +241,9 @@ fn max_upload(st: &AppState, tr: &Tr) -> String {
 }
 
 fn log_row(tr: &Tr, e: &vault::service::AccessEntry) -> LogRow {
-    let key = format!("action-{}", e.action.replace('.', "-"));
-    let what = match fluent_key(tr, &key) {
-        Some(t) => t,
-        None => tr.t1("action-other", "action", &e.action),
-    };
+    let what = action_text(tr, &e.action);
     let who = match (&e.actor_name, &e.actor_role) {
-        (Some(n), Some(r)) => format!("{n} ({})", tr.t(&format!("role-{r}"))),
+        (Some(n), Some(r)) => format!("{n} ({})", role_text(tr, r)),
         (Some(n), None) => n.clone(),
         _ => "–".into(),
     };

@@ -43,13 +43,8 @@ pub struct Chrome {
 
 impl Chrome {
     fn new(tr: Tr, caller: Option<&Caller>, path: &str, section: &'static str) -> Chrome {
-        let user = caller.map(|c| {
-            tr.t2(
-                "signed-in-as",
-                ("name", &c.user.display_name),
-                ("role", &tr.t(&format!("role-{}", c.role().as_str()))),
-            )
-        });
+        let user =
+            caller.map(|c| tr.t2("signed-in-as", ("name", &c.user.display_name), ("role", &role_name(&tr, c.role()))));
         let may_search = caller.is_some_and(|c| c.role() != Role::Administration);
         Chrome {
             tr,
@@ -155,7 +150,7 @@ pub fn continue_page(tr: Tr, path: &str) -> Response {
     let heading = tr.t("continue-title");
     let text = tr.t("continue-intro");
     let go = tr.t("continue");
-    let link = if path.starts_with('/') && !path.starts_with("//") { path } else { "/" };
+    let link = if safe_path(path) { path } else { "/" };
     let page = MessagePage {
         c: Chrome::new(tr, None, "/", ""),
         heading: &heading,
@@ -234,13 +229,28 @@ fn outcome_text(tr: &Tr, outcome: &str) -> String {
     }
 }
 
-/// The message `key` if there is one.
-fn fluent_key(tr: &Tr, key: &str) -> Option<String> {
-    tr.try_t(key)
+/// An audit event's action as a person reads it (the API name when the
+/// messages have none for it).
+fn action_text(tr: &Tr, action: &str) -> String {
+    tr.try_t(&format!("action-{}", action.replace('.', "-"))).unwrap_or_else(|| tr.t1("action-other", "action", action))
+}
+
+/// A role's name, from its API name as the audit log records it.
+fn role_text(tr: &Tr, role: &str) -> String {
+    tr.t(&format!("role-{role}"))
 }
 
 fn role_name(tr: &Tr, r: Role) -> String {
-    tr.t(&format!("role-{}", r.as_str()))
+    role_text(tr, r.as_str())
+}
+
+/// A path of this site to send the browser back to: a leading `/`, not
+/// `//`, and nothing but the characters of a plain path and query (a tab
+/// or a backslash could make it another host).
+fn safe_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && path.bytes().all(|c| c.is_ascii_alphanumeric() || b"/-_.?=&%#".contains(&c))
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,6 @@ struct LoginPage {
     c: Chrome,
     error: Option<String>,
     notice: Option<String>,
-    username: String,
 }
 
 #[derive(Template)]
@@ -40,10 +39,7 @@ pub async fn login_form(headers: HeaderMap, Query(q): Query<LoginQuery>) -> Resp
         "expired" => Some(tr.t("notice-expired")),
         _ => None,
     });
-    render(
-        StatusCode::OK,
-        &LoginPage { c: Chrome::new(tr, None, "/login", ""), error, notice, username: String::new() },
-    )
+    render(StatusCode::OK, &LoginPage { c: Chrome::new(tr, None, "/login", ""), error, notice })
 }
 
 #[derive(Deserialize)]
@@ -157,24 +153,12 @@ pub async fn set_language(
     Form(f): Form<LanguageForm>,
 ) -> Response {
     let lang = Lang::parse(&f.lang).unwrap_or(Lang::Nl);
-    if let Ok(p) = page {
-        let choice = match lang {
-            Lang::Nl => vault::domain::Language::Nl,
-            Lang::En => vault::domain::Language::En,
-        };
-        if let Err(e) = st.vault.set_language(&p.caller, Some(choice)).await {
-            return service_error_page(p.tr, &e);
-        }
+    if let Ok(p) = page
+        && let Err(e) = st.vault.set_language(&p.caller, Some(lang.language())).await
+    {
+        return service_error_page(p.tr, &e);
     }
-    // Back to a path of this site only: a leading `/`, not `//`, and
-    // nothing but the characters of a plain path and query (a tab or a
-    // backslash could turn it into another host).
-    let safe = |b: &str| {
-        b.starts_with('/')
-            && !b.starts_with("//")
-            && b.bytes().all(|c| c.is_ascii_alphanumeric() || b"/-_.?=&%#".contains(&c))
-    };
-    let back = f.back.filter(|b| safe(b));
+    let back = f.back.filter(|b| safe_path(b));
     let mut r = see_other(back.as_deref().unwrap_or("/"));
     let cookie = format!("{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000", lang.code());
     if let Ok(v) = HeaderValue::from_str(&cookie) {
