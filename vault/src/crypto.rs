@@ -30,6 +30,8 @@ use futures::{Stream, StreamExt};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::block::Block;
+
 /// First bytes of every encrypted object.
 pub const MAGIC: [u8; 5] = *b"KLUIS";
 /// The version of the object format this module writes and reads.
@@ -70,6 +72,8 @@ pub enum CryptoError {
     Authentication { segment: u64 },
     #[error("object too long: more than 2^32 segments")]
     TooLong,
+    #[error("the sealer was misused: {0}")]
+    Misuse(&'static str),
     #[error("reading the input failed: {0}")]
     Source(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -219,14 +223,18 @@ impl SegmentCipher {
 
     /// Encrypt `buf` (one segment of plaintext) in place and append its tag.
     pub fn seal(&self, index: u64, last: bool, buf: &mut BytesMut) -> Result<(), CryptoError> {
-        debug_assert!(buf.len() <= self.header.segment_size());
-        let nonce = self.nonce(index, last)?;
-        let tag = self
-            .cipher
-            .encrypt_inout_detached(&nonce, &self.aad, buf.as_mut().into())
-            .map_err(|_| CryptoError::TooLong)?;
+        let tag = self.seal_detached(index, last, buf.as_mut())?;
         buf.extend_from_slice(&tag);
         Ok(())
+    }
+
+    /// Encrypt `body` (one segment of plaintext) in place; returns its tag.
+    pub fn seal_detached(&self, index: u64, last: bool, body: &mut [u8]) -> Result<[u8; TAG_LEN], CryptoError> {
+        debug_assert!(body.len() <= self.header.segment_size());
+        let nonce = self.nonce(index, last)?;
+        let tag =
+            self.cipher.encrypt_inout_detached(&nonce, &self.aad, body.into()).map_err(|_| CryptoError::TooLong)?;
+        Ok(tag.into())
     }
 
     /// Decrypt one sealed segment (ciphertext followed by its tag) in place;
@@ -264,18 +272,126 @@ impl SegmentCipher {
 
 type BoxedInput<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send>>;
 
-struct EncryptState<E> {
-    input: BoxedInput<E>,
+/// Seals plaintext into object bytes in a [`Block`] the caller owns: each
+/// plaintext byte is copied once, straight to its place in the object, and
+/// each segment is sealed there in place with its tag written right after
+/// it, so a block holds finished object bytes that go to the store whole.
+/// The synchronous core under uploads; [`encrypt_stream`] is built on it.
+///
+/// A full segment is sealed only once a following byte shows it is not
+/// the last one (its nonce says which). [`Sealer::absorb`] stops early when
+/// the block has no room for the next whole segment and its tag: the block
+/// then holds only sealed bytes (the caller passes it on and goes on with a
+/// fresh one). [`Sealer::finish`] seals the last segment in the block that
+/// holds it.
+pub struct Sealer {
     cipher: SegmentCipher,
-    pending: BytesMut,
+    seg: usize,
     index: u64,
-    out: VecDeque<Bytes>,
-    header_sent: bool,
-    finished: bool,
+    header_done: bool,
+    /// A segment has its place at the end of the current block, `open`
+    /// plaintext bytes of it filled.
+    in_segment: bool,
+    open: usize,
 }
 
-/// Encrypt a stream of plaintext into a stream of object bytes: first the
-/// header, then one item per sealed segment (64 KiB + 16 bytes).
+impl Sealer {
+    /// A sealer for a new object of `document_id` (random nonce prefix).
+    pub fn new(key: &DataKey, document_id: Uuid) -> Self {
+        Self::with_header(key, Header::new(document_id))
+    }
+
+    /// A sealer for a given header (tests compare outputs byte for byte).
+    pub fn with_header(key: &DataKey, header: Header) -> Self {
+        let seg = header.segment_size();
+        Sealer {
+            cipher: SegmentCipher::new(key, header),
+            seg,
+            index: 0,
+            header_done: false,
+            in_segment: false,
+            open: 0,
+        }
+    }
+
+    /// The room a block must have for the header and one whole segment:
+    /// a smaller block could never take a segment.
+    pub fn min_block(&self) -> usize {
+        HEADER_LEN + self.seg + TAG_LEN
+    }
+
+    /// Copy plaintext from `input` into `out`, sealing every segment that a
+    /// following byte shows complete. Returns how many bytes of `input` it
+    /// took: all of them, or fewer when `out` has no room for the next
+    /// segment (then everything in `out` is sealed).
+    pub fn absorb(&mut self, out: &mut Block, mut input: &[u8]) -> Result<usize, CryptoError> {
+        let total = input.len();
+        self.write_header(out)?;
+        while !input.is_empty() {
+            if self.in_segment && self.open == self.seg {
+                // More plaintext follows, so this full segment is not the last.
+                self.seal_open(out, false)?;
+            }
+            if !self.in_segment {
+                if out.remaining() < self.seg + TAG_LEN {
+                    break;
+                }
+                self.in_segment = true;
+                self.open = 0;
+            }
+            let take = (self.seg - self.open).min(input.len());
+            out.extend_from_slice(&input[..take]);
+            self.open += take;
+            input = &input[take..];
+        }
+        Ok(total - input.len())
+    }
+
+    /// The plaintext ended: seal the last segment (empty for empty content)
+    /// in `out`, the block of the last `absorb`.
+    pub fn finish(&mut self, out: &mut Block) -> Result<(), CryptoError> {
+        self.write_header(out)?;
+        if !self.in_segment {
+            if self.index > 0 {
+                return Err(CryptoError::Misuse("finished before all the plaintext was absorbed"));
+            }
+            if out.remaining() < TAG_LEN {
+                return Err(CryptoError::Misuse("no room for the last segment's tag"));
+            }
+            self.in_segment = true;
+            self.open = 0;
+        }
+        self.seal_open(out, true)
+    }
+
+    fn write_header(&mut self, out: &mut Block) -> Result<(), CryptoError> {
+        if !self.header_done {
+            if out.remaining() < self.min_block() {
+                return Err(CryptoError::Misuse("the first block has no room for the header and a segment"));
+            }
+            out.extend_from_slice(&self.cipher.header().encode());
+            self.header_done = true;
+        }
+        Ok(())
+    }
+
+    /// Seal the open segment at the block's end in place and append its
+    /// tag (its room was reserved when the segment began).
+    fn seal_open(&mut self, out: &mut Block, last: bool) -> Result<(), CryptoError> {
+        let start = out.len() - self.open;
+        let tag = self.cipher.seal_detached(self.index, last, &mut out.filled_mut()[start..])?;
+        out.extend_from_slice(&tag);
+        self.index += 1;
+        self.in_segment = false;
+        self.open = 0;
+        Ok(())
+    }
+}
+
+/// Encrypt a stream of plaintext into a stream of object bytes, one item per
+/// sealed segment (the first item begins with the header). The streaming
+/// reference over [`Sealer`]; uploads drive the sealer directly into the
+/// store's blocks.
 pub fn encrypt_stream<S, E>(
     key: &DataKey,
     document_id: Uuid,
@@ -285,23 +401,17 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    let header = Header::new(document_id);
-    let seg = header.segment_size();
-    let state = EncryptState {
-        input: Box::pin(input),
-        cipher: SegmentCipher::new(key, header),
-        pending: BytesMut::with_capacity(seg + TAG_LEN),
-        index: 0,
-        out: VecDeque::new(),
-        header_sent: false,
-        finished: false,
-    };
+    struct State<E> {
+        input: BoxedInput<E>,
+        sealer: Sealer,
+        block: Block,
+        out: VecDeque<Bytes>,
+        finished: bool,
+    }
+    let sealer = Sealer::new(key, document_id);
+    let block = Block::new(sealer.min_block());
+    let state = State { input: Box::pin(input), sealer, block, out: VecDeque::new(), finished: false };
     futures::stream::try_unfold(state, move |mut st| async move {
-        if !st.header_sent {
-            st.header_sent = true;
-            let h = Bytes::copy_from_slice(&st.cipher.header().encode());
-            return Ok(Some((h, st)));
-        }
         loop {
             if let Some(b) = st.out.pop_front() {
                 return Ok(Some((b, st)));
@@ -310,24 +420,22 @@ where
                 return Ok(None);
             }
             match st.input.next().await {
-                Some(Ok(mut chunk)) => {
-                    while !chunk.is_empty() {
-                        if st.pending.len() == seg {
-                            // More data follows, so this full segment is not the last.
-                            let mut full = std::mem::replace(&mut st.pending, BytesMut::with_capacity(seg + TAG_LEN));
-                            st.cipher.seal(st.index, false, &mut full)?;
-                            st.index += 1;
-                            st.out.push_back(full.freeze());
+                Some(Ok(chunk)) => {
+                    let mut rest = &chunk[..];
+                    while !rest.is_empty() {
+                        let took = st.sealer.absorb(&mut st.block, rest)?;
+                        rest = &rest[took..];
+                        if !rest.is_empty() {
+                            let full = std::mem::replace(&mut st.block, Block::new(st.sealer.min_block()));
+                            st.out.push_back(Bytes::from_owner(full));
                         }
-                        let take = (seg - st.pending.len()).min(chunk.len());
-                        st.pending.extend_from_slice(&chunk.split_to(take));
                     }
                 }
                 Some(Err(e)) => return Err(CryptoError::Source(e.into())),
                 None => {
-                    let mut last = std::mem::take(&mut st.pending);
-                    st.cipher.seal(st.index, true, &mut last)?;
-                    st.out.push_back(last.freeze());
+                    st.sealer.finish(&mut st.block)?;
+                    let last = std::mem::replace(&mut st.block, Block::new(0));
+                    st.out.push_back(Bytes::from_owner(last));
                     st.finished = true;
                 }
             }
@@ -712,8 +820,81 @@ mod tests {
         assert!(out.len().is_multiple_of(SEG) && plain.starts_with(out), "released non-authentic bytes");
     }
 
+    /// Drive a sealer as an upload does: chunks of `chunk` bytes into blocks
+    /// of `cap`, each full block carried (its unaligned tail into the next)
+    /// and collected; the concatenation is the object.
+    fn seal_in_blocks(key: &DataKey, header: Header, data: &[u8], chunk: usize, cap: usize, carry: bool) -> Vec<u8> {
+        let mut sealer = Sealer::with_header(key, header);
+        let mut block = Block::new(cap);
+        let mut out = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let took = sealer.absorb(&mut block, rest).unwrap();
+                rest = &rest[took..];
+                if !rest.is_empty() {
+                    let mut next = Block::new(cap);
+                    if carry {
+                        block.carry_tail_into(&mut next);
+                        assert!(block.len().is_multiple_of(crate::block::ALIGN), "a carried block is whole units");
+                    }
+                    out.extend_from_slice(block.as_slice());
+                    block = next;
+                }
+            }
+        }
+        sealer.finish(&mut block).unwrap();
+        out.extend_from_slice(block.as_slice());
+        out
+    }
+
+    #[test]
+    fn a_sealer_misused_says_so_instead_of_writing_a_wrong_object() {
+        let key = DataKey::generate();
+        let mut s = Sealer::new(&key, Uuid::new_v4());
+        let mut tiny = Block::new(100);
+        assert!(matches!(s.absorb(&mut tiny, b"x"), Err(CryptoError::Misuse(_))));
+        // Finishing while input was left over (a full segment sealed as not-last, nothing after it).
+        let mut s = Sealer::new(&key, Uuid::new_v4());
+        let mut b = Block::new(s.min_block());
+        let data = data(SEG + 10, 1);
+        let took = s.absorb(&mut b, &data).unwrap();
+        assert_eq!(took, SEG, "one segment fits; the rest waits for the next block");
+        let mut next = Block::new(s.min_block());
+        assert!(matches!(s.finish(&mut next), Err(CryptoError::Misuse(_))));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+        #[test]
+        fn sealing_in_blocks_writes_the_same_object_as_the_stream(
+            len in prop_oneof![0usize..300, (SEG-3)..(SEG+3), (4*SEG-20)..(4*SEG+20), 0usize..(9*SEG+100)],
+            chunk in 1usize..200_000,
+            segs_per_block in 1usize..6,
+            carry in any::<bool>(),
+        ) {
+            let key = DataKey::generate();
+            let id = Uuid::new_v4();
+            let header = Header::new(id);
+            let plain = data(len, 3);
+            let cap = segs_per_block * (SEG + TAG_LEN) + crate::block::ALIGN;
+            let obj = seal_in_blocks(&key, header, &plain, chunk, cap, carry);
+            // The documented layout, built segment by segment with `seal`.
+            let cipher = SegmentCipher::new(&key, header);
+            let mut reference = header.encode().to_vec();
+            let n = len.div_ceil(SEG).max(1);
+            for i in 0..n {
+                let mut seg = BytesMut::from(&plain[(i * SEG).min(len)..((i + 1) * SEG).min(len)]);
+                cipher.seal(i as u64, i + 1 == n, &mut seg).unwrap();
+                reference.extend_from_slice(&seg);
+            }
+            prop_assert_eq!(obj.len() as u64, ciphertext_len(len as u64));
+            prop_assert!(obj == reference, "block size or chunking changed the object");
+            let (out, err) = decrypt(&key, id, &obj, 70_001);
+            prop_assert!(err.is_none());
+            prop_assert_eq!(out, plain);
+        }
 
         #[test]
         fn round_trip_any_size(len in prop_oneof![0usize..300, (SEG-3)..(SEG+3), 0usize..(4*SEG+100)],

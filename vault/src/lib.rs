@@ -14,6 +14,7 @@
 //!   then the object: once the first step committed, nothing can decrypt it.
 
 pub mod audit;
+pub mod block;
 pub mod catalog;
 pub mod clock;
 pub mod credentials;
@@ -433,31 +434,49 @@ impl Vault {
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
     {
-        // SHA-256 of the plaintext runs on its own thread, beside the
-        // encryption: each chunk (a cheap `Bytes` clone) goes to the hasher.
-        // A short queue: chunks are cheap clones, but each holds its buffer.
-        let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-        let hasher = tokio::task::spawn_blocking(move || {
-            let (mut h, mut n) = (Sha256::new(), 0u64);
-            while let Some(chunk) = hash_rx.blocking_recv() {
-                h.update(&chunk);
-                n += chunk.len() as u64;
+        // One pass per plaintext chunk on this task: SHA-256, then the copy
+        // into its place in the object, where the segment is sealed in place
+        // ([`crypto::Sealer`]). Whole blocks go to the store, which on
+        // file:// writes them on a thread of its own, with direct I/O, and
+        // gives them back for reuse.
+        let mut writer = self.store.writer(&doc.name, BLOCK_CAPACITY).await?;
+        let mut sealer = crypto::Sealer::new(&doc.key, doc.id);
+        let (mut sha, mut size) = (Sha256::new(), 0u64);
+        let mut block = match writer.block().await {
+            Ok(b) => b,
+            Err(e) => {
+                writer.abort().await;
+                return Err(e.into());
             }
-            (hex::encode(h.finalize()), n)
-        });
-        type BoxError = Box<dyn std::error::Error + Send + Sync>;
-        let counted = body.map(|r| r.map_err(Into::<BoxError>::into)).then(move |item| {
-            let tx = hash_tx.clone();
-            async move {
-                if let Ok(chunk) = &item {
-                    let _ = tx.send(chunk.clone()).await;
+        };
+        let mut body = std::pin::pin!(body);
+        let fed: Result<(), VaultError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| StoreError::Source(e.into()))?;
+                sha.update(&chunk);
+                size += chunk.len() as u64;
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    let took = sealer.absorb(&mut block, rest)?;
+                    rest = &rest[took..];
+                    if !rest.is_empty() {
+                        // The block is full of sealed segments: out it goes.
+                        let mut full = writer.block().await?;
+                        std::mem::swap(&mut block, &mut full);
+                        writer.put(full, &mut block).await?;
+                    }
                 }
-                item
             }
-        });
-        let sealed = crypto::encrypt_stream(&doc.key, doc.id, counted);
-        self.store.put_stream(&doc.name, sealed).await?;
-        hasher.await.map_err(|_| VaultError::Interrupted)
+            sealer.finish(&mut block)?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = fed {
+            writer.abort().await;
+            return Err(e);
+        }
+        writer.finish(block).await?;
+        Ok((hex::encode(sha.finalize()), size))
     }
 
     /// Encrypt and store a new document and activate it, with no policy and
@@ -675,6 +694,13 @@ const LOCAL_READ: usize = 64 << 10;
 /// nothing on file://; four match the code before issue 7, at about 560 KiB
 /// per file:// download in flight (BENCHMARKS.md).
 const FRAME_SEGMENTS: usize = 4;
+/// Segments per block of an upload: each block (about 260 KiB) is one write
+/// to the store, and a file:// upload holds two
+/// ([`store::BLOCKS_PER_WRITE`]), one filled while the other is written.
+const BLOCK_SEGMENTS: usize = 4;
+/// Room for those segments and their tags, plus the header or the
+/// unaligned tail carried over from the block before (under [`block::ALIGN`]).
+const BLOCK_CAPACITY: usize = BLOCK_SEGMENTS * (crypto::SEGMENT_SIZE + crypto::TAG_LEN) + block::ALIGN;
 
 /// Read and open a file:// object on one blocking thread: the read buffer
 /// is reused, decryption runs beside the connection's writes, and the

@@ -21,9 +21,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::block::{ALIGN, Block};
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -35,6 +36,9 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, Re
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts uploaded concurrently before the writer waits.
 pub const PARTS_IN_FLIGHT: usize = 2;
+/// Blocks an [`ObjectWriter`] on `file://` cycles through: one being
+/// filled while the other is written.
+pub const BLOCKS_PER_WRITE: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -130,6 +134,7 @@ pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
     kind: Kind,
     description: String,
+    direct_io: bool,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -154,6 +159,7 @@ impl BlobStore {
                 inner: Arc::new(fs),
                 description: format!("file://{}", root.display()),
                 kind: Kind::File(root),
+                direct_io: true,
             });
         }
         if let Some(rest) = url.strip_prefix("s3://") {
@@ -195,13 +201,19 @@ impl BlobStore {
             let inner: Arc<dyn ObjectStore> =
                 if prefix.is_empty() { Arc::new(s3store) } else { Arc::new(PrefixStore::new(s3store, prefix)) };
             let endpoint = s3.endpoint.clone().unwrap_or_else(|| "AWS".into());
-            return Ok(BlobStore { inner, kind: Kind::S3, description: format!("{url} at {endpoint}") });
+            return Ok(BlobStore {
+                inner,
+                kind: Kind::S3,
+                description: format!("{url} at {endpoint}"),
+                direct_io: false,
+            });
         }
         if url == "memory://" || url == "memory:" {
             return Ok(BlobStore {
                 inner: Arc::new(InMemory::new()),
                 kind: Kind::Memory,
                 description: "memory://".into(),
+                direct_io: false,
             });
         }
         Err(StoreError::UnsupportedUrl(url.into()))
@@ -218,38 +230,29 @@ impl BlobStore {
         }
     }
 
-    /// Stream `body` into a new object. Memory stays bounded by
-    /// `PART_SIZE * (PARTS_IN_FLIGHT + 1)`; on any error the upload is
-    /// aborted and nothing becomes visible. Returns the bytes written.
-    pub async fn put_stream<S, E>(&self, name: &ObjectName, body: S) -> Result<u64, StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        if let Kind::File(root) = &self.kind {
-            return put_file(root.clone(), name, body).await;
-        }
-        let path = name.path();
-        let upload = self.inner.put_multipart(&path).await.map_err(Self::err("multipart start", name))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut body = std::pin::pin!(body);
-        let mut written = 0u64;
-        let result: Result<(), StoreError> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| StoreError::Source(e.into()))?;
-                writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(Self::err("part upload", name))?;
-                written += chunk.len() as u64;
-                writer.put(chunk);
+    /// A writer for a new object that takes whole [`Block`]s of object bytes
+    /// (an upload seals its segments in them in place). On `file://` the
+    /// blocks are written with direct I/O where the file system allows it
+    /// (no copy into the page cache), by one thread of their own, and come
+    /// back for reuse: an upload holds at most [`BLOCKS_PER_WRITE`] blocks of
+    /// `block_capacity` bytes. On S3 each block becomes part of a multipart
+    /// part. Nothing is visible before [`ObjectWriter::finish`].
+    pub async fn writer(&self, name: &ObjectName, block_capacity: usize) -> Result<ObjectWriter, StoreError> {
+        let sink = match &self.kind {
+            Kind::File(root) => Sink::File(FileWriter::start(root, name, self.direct_io)?),
+            _ => {
+                let upload =
+                    self.inner.put_multipart(&name.path()).await.map_err(Self::err("multipart start", name))?;
+                Sink::Parts(WriteMultipart::new_with_chunk_size(upload, PART_SIZE))
             }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = result {
-            let _ = writer.abort().await;
-            return Err(e);
-        }
-        writer.finish().await.map_err(Self::err("multipart complete", name))?;
-        Ok(written)
+        };
+        Ok(ObjectWriter { sink, name: name.clone(), block_capacity, made: 0, written: 0 })
+    }
+
+    /// Use direct I/O for `file://` objects where the file system allows it
+    /// (the default). Off: every write goes through the page cache.
+    pub fn set_direct_io(&mut self, on: bool) {
+        self.direct_io = on;
     }
 
     /// Durability on the local file system: fsync the file and its directory.
@@ -374,9 +377,6 @@ impl CreateDirErr {
 /// the vault reads and opens file:// objects on one thread of its own
 /// (`open_local`, `decrypt_local` in `lib.rs`).
 const READ_CHUNK: usize = 64 << 10;
-/// Sealed segments (64 KiB each) queued for the file:// writer thread:
-/// enough to keep encryption and writing overlapped, little per upload.
-const WRITE_QUEUE: usize = 4;
 /// Start disk writeback every this many bytes while writing a file:// object,
 /// so the disk works while the next segments are encrypted and the final
 /// fsync has little left to do.
@@ -410,96 +410,286 @@ fn partial_path(root: &std::path::Path, name: &ObjectName) -> PathBuf {
     dest.with_file_name(format!(".{file}.partial"))
 }
 
-/// Write a file:// object on one blocking thread: into a partial file, then
-/// fsync, rename into place and fsync the directory. The object appears only
-/// when complete; on any error the partial file is removed.
-async fn put_file<S, E>(root: PathBuf, name: &ObjectName, body: S) -> Result<u64, StoreError>
-where
-    S: Stream<Item = Result<Bytes, E>> + Send,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    use std::io::Write;
-    let dest = root.join(name.as_str());
-    let dir = dest.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| root.clone());
-    let tmp = partial_path(&root, name);
-    let io = |op: &'static str| {
-        let n = name.to_string();
-        move |source: std::io::Error| StoreError::Io { op, name: n, source }
-    };
-    create_dir_durable(&dir).map_err(io("create directory"))?;
-    // `None` marks the end of a complete body.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(WRITE_QUEUE);
-    let (tmp2, dest2, dir2) = (tmp.clone(), dest.clone(), dir.clone());
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        let mut f = std::fs::File::create(&tmp2)?;
-        let (mut flushed, mut pending) = (0u64, 0usize);
-        let complete = loop {
-            match rx.blocking_recv() {
-                Some(Some(b)) => {
-                    f.write_all(&b)?;
-                    pending += b.len();
-                    if pending >= WRITEBACK_EVERY {
-                        start_writeback(&f, flushed, pending);
-                        flushed += pending as u64;
-                        pending = 0;
-                    }
+/// Where an [`ObjectWriter`]'s blocks go.
+enum Sink {
+    File(FileWriter),
+    Parts(WriteMultipart),
+}
+
+/// Writes one new object from whole blocks of its bytes; see [`BlobStore::writer`].
+pub struct ObjectWriter {
+    sink: Sink,
+    name: ObjectName,
+    block_capacity: usize,
+    /// Blocks made so far (file:// reuses them after [`BLOCKS_PER_WRITE`]).
+    made: usize,
+    /// Bytes handed to the sink so far.
+    written: u64,
+}
+
+impl ObjectWriter {
+    /// An empty block to fill: on file:// one the writer thread gave back
+    /// (waiting for it while the disk is behind), otherwise a new one.
+    pub async fn block(&mut self) -> Result<Block, StoreError> {
+        if let Sink::File(f) = &mut self.sink
+            && self.made >= BLOCKS_PER_WRITE
+        {
+            return match f.free.recv().await {
+                Some(mut b) => {
+                    b.clear();
+                    Ok(b)
                 }
-                Some(None) => break true,
-                None => break false,
-            }
-        };
-        if !complete {
-            drop(f);
-            let _ = std::fs::remove_file(&tmp2);
-            return Ok(false);
+                None => Err(f.failed(&self.name).await),
+            };
         }
-        f.sync_all()?;
-        std::fs::rename(&tmp2, &dest2)?;
-        std::fs::File::open(&dir2)?.sync_all()?;
-        Ok(true)
-    });
-    let mut body = std::pin::pin!(body);
-    let mut written = 0u64;
-    let mut failed = None;
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(c) => {
-                written += c.len() as u64;
-                if tx.send(Some(c)).await.is_err() {
-                    break; // the writer failed; its error follows
+        self.made += 1;
+        Ok(Block::new(self.block_capacity))
+    }
+
+    /// Write `block`, all of it finished object bytes. On file:// the bytes
+    /// after its last whole [`ALIGN`] move to the front of `next` (empty),
+    /// to go out with the next block: every write but the last is whole
+    /// units, as direct I/O needs.
+    pub async fn put(&mut self, mut block: Block, next: &mut Block) -> Result<(), StoreError> {
+        match &mut self.sink {
+            Sink::File(f) => {
+                block.carry_tail_into(next);
+                self.written += block.len() as u64;
+                let sent = match &f.tx {
+                    Some(tx) => tx.send(Msg::Block(block)).await.is_ok(),
+                    None => false,
+                };
+                if !sent {
+                    return Err(f.failed(&self.name).await);
                 }
             }
-            Err(e) => {
-                failed = Some(StoreError::Source(e.into()));
+            Sink::Parts(w) => {
+                w.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(BlobStore::err("part upload", &self.name))?;
+                self.written += block.len() as u64;
+                w.put(Bytes::from_owner(block));
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the last block and make the object visible (file://: fsync,
+    /// rename into place, fsync the directory). Returns the object's size.
+    pub async fn finish(self, last: Block) -> Result<u64, StoreError> {
+        let total = self.written + last.len() as u64;
+        let name = self.name;
+        match self.sink {
+            Sink::File(mut f) => {
+                let sent = match f.tx.take() {
+                    Some(tx) => tx.send(Msg::Last(last)).await.is_ok(),
+                    None => false,
+                };
+                if !sent {
+                    return Err(f.failed(&name).await);
+                }
+                match f.join().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(StoreError::Io {
+                            op: "write",
+                            name: name.to_string(),
+                            source: std::io::Error::other("the writer stopped early"),
+                        });
+                    }
+                    Err(source) => return Err(StoreError::Io { op: "write", name: name.to_string(), source }),
+                }
+            }
+            Sink::Parts(mut w) => {
+                let done = async {
+                    if !last.is_empty() {
+                        w.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(BlobStore::err("part upload", &name))?;
+                        w.put(Bytes::from_owner(last));
+                    }
+                    Ok::<(), StoreError>(())
+                }
+                .await;
+                if let Err(e) = done {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+                w.finish().await.map_err(BlobStore::err("multipart complete", &name))?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Give up: nothing becomes visible and the partial bytes are removed.
+    pub async fn abort(self) {
+        match self.sink {
+            Sink::File(mut f) => {
+                f.tx = None; // the thread sees the end without `Last` and removes the partial file
+                let _ = f.join().await;
+            }
+            Sink::Parts(w) => {
+                let _ = w.abort().await;
+            }
+        }
+    }
+}
+
+/// What the producer sends the file:// writer thread.
+enum Msg {
+    /// Whole units of bytes (a multiple of [`ALIGN`] long).
+    Block(Block),
+    /// The object's last bytes: after them, make it durable and visible.
+    Last(Block),
+}
+
+/// The producer's side of a file:// object's writer thread.
+struct FileWriter {
+    /// `None` once the end was sent (or the upload given up).
+    tx: Option<tokio::sync::mpsc::Sender<Msg>>,
+    /// Blocks the thread wrote, for reuse.
+    free: tokio::sync::mpsc::Receiver<Block>,
+    thread: Option<tokio::task::JoinHandle<std::io::Result<bool>>>,
+}
+
+impl FileWriter {
+    fn start(root: &std::path::Path, name: &ObjectName, direct: bool) -> Result<Self, StoreError> {
+        let dest = root.join(name.as_str());
+        let dir = dest.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| root.to_path_buf());
+        let tmp = partial_path(root, name);
+        create_dir_durable(&dir).map_err(|source| StoreError::Io {
+            op: "create directory",
+            name: name.to_string(),
+            source,
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel(BLOCKS_PER_WRITE);
+        let (free_tx, free) = tokio::sync::mpsc::channel(BLOCKS_PER_WRITE);
+        let thread = tokio::task::spawn_blocking(move || {
+            let res = write_file(rx, free_tx, &tmp, &dest, &dir, direct);
+            if !matches!(res, Ok(true)) {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res
+        });
+        Ok(FileWriter { tx: Some(tx), free, thread: Some(thread) })
+    }
+
+    /// Wait for the thread: true when the object was made visible.
+    async fn join(&mut self) -> std::io::Result<bool> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t.await.map_err(std::io::Error::other)?,
+            None => Err(std::io::Error::other("the writer thread was already joined")),
+        }
+    }
+
+    /// The thread stopped before the end: why.
+    async fn failed(&mut self, name: &ObjectName) -> StoreError {
+        let source = match self.join().await {
+            Err(e) => e,
+            Ok(_) => std::io::Error::other("the writer stopped early"),
+        };
+        StoreError::Io { op: "write", name: name.to_string(), source }
+    }
+}
+
+/// Open the partial file, with `O_DIRECT` when asked for and the file
+/// system takes it. Returns the file and whether it is direct.
+fn create_partial(tmp: &std::path::Path, direct: bool) -> std::io::Result<(std::fs::File, bool)> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(target_os = "linux")]
+    if direct {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut with_direct = opts.clone();
+        with_direct.custom_flags(libc::O_DIRECT);
+        match with_direct.open(tmp) {
+            Ok(f) => return Ok((f, true)),
+            // This file system does not do direct I/O: the page cache it is.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let _ = direct;
+    Ok((opts.open(tmp)?, false))
+}
+
+/// Turn direct I/O off for `file` (a file system that opened with
+/// `O_DIRECT` but refuses such writes). Best effort.
+#[cfg(target_os = "linux")]
+fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn clear_direct(_: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The writer thread of a file:// object: each block written as it comes
+/// (and given back), then on `Last` fsync, rename into place and fsync the
+/// directory. True when the object is visible; false when the producer
+/// stopped without `Last` (the caller removes the partial file).
+fn write_file(
+    mut rx: tokio::sync::mpsc::Receiver<Msg>,
+    free: tokio::sync::mpsc::Sender<Block>,
+    tmp: &std::path::Path,
+    dest: &std::path::Path,
+    dir: &std::path::Path,
+    direct: bool,
+) -> std::io::Result<bool> {
+    use std::io::Write;
+    let (mut f, mut direct) = create_partial(tmp, direct)?;
+    let (mut offset, mut flushed) = (0u64, 0u64);
+    // Write `bytes`; a file system that refuses a direct write (EINVAL
+    // before any byte) gets it again through the page cache.
+    let write = |f: &mut std::fs::File, direct: &mut bool, bytes: &[u8]| -> std::io::Result<()> {
+        match f.write_all(bytes) {
+            Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                clear_direct(f)?;
+                *direct = false;
+                f.write_all(bytes)
+            }
+            r => r,
+        }
+    };
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Block(b)) => {
+                write(&mut f, &mut direct, b.as_slice())?;
+                offset += b.len() as u64;
+                if !direct && offset - flushed >= WRITEBACK_EVERY as u64 {
+                    start_writeback(&f, flushed, (offset - flushed) as usize);
+                    flushed = offset;
+                }
+                let _ = free.try_send(b);
+            }
+            Some(Msg::Last(mut b)) => {
+                let len = b.len() as u64;
+                if direct && !b.len().is_multiple_of(ALIGN) {
+                    // Direct writes are whole units: pad, then cut the file to size.
+                    let padded = b.padded();
+                    write(&mut f, &mut direct, padded)?;
+                    f.set_len(offset + len)?;
+                } else {
+                    write(&mut f, &mut direct, b.as_slice())?;
+                }
                 break;
             }
+            None => return Ok(false),
         }
     }
-    if failed.is_none() {
-        let _ = tx.send(None).await;
-    }
-    drop(tx);
-    let result = writer.await.map_err(|e| StoreError::Io {
-        op: "write",
-        name: name.to_string(),
-        source: std::io::Error::other(e),
-    })?;
-    if let Some(e) = failed {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    match result {
-        Ok(true) => Ok(written),
-        Ok(false) => Err(StoreError::Io {
-            op: "write",
-            name: name.to_string(),
-            source: std::io::Error::other("writer stopped early"),
-        }),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(StoreError::Io { op: "write", name: name.to_string(), source: e })
-        }
-    }
+    f.sync_all()?;
+    std::fs::rename(tmp, dest)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(true)
 }
 
 /// Ask the kernel to start writing `len` bytes from `offset` to disk now
@@ -547,4 +737,76 @@ fn file_reader(file: std::fs::File, name: String) -> BoxStream<'static, Result<B
         }
     });
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Write `data` through an [`ObjectWriter`] in blocks of `cap` bytes,
+    /// as an upload does (full blocks carried, the rest in the last).
+    async fn write(store: &BlobStore, name: &ObjectName, data: &[u8], cap: usize) -> Result<u64, StoreError> {
+        let mut w = store.writer(name, cap).await?;
+        let mut block = w.block().await?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let take = block.remaining().min(rest.len());
+            block.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if !rest.is_empty() {
+                let mut full = w.block().await?;
+                std::mem::swap(&mut block, &mut full);
+                w.put(full, &mut block).await?;
+            }
+        }
+        w.finish(block).await
+    }
+
+    fn local(direct: bool) -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = BlobStore::open(&format!("file://{}", dir.path().display()), &S3Settings::default()).unwrap();
+        store.set_direct_io(direct);
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn file_objects_are_written_whole_with_and_without_direct_io() {
+        for direct in [true, false] {
+            let (_dir, store) = local(direct);
+            for len in [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, 3 * ALIGN + 5, 1_000_003] {
+                let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                let name = ObjectName::random();
+                assert_eq!(write(&store, &name, &data, 5 * ALIGN).await.unwrap(), len as u64);
+                assert_eq!(store.get_bytes(&name).await.unwrap(), data, "direct {direct} len {len}");
+                assert_eq!(store.size(&name).await.unwrap(), len as u64, "cut back to size after padding");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_aborted_object_leaves_no_file_behind() {
+        for direct in [true, false] {
+            let (dir, store) = local(direct);
+            let name = ObjectName::random();
+            let mut w = store.writer(&name, 2 * ALIGN).await.unwrap();
+            let mut block = w.block().await.unwrap();
+            block.extend_from_slice(&[1u8; 2 * ALIGN]);
+            let mut full = w.block().await.unwrap();
+            std::mem::swap(&mut block, &mut full);
+            w.put(full, &mut block).await.unwrap();
+            w.abort().await;
+            assert!(matches!(store.size(&name).await, Err(StoreError::NotFound(_))));
+            let left: Vec<_> = walk(dir.path());
+            assert!(left.is_empty(), "files left behind: {left:?}");
+        }
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        }
+        out
+    }
 }
