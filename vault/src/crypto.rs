@@ -443,6 +443,82 @@ where
     })
 }
 
+/// Where the sealed segments of a stored object lie, from its header and
+/// its length: for a reader that fetches whole segments by position (a
+/// file:// download reads windows of them straight into the buffer that
+/// goes out, and opens each in place). The last segment is the one that
+/// ends the object; a cut at a segment boundary makes another segment the
+/// last, whose nonce then fails, so a shortened object never opens.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentLayout {
+    seg: u64,
+    segments: u64,
+    object_len: u64,
+}
+
+impl SegmentLayout {
+    pub fn new(header: &Header, object_len: u64) -> Result<Self, CryptoError> {
+        let seg = header.segment_size() as u64;
+        let body = object_len.checked_sub(HEADER_LEN as u64).ok_or(CryptoError::Truncated("header incomplete"))?;
+        if body == 0 {
+            return Err(CryptoError::Truncated("last segment missing"));
+        }
+        let segments = body.div_ceil(seg + TAG_LEN as u64);
+        let last = body - (segments - 1) * (seg + TAG_LEN as u64);
+        if last < TAG_LEN as u64 {
+            return Err(CryptoError::Truncated("segment shorter than its tag"));
+        }
+        if segments > MAX_SEGMENTS {
+            return Err(CryptoError::TooLong);
+        }
+        Ok(SegmentLayout { seg, segments, object_len })
+    }
+
+    pub fn segments(&self) -> u64 {
+        self.segments
+    }
+
+    /// Bytes `start..end` of the object that hold segment `i` and its tag.
+    pub fn segment(&self, i: u64) -> std::ops::Range<u64> {
+        let start = HEADER_LEN as u64 + i * (self.seg + TAG_LEN as u64);
+        start..(start + self.seg + TAG_LEN as u64).min(self.object_len)
+    }
+
+    /// Open segments `first..first + count` in place in `window`, which
+    /// holds the object's bytes from `window_start` on, and cut the window
+    /// into their plaintexts, in order (tags and anything around them
+    /// dropped, nothing copied). On failure the window is wiped.
+    pub fn open_window(
+        &self,
+        cipher: &SegmentCipher,
+        mut window: BytesMut,
+        window_start: u64,
+        first: u64,
+        count: u64,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), CryptoError> {
+        let end = self.segment(first + count - 1).end;
+        if window_start > self.segment(first).start || window_start + (window.len() as u64) < end {
+            window.fill(0);
+            return Err(CryptoError::Truncated("the object ended early"));
+        }
+        window.truncate((end - window_start) as usize);
+        let _ = window.split_to((self.segment(first).start - window_start) as usize);
+        for i in first..first + count {
+            let len = (self.segment(i).end - self.segment(i).start) as usize - TAG_LEN;
+            let mut tag = [0u8; TAG_LEN];
+            tag.copy_from_slice(&window[len..len + TAG_LEN]);
+            if let Err(e) = cipher.open_detached(i, i + 1 == self.segments, &mut window[..len], &tag) {
+                window.fill(0);
+                return Err(e);
+            }
+            out.push(window.split_to(len).freeze());
+            let _ = window.split_to(TAG_LEN);
+        }
+        Ok(())
+    }
+}
+
 /// Opens an object as its bytes arrive, in any chunks: the synchronous core
 /// under [`decrypt_stream`], also driven directly by a blocking reader.
 /// Authenticated plaintext comes out of [`Decryptor::next_frame`] in frames
@@ -866,6 +942,45 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+        #[test]
+        fn windows_of_whole_segments_open_to_the_plaintext_and_cuts_fail(
+            len in prop_oneof![0usize..300, (SEG-3)..(SEG+3), 0usize..(9*SEG+100)],
+            per in 1u64..6, cut in proptest::option::of(any::<proptest::sample::Index>()),
+        ) {
+            let key = DataKey::generate();
+            let id = Uuid::new_v4();
+            let plain = data(len, 8);
+            let mut obj = encrypt(&key, id, &plain, 65536);
+            if let Some(c) = &cut { obj.truncate(c.index(obj.len())); }
+            let header = match Header::parse(&obj) { Ok(h) => h, Err(_) => { prop_assert!(cut.is_some()); return Ok(()); } };
+            let cipher = SegmentCipher::new(&key, header);
+            let (mut out, mut failed) = (Vec::new(), false);
+            match SegmentLayout::new(&header, obj.len() as u64) {
+                Err(_) => failed = true,
+                Ok(layout) => {
+                    let mut first = 0;
+                    while first < layout.segments() {
+                        let count = per.min(layout.segments() - first);
+                        let start = layout.segment(first).start / 4096 * 4096;
+                        let end = layout.segment(first + count - 1).end;
+                        let window = BytesMut::from(&obj[start as usize..end as usize]);
+                        let mut plain_parts = Vec::new();
+                        let r = layout.open_window(&cipher, window, start, first, count, &mut plain_parts);
+                        for p in plain_parts { out.extend_from_slice(&p); }
+                        if r.is_err() { failed = true; break; }
+                        first += count;
+                    }
+                }
+            }
+            if cut.is_some() {
+                prop_assert!(failed, "a cut object opened");
+                assert_prefix(&out, &plain);
+            } else {
+                prop_assert!(!failed);
+                prop_assert_eq!(out, plain);
+            }
+        }
 
         #[test]
         fn sealing_in_blocks_writes_the_same_object_as_the_stream(

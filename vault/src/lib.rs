@@ -596,9 +596,8 @@ impl Vault {
         let key = self.with_keys(|k| k.unwrap_data_key(id, wrapped))?;
         let name = ObjectName::from_catalog(row.object_name.clone());
         let size = row.size.and_then(|s| u64::try_from(s).ok());
-        if let Some(file) = self.store.open_local(&name)? {
-            let dec = crypto::Decryptor::new(&key, id, size, FRAME_SEGMENTS);
-            return Ok(decrypt_local(file, name.to_string(), dec));
+        if let Some((file, direct)) = self.store.open_local_direct(&name)? {
+            return Ok(decrypt_local(file, direct, name.to_string(), key, id));
         }
         // Other stores: opened on the connection's task as the chunks arrive.
         let raw = self.store.get_stream(&name).await?;
@@ -684,9 +683,6 @@ pub(crate) struct PendingDocument {
     pub(crate) key: DataKey,
 }
 
-/// Bytes per read of a file:// object being decrypted. The buffer is reused
-/// for the whole download.
-const LOCAL_READ: usize = 64 << 10;
 /// Segments per frame of a download (256 KiB): each frame is one write call
 /// (hyper's buffer is 64 KiB, so it writes each frame on its own), and on
 /// file:// one hand-off between threads. With one segment per frame a
@@ -702,67 +698,142 @@ const BLOCK_SEGMENTS: usize = 4;
 /// unaligned tail carried over from the block before (under [`block::ALIGN`]).
 const BLOCK_CAPACITY: usize = BLOCK_SEGMENTS * (crypto::SEGMENT_SIZE + crypto::TAG_LEN) + block::ALIGN;
 
-/// Read and open a file:// object on one blocking thread: the read buffer
-/// is reused, decryption runs beside the connection's writes, and the
-/// connection's task wakes once per frame, not once per read. The next frame
-/// is begun only once the connection took the previous one (a channel slot
-/// is reserved before reading on): a download holds the read buffer and two
-/// frames, the one being written and the one being opened.
-fn decrypt_local(file: std::fs::File, name: String, mut dec: crypto::Decryptor) -> PlainStream {
-    type Item = Result<Bytes, VaultError>;
-    /// Hold a reserved slot: the one already held, or a new one (the channel
-    /// holds one item, so never wait for a slot while holding it). False
-    /// when the client went away.
-    fn reserve<'a>(
-        tx: &'a tokio::sync::mpsc::Sender<Item>,
-        slot: &mut Option<tokio::sync::mpsc::Permit<'a, Item>>,
-    ) -> bool {
-        if slot.is_none() {
-            *slot = futures::executor::block_on(tx.reserve()).ok();
-        }
-        slot.is_some()
-    }
+/// Read and open a file:// object on one blocking thread, a window of
+/// [`FRAME_SEGMENTS`] whole segments at a time, read (with direct I/O where
+/// the file system allows it) straight into the buffer that goes out: each
+/// segment is opened in place and its plaintext handed on as a slice of
+/// that buffer, so no byte is copied in user space ([`crypto::SegmentLayout`]).
+/// A window starts at the unit of [`block::ALIGN`] below its first segment,
+/// so its segments arrive whole whatever the alignment. The next window is
+/// read only once the connection took the previous one (a channel slot is
+/// reserved first): a download holds at most two windows (about 520 KiB).
+fn decrypt_local(file: std::fs::File, direct: bool, name: String, key: DataKey, id: Uuid) -> PlainStream {
+    type Item = Result<Vec<Bytes>, VaultError>;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1);
     tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut file = file;
-        let mut buf = vec![0u8; LOCAL_READ];
-        let mut slot = None;
-        loop {
-            if !reserve(&tx, &mut slot) {
-                return;
+        let io = |e: std::io::Error| VaultError::from(StoreError::Io { op: "read", name: name.clone(), source: e });
+        let run = || -> Result<(), VaultError> {
+            let file_len = file.metadata().map_err(io)?.len();
+            let head = read_window(&file, direct, 0, block::ALIGN, file_len).map_err(io)?;
+            let header = crypto::Header::parse(&head)?;
+            if header.document_id != id {
+                return Err(CryptoError::WrongDocument { expected: id, found: header.document_id }.into());
             }
-            let n = match file.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    if let Some(p) = slot.take() {
-                        p.send(Err(StoreError::Io { op: "read", name, source: e }.into()));
+            let cipher = crypto::SegmentCipher::new(&key, header);
+            let layout = crypto::SegmentLayout::new(&header, file_len)?;
+            let mut first = 0;
+            while first < layout.segments() {
+                let Ok(slot) = futures::executor::block_on(tx.reserve()) else { return Ok(()) };
+                let count = (FRAME_SEGMENTS as u64).min(layout.segments() - first);
+                let start = layout.segment(first).start / block::ALIGN as u64 * block::ALIGN as u64;
+                let end = layout.segment(first + count - 1).end;
+                let window = read_window(&file, direct, start, (end - start) as usize, file_len).map_err(io)?;
+                let mut plain = Vec::with_capacity(count as usize);
+                let opened = layout.open_window(&cipher, window, start, first, count, &mut plain);
+                plain.retain(|b| !b.is_empty());
+                match opened {
+                    Ok(()) => slot.send(Ok(plain)),
+                    Err(e) => {
+                        // What was authenticated before the failure goes out first.
+                        slot.send(Ok(plain));
+                        return Err(e.into());
                     }
-                    return;
                 }
-            };
-            let res = if n == 0 { dec.finish() } else { dec.absorb(&buf[..n]) };
-            while let Some(frame) = dec.next_frame() {
-                if !reserve(&tx, &mut slot) {
-                    return;
-                }
-                if let Some(p) = slot.take() {
-                    p.send(Ok(frame));
-                }
+                first += count;
             }
-            if let Err(e) = res {
-                if reserve(&tx, &mut slot)
-                    && let Some(p) = slot.take()
-                {
-                    p.send(Err(e.into()));
-                }
-                return;
-            }
-            if n == 0 {
-                return;
-            }
+            Ok(())
+        };
+        if let Err(e) = run() {
+            let _ = futures::executor::block_on(tx.send(Err(e)));
         }
     });
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+    let mut ready = std::collections::VecDeque::new();
+    futures::stream::poll_fn(move |cx| {
+        loop {
+            if let Some(b) = ready.pop_front() {
+                return std::task::Poll::Ready(Some(Ok(b)));
+            }
+            match std::task::ready!(rx.poll_recv(cx)) {
+                Some(Ok(frames)) => ready.extend(frames),
+                Some(Err(e)) => return std::task::Poll::Ready(Some(Err(e))),
+                None => return std::task::Poll::Ready(None),
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Read `len` bytes of `file` from `offset` (a multiple of [`block::ALIGN`])
+/// into a new buffer whose start is aligned, fewer where the file ends. With
+/// direct I/O every read is whole units (the last may end at the file's end).
+fn read_window(
+    file: &std::fs::File,
+    direct: bool,
+    offset: u64,
+    len: usize,
+    file_len: u64,
+) -> std::io::Result<bytes::BytesMut> {
+    use bytes::Buf;
+    use std::os::fd::AsRawFd;
+    let want = len.min(file_len.saturating_sub(offset) as usize);
+    let ask = if direct { len.next_multiple_of(block::ALIGN) } else { want };
+    let mut buf = bytes::BytesMut::with_capacity(ask + block::ALIGN);
+    let skip = buf.as_ptr().align_offset(block::ALIGN);
+    buf.resize(skip, 0);
+    buf.advance(skip);
+    while buf.len() < want {
+        let filled = buf.len();
+        let spare = buf.spare_capacity_mut();
+        let room = (ask - filled).min(spare.len());
+        // SAFETY: pread writes at most `room` bytes into the spare capacity,
+        // which holds at least that many; only the bytes it reports written
+        // are then counted as initialised.
+        let n = unsafe {
+            libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), room, (offset + filled as u64) as libc::off_t)
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break; // the file ended sooner than its length said: the layout check tells
+        }
+        // SAFETY: the kernel initialised these `n` bytes (above).
+        unsafe { buf.set_len(filled + n as usize) };
+    }
+    buf.truncate(want);
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod local_read_tests {
+    use super::*;
+
+    #[test]
+    fn windows_read_the_same_bytes_with_and_without_direct_io() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obj");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        for direct in [true, false] {
+            let file = if direct {
+                use std::os::unix::fs::OpenOptionsExt;
+                match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&path) {
+                    Ok(f) => f,
+                    Err(_) => continue, // a file system without direct I/O: the other case covers it
+                }
+            } else {
+                std::fs::File::open(&path).unwrap()
+            };
+            for (offset, len) in [(0, 32), (0, 4096), (8192, 100_000), (294_912, 10_000), (299_008, 4096), (4096, 1)] {
+                let got = read_window(&file, direct, offset as u64, len, data.len() as u64).unwrap();
+                let end = (offset + len).min(data.len());
+                assert_eq!(&got[..], &data[offset..end], "direct {direct} at {offset}+{len}");
+                assert_eq!(got.as_ptr() as usize % block::ALIGN, 0, "the window starts aligned");
+            }
+        }
+    }
 }

@@ -283,6 +283,28 @@ impl BlobStore {
         }
     }
 
+    /// A file:// object opened for reading with blocking calls, with
+    /// direct I/O where the file system allows it (true in the answer), or
+    /// `None` for other stores. A download reads its segments this way.
+    pub fn open_local_direct(&self, name: &ObjectName) -> Result<Option<(std::fs::File, bool)>, StoreError> {
+        let Kind::File(root) = &self.kind else { return Ok(None) };
+        let path = root.join(name.as_str());
+        let err = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(name.to_string()),
+            _ => StoreError::Io { op: "open", name: name.to_string(), source: e },
+        };
+        #[cfg(target_os = "linux")]
+        if self.direct_io {
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&path) {
+                Ok(f) => return Ok(Some((f, true))),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(Some((std::fs::File::open(&path).map_err(err)?, false)))
+    }
+
     /// Stream an object's bytes.
     pub async fn get_stream(
         &self,
