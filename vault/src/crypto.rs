@@ -485,9 +485,11 @@ impl SegmentLayout {
     }
 
     /// Open segments `first..first + count` in place in `window`, which
-    /// holds the object's bytes from `window_start` on, and cut the window
-    /// into their plaintexts, in order (tags and anything around them
-    /// dropped, nothing copied). On failure the window is wiped.
+    /// holds the object's bytes from `window_start` on, and close the gaps
+    /// their tags leave (a move within the window, while it is in the
+    /// cache), so their plaintext goes out as one buffer: one write call per
+    /// window. On failure the result holds the plaintext of the segments
+    /// authenticated before it, and the rest of the window is wiped.
     pub fn open_window(
         &self,
         cipher: &SegmentCipher,
@@ -495,27 +497,31 @@ impl SegmentLayout {
         window_start: u64,
         first: u64,
         count: u64,
-        out: &mut Vec<Bytes>,
-    ) -> Result<(), CryptoError> {
+    ) -> (Bytes, Result<(), CryptoError>) {
+        let start = self.segment(first).start;
         let end = self.segment(first + count - 1).end;
-        if window_start > self.segment(first).start || window_start + (window.len() as u64) < end {
+        if window_start > start || window_start + (window.len() as u64) < end {
             window.fill(0);
-            return Err(CryptoError::Truncated("the object ended early"));
+            return (Bytes::new(), Err(CryptoError::Truncated("the object ended early")));
         }
         window.truncate((end - window_start) as usize);
-        let _ = window.split_to((self.segment(first).start - window_start) as usize);
+        let _ = window.split_to((start - window_start) as usize);
+        let (mut read, mut written) = (0, 0);
         for i in first..first + count {
             let len = (self.segment(i).end - self.segment(i).start) as usize - TAG_LEN;
             let mut tag = [0u8; TAG_LEN];
-            tag.copy_from_slice(&window[len..len + TAG_LEN]);
-            if let Err(e) = cipher.open_detached(i, i + 1 == self.segments, &mut window[..len], &tag) {
-                window.fill(0);
-                return Err(e);
+            tag.copy_from_slice(&window[read + len..read + len + TAG_LEN]);
+            if let Err(e) = cipher.open_detached(i, i + 1 == self.segments, &mut window[read..read + len], &tag) {
+                window[written..].fill(0);
+                window.truncate(written);
+                return (window.freeze(), Err(e));
             }
-            out.push(window.split_to(len).freeze());
-            let _ = window.split_to(TAG_LEN);
+            window.copy_within(read..read + len, written);
+            read += len + TAG_LEN;
+            written += len;
         }
-        Ok(())
+        window.truncate(written);
+        (window.freeze(), Ok(()))
     }
 }
 
@@ -965,9 +971,8 @@ mod tests {
                         let start = layout.segment(first).start / 4096 * 4096;
                         let end = layout.segment(first + count - 1).end;
                         let window = BytesMut::from(&obj[start as usize..end as usize]);
-                        let mut plain_parts = Vec::new();
-                        let r = layout.open_window(&cipher, window, start, first, count, &mut plain_parts);
-                        for p in plain_parts { out.extend_from_slice(&p); }
+                        let (part, r) = layout.open_window(&cipher, window, start, first, count);
+                        out.extend_from_slice(&part);
                         if r.is_err() { failed = true; break; }
                         first += count;
                     }

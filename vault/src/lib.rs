@@ -701,14 +701,14 @@ const BLOCK_CAPACITY: usize = BLOCK_SEGMENTS * (crypto::SEGMENT_SIZE + crypto::T
 /// Read and open a file:// object on one blocking thread, a window of
 /// [`FRAME_SEGMENTS`] whole segments at a time, read (with direct I/O where
 /// the file system allows it) straight into the buffer that goes out: each
-/// segment is opened in place and its plaintext handed on as a slice of
-/// that buffer, so no byte is copied in user space ([`crypto::SegmentLayout`]).
+/// segment is opened in place and the window's plaintext, its tags' gaps
+/// closed, goes out as that buffer ([`crypto::SegmentLayout`]).
 /// A window starts at the unit of [`block::ALIGN`] below its first segment,
 /// so its segments arrive whole whatever the alignment. The next window is
 /// read only once the connection took the previous one (a channel slot is
 /// reserved first): a download holds at most two windows (about 520 KiB).
 fn decrypt_local(file: std::fs::File, direct: bool, name: String, key: DataKey, id: Uuid) -> PlainStream {
-    type Item = Result<Vec<Bytes>, VaultError>;
+    type Item = Result<Bytes, VaultError>;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1);
     tokio::task::spawn_blocking(move || {
         let io = |e: std::io::Error| VaultError::from(StoreError::Io { op: "read", name: name.clone(), source: e });
@@ -728,16 +728,16 @@ fn decrypt_local(file: std::fs::File, direct: bool, name: String, key: DataKey, 
                 let start = layout.segment(first).start / block::ALIGN as u64 * block::ALIGN as u64;
                 let end = layout.segment(first + count - 1).end;
                 let window = read_window(&file, direct, start, (end - start) as usize, file_len).map_err(io)?;
-                let mut plain = Vec::with_capacity(count as usize);
-                let opened = layout.open_window(&cipher, window, start, first, count, &mut plain);
-                plain.retain(|b| !b.is_empty());
-                match opened {
-                    Ok(()) => slot.send(Ok(plain)),
-                    Err(e) => {
-                        // What was authenticated before the failure goes out first.
+                let (plain, opened) = layout.open_window(&cipher, window, start, first, count);
+                if let Err(e) = opened {
+                    // What was authenticated before the failure goes out first.
+                    if !plain.is_empty() {
                         slot.send(Ok(plain));
-                        return Err(e.into());
                     }
+                    return Err(e.into());
+                }
+                if !plain.is_empty() {
+                    slot.send(Ok(plain));
                 }
                 first += count;
             }
@@ -747,20 +747,7 @@ fn decrypt_local(file: std::fs::File, direct: bool, name: String, key: DataKey, 
             let _ = futures::executor::block_on(tx.send(Err(e)));
         }
     });
-    let mut ready = std::collections::VecDeque::new();
-    futures::stream::poll_fn(move |cx| {
-        loop {
-            if let Some(b) = ready.pop_front() {
-                return std::task::Poll::Ready(Some(Ok(b)));
-            }
-            match std::task::ready!(rx.poll_recv(cx)) {
-                Some(Ok(frames)) => ready.extend(frames),
-                Some(Err(e)) => return std::task::Poll::Ready(Some(Err(e))),
-                None => return std::task::Poll::Ready(None),
-            }
-        }
-    })
-    .boxed()
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
 /// Read `len` bytes of `file` from `offset` (a multiple of [`block::ALIGN`])

@@ -174,6 +174,10 @@ impl BlobStore {
                 .with_bucket_name(bucket)
                 .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".into()))
                 .with_virtual_hosted_style_request(false)
+                // Parts are not hashed a second time for the signature: the
+                // bytes are ciphertext whose every segment carries its GCM
+                // tag, and TLS protects them on the way.
+                .with_unsigned_payload(true)
                 .with_retry(RetryConfig {
                     backoff: BackoffConfig {
                         init_backoff: Duration::from_millis(100),
