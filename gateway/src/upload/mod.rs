@@ -240,7 +240,7 @@ pub async fn receive_named(
     // operation in half. The body ends with `Piece::End`: a channel that
     // closes without it (the request was dropped) is an error, never the
     // end of a shorter document.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(2);
     let vault = st.vault.clone();
     let mime = kind.mime();
     let store = tokio::spawn(async move { vault.store_upload(permit, filename, mime, receiver_stream(rx)).await });
@@ -304,14 +304,11 @@ async fn feed(
     started: Instant,
 ) -> Fed {
     let mut total = head.len() as u64;
-    if tx.send(Piece::Data(Bytes::from(head))).await.is_err() {
-        return Fed::Stopped(Piece::End); // the vault stopped reading; its error tells why
-    }
-    if ended {
-        return Fed::Complete;
-    }
+    let mut batch = Batch::default();
+    batch.push(Bytes::from(head));
     loop {
-        match field.chunk().await {
+        let chunk = if ended { Ok(None) } else { field.chunk().await };
+        match chunk {
             Ok(Some(c)) => {
                 total += c.len() as u64;
                 budget.file.fetch_add(c.len() as u64, Ordering::Relaxed);
@@ -325,13 +322,48 @@ async fn feed(
                 if let Err(what) = inspector.feed(&c) {
                     return Fed::Stopped(Piece::Abort(UploadAbort::Refused(what.describe().into())));
                 }
-                if tx.send(Piece::Data(c)).await.is_err() {
-                    return Fed::Stopped(Piece::End);
+                if batch.push(c) && tx.send(Piece::Data(batch.take())).await.is_err() {
+                    return Fed::Stopped(Piece::End); // the vault stopped reading; its error tells why
                 }
             }
-            Ok(None) => return Fed::Complete,
+            Ok(None) => {
+                if !batch.is_empty() && tx.send(Piece::Data(batch.take())).await.is_err() {
+                    return Fed::Stopped(Piece::End);
+                }
+                return Fed::Complete;
+            }
             Err(e) => return Fed::Stopped(Piece::Abort(abort_of(&e))),
         }
+    }
+}
+
+/// Chunks of the file gathered for one hand-off to the store side: one
+/// wake-up of the other task per [`BATCH`] bytes instead of one per chunk
+/// (the chunks are moved, not copied).
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<Bytes>,
+    bytes: usize,
+}
+
+/// Bytes per hand-off from the request side to the store side.
+const BATCH: usize = 128 << 10;
+
+impl Batch {
+    /// Add a chunk; true when the batch is full.
+    fn push(&mut self, c: Bytes) -> bool {
+        self.bytes += c.len();
+        self.chunks.push(c);
+        self.bytes >= BATCH
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn take(&mut self) -> Vec<Bytes> {
+        self.bytes = 0;
+        std::mem::take(&mut self.chunks)
     }
 }
 
@@ -359,7 +391,7 @@ impl IntoApi for UploadAbort {
 
 /// What the request side hands the store side of an upload.
 enum Piece {
-    Data(Bytes),
+    Data(Vec<Bytes>),
     /// The body ends here with a refusal or a failure.
     Abort(UploadAbort),
     /// The part ended normally and every check passed.
@@ -371,13 +403,21 @@ enum Piece {
 fn receiver_stream(
     rx: tokio::sync::mpsc::Receiver<Piece>,
 ) -> impl futures::Stream<Item = Result<Bytes, UploadAbort>> + Send + 'static {
-    futures::stream::unfold(Some(rx), |rx| async move {
+    let state = (Some(rx), std::vec::IntoIter::<Bytes>::default());
+    futures::stream::unfold(state, |(rx, mut ready)| async move {
         let mut rx = rx?;
-        match rx.recv().await {
-            Some(Piece::Data(b)) => Some((Ok(b), Some(rx))),
-            Some(Piece::Abort(a)) => Some((Err(a), None)),
-            Some(Piece::End) => None,
-            None => Some((Err(UploadAbort::Interrupted("the upload was cut off".into())), None)),
+        loop {
+            if let Some(b) = ready.next() {
+                return Some((Ok(b), (Some(rx), ready)));
+            }
+            match rx.recv().await {
+                Some(Piece::Data(chunks)) => ready = chunks.into_iter(),
+                Some(Piece::Abort(a)) => return Some((Err(a), (None, ready))),
+                Some(Piece::End) => return None,
+                None => {
+                    return Some((Err(UploadAbort::Interrupted("the upload was cut off".into())), (None, ready)));
+                }
+            }
         }
     })
 }
