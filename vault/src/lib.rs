@@ -707,14 +707,14 @@ const BLOCK_CAPACITY: usize = BLOCK_SEGMENTS * (crypto::SEGMENT_SIZE + crypto::T
 /// so its segments arrive whole whatever the alignment. The next window is
 /// read only once the connection took the previous one (a channel slot is
 /// reserved first): a download holds at most two windows (about 520 KiB).
-fn decrypt_local(file: std::fs::File, direct: bool, name: String, key: DataKey, id: Uuid) -> PlainStream {
+fn decrypt_local(file: std::fs::File, mut direct: bool, name: String, key: DataKey, id: Uuid) -> PlainStream {
     type Item = Result<Bytes, VaultError>;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1);
     tokio::task::spawn_blocking(move || {
         let io = |e: std::io::Error| VaultError::from(StoreError::Io { op: "read", name: name.clone(), source: e });
-        let run = || -> Result<(), VaultError> {
+        let mut run = || -> Result<(), VaultError> {
             let file_len = file.metadata().map_err(io)?.len();
-            let head = read_window(&file, direct, 0, block::ALIGN, file_len).map_err(io)?;
+            let head = read_window(&file, &mut direct, 0, block::ALIGN, file_len).map_err(io)?;
             let header = crypto::Header::parse(&head)?;
             if header.document_id != id {
                 return Err(CryptoError::WrongDocument { expected: id, found: header.document_id }.into());
@@ -727,7 +727,7 @@ fn decrypt_local(file: std::fs::File, direct: bool, name: String, key: DataKey, 
                 let count = (FRAME_SEGMENTS as u64).min(layout.segments() - first);
                 let start = layout.segment(first).start / block::ALIGN as u64 * block::ALIGN as u64;
                 let end = layout.segment(first + count - 1).end;
-                let window = read_window(&file, direct, start, (end - start) as usize, file_len).map_err(io)?;
+                let window = read_window(&file, &mut direct, start, (end - start) as usize, file_len).map_err(io)?;
                 let (plain, opened) = layout.open_window(&cipher, window, start, first, count);
                 if let Err(e) = opened {
                     // What was authenticated before the failure goes out first.
@@ -752,8 +752,27 @@ fn decrypt_local(file: std::fs::File, direct: bool, name: String, key: DataKey, 
 
 /// Read `len` bytes of `file` from `offset` (a multiple of [`block::ALIGN`])
 /// into a new buffer whose start is aligned, fewer where the file ends. With
-/// direct I/O every read is whole units (the last may end at the file's end).
+/// direct I/O every read is whole units (the last may end at the file's end);
+/// a file system that opened with `O_DIRECT` but refuses such a read gets it
+/// again through the page cache, and `direct` turns false.
 fn read_window(
+    file: &std::fs::File,
+    direct: &mut bool,
+    offset: u64,
+    len: usize,
+    file_len: u64,
+) -> std::io::Result<bytes::BytesMut> {
+    match read_window_once(file, *direct, offset, len, file_len) {
+        Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
+            store::clear_direct(file)?;
+            *direct = false;
+            read_window_once(file, false, offset, len, file_len)
+        }
+        r => r,
+    }
+}
+
+fn read_window_once(
     file: &std::fs::File,
     direct: bool,
     offset: u64,
@@ -800,6 +819,23 @@ mod local_read_tests {
     use super::*;
 
     #[test]
+    fn a_direct_read_the_file_system_refuses_is_read_again_through_the_page_cache() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obj");
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let Ok(file) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&path) else {
+            return; // no direct I/O here at all: the open-time fallback covers it
+        };
+        // An offset off the unit: a direct read of it is refused (EINVAL).
+        let mut direct = true;
+        let got = read_window(&file, &mut direct, 100, 5000, data.len() as u64).unwrap();
+        assert_eq!(&got[..], &data[100..5100]);
+        assert!(!direct, "the file was switched to buffered reads");
+    }
+
+    #[test]
     fn windows_read_the_same_bytes_with_and_without_direct_io() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("obj");
@@ -816,7 +852,7 @@ mod local_read_tests {
                 std::fs::File::open(&path).unwrap()
             };
             for (offset, len) in [(0, 32), (0, 4096), (8192, 100_000), (294_912, 10_000), (299_008, 4096), (4096, 1)] {
-                let got = read_window(&file, direct, offset as u64, len, data.len() as u64).unwrap();
+                let got = read_window(&file, &mut { direct }, offset as u64, len, data.len() as u64).unwrap();
                 let end = (offset + len).min(data.len());
                 assert_eq!(&got[..], &data[offset..end], "direct {direct} at {offset}+{len}");
                 assert_eq!(got.as_ptr() as usize % block::ALIGN, 0, "the window starts aligned");

@@ -639,7 +639,7 @@ fn create_partial(tmp: &std::path::Path, direct: bool) -> std::io::Result<(std::
 /// Turn direct I/O off for `file` (a file system that opened with
 /// `O_DIRECT` but refuses such writes). Best effort.
 #[cfg(target_os = "linux")]
-fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
+pub(crate) fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor we own, with integer arguments only.
@@ -655,7 +655,7 @@ fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn clear_direct(_: &std::fs::File) -> std::io::Result<()> {
+pub(crate) fn clear_direct(_: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
