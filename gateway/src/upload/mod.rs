@@ -240,7 +240,7 @@ pub async fn receive_named(
     // operation in half. The body ends with `Piece::End`: a channel that
     // closes without it (the request was dropped) is an error, never the
     // end of a shorter document.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(1);
     let vault = st.vault.clone();
     let mime = kind.mime();
     let store = tokio::spawn(async move { vault.store_upload(permit, filename, mime, receiver_stream(rx)).await });
