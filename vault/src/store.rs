@@ -12,7 +12,7 @@
 //!   and an object becomes visible only when complete; a failed upload is
 //!   aborted;
 //! - on `file://` a completed object is fsynced (file and directory) before
-//!   `put_stream` returns, so a committed catalog row never points at bytes
+//!   `ObjectWriter::finish` returns, so a committed catalog row never points at bytes
 //!   still in the page cache;
 //! - requests to a dead endpoint fail within seconds, not minutes (short
 //!   connect timeout, few retries), with an error naming the operation.
@@ -401,7 +401,7 @@ impl CreateDirErr {
 /// Bytes per read when streaming a file:// object's raw bytes through
 /// `get_stream` (two chunks read ahead). Downloads do not come this way:
 /// the vault reads and opens file:// objects on one thread of its own
-/// (`open_local`, `decrypt_local` in `lib.rs`).
+/// (`open_local_direct`, `decrypt_local` in `lib.rs`).
 const READ_CHUNK: usize = 64 << 10;
 /// Start disk writeback every this many bytes while writing a file:// object,
 /// so the disk works while the next segments are encrypted and the final
@@ -455,7 +455,9 @@ pub struct ObjectWriter {
 
 impl ObjectWriter {
     /// An empty block to fill: on file:// one the writer thread gave back
-    /// (waiting for it while the disk is behind), otherwise a new one.
+    /// (waiting for it while the disk is behind), otherwise a new one. A
+    /// caller holds at most [`BLOCKS_PER_WRITE`] at once: it `put`s a full
+    /// block before it asks for the block after the next.
     pub async fn block(&mut self) -> Result<Block, StoreError> {
         if let Sink::File(f) = &mut self.sink
             && self.made >= BLOCKS_PER_WRITE
@@ -659,6 +661,27 @@ pub(crate) fn clear_direct(_: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Write all of `bytes` at `offset`, counting what each call wrote, so that
+/// a file system that refuses a direct write (EINVAL), even after part of
+/// the block went out, gets exactly the rest again through the page cache.
+fn write_at(f: &std::fs::File, direct: &mut bool, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < bytes.len() {
+        match f.write_at(&bytes[done..], offset + done as u64) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                clear_direct(f)?;
+                *direct = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The writer thread of a file:// object: each block written as it comes
 /// (and given back), then on `Last` fsync, rename into place and fsync the
 /// directory. True when the object is visible; false when the producer
@@ -671,25 +694,12 @@ fn write_file(
     dir: &std::path::Path,
     direct: bool,
 ) -> std::io::Result<bool> {
-    use std::io::Write;
-    let (mut f, mut direct) = create_partial(tmp, direct)?;
+    let (f, mut direct) = create_partial(tmp, direct)?;
     let (mut offset, mut flushed) = (0u64, 0u64);
-    // Write `bytes`; a file system that refuses a direct write (EINVAL
-    // before any byte) gets it again through the page cache.
-    let write = |f: &mut std::fs::File, direct: &mut bool, bytes: &[u8]| -> std::io::Result<()> {
-        match f.write_all(bytes) {
-            Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                clear_direct(f)?;
-                *direct = false;
-                f.write_all(bytes)
-            }
-            r => r,
-        }
-    };
     loop {
         match rx.blocking_recv() {
             Some(Msg::Block(b)) => {
-                write(&mut f, &mut direct, b.as_slice())?;
+                write_at(&f, &mut direct, b.as_slice(), offset)?;
                 offset += b.len() as u64;
                 if !direct && offset - flushed >= WRITEBACK_EVERY as u64 {
                     start_writeback(&f, flushed, (offset - flushed) as usize);
@@ -702,10 +712,10 @@ fn write_file(
                 if direct && !b.len().is_multiple_of(ALIGN) {
                     // Direct writes are whole units: pad, then cut the file to size.
                     let padded = b.padded();
-                    write(&mut f, &mut direct, padded)?;
+                    write_at(&f, &mut direct, padded, offset)?;
                     f.set_len(offset + len)?;
                 } else {
-                    write(&mut f, &mut direct, b.as_slice())?;
+                    write_at(&f, &mut direct, b.as_slice(), offset)?;
                 }
                 break;
             }
@@ -825,6 +835,26 @@ mod tests {
             let left: Vec<_> = walk(dir.path());
             assert!(left.is_empty(), "files left behind: {left:?}");
         }
+    }
+
+    #[test]
+    fn a_direct_write_the_file_system_refuses_is_written_once_through_the_page_cache() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obj");
+        let Ok(f) = std::fs::OpenOptions::new().write(true).create(true).custom_flags(libc::O_DIRECT).open(&path)
+        else {
+            return; // no direct I/O here at all: the open-time fallback covers it
+        };
+        let mut block = Block::new(2 * ALIGN);
+        block.extend_from_slice(&[5u8; 2 * ALIGN]);
+        let mut direct = true;
+        // An offset off the unit: the direct write is refused (EINVAL).
+        write_at(&f, &mut direct, block.as_slice(), 100).unwrap();
+        assert!(!direct, "the file was switched to buffered writes");
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(got.len(), 100 + 2 * ALIGN, "every byte once, at its offset");
+        assert!(got[100..].iter().all(|&b| b == 5));
     }
 
     fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
