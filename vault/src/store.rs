@@ -589,10 +589,19 @@ impl FileWriter {
         let (tx, rx) = tokio::sync::mpsc::channel(BLOCKS_PER_WRITE);
         let (free_tx, free) = tokio::sync::mpsc::channel(BLOCKS_PER_WRITE);
         let thread = tokio::task::spawn_blocking(move || {
-            let res = write_file(rx, free_tx, &tmp, &dest, &dir, direct);
-            if !matches!(res, Ok(true)) {
-                let _ = std::fs::remove_file(&tmp);
+            // Removes the partial file unless the object was made visible,
+            // also when the thread unwinds from a panic.
+            struct Partial(PathBuf, bool);
+            impl Drop for Partial {
+                fn drop(&mut self) {
+                    if !self.1 {
+                        let _ = std::fs::remove_file(&self.0);
+                    }
+                }
             }
+            let mut partial = Partial(tmp.clone(), false);
+            let res = write_file(rx, free_tx, &tmp, &dest, &dir, direct);
+            partial.1 = matches!(res, Ok(true));
             res
         });
         Ok(FileWriter { tx: Some(tx), free, thread: Some(thread) })
