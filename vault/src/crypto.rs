@@ -289,10 +289,9 @@ pub struct Sealer {
     seg: usize,
     index: u64,
     header_done: bool,
-    /// A segment has its place at the end of the current block, `open`
-    /// plaintext bytes of it filled.
-    in_segment: bool,
-    open: usize,
+    /// The segment that has its place at the end of the current block: how
+    /// many of its plaintext bytes are filled (`None`: no segment begun).
+    open: Option<usize>,
 }
 
 impl Sealer {
@@ -304,14 +303,7 @@ impl Sealer {
     /// A sealer for a given header (tests compare outputs byte for byte).
     pub fn with_header(key: &DataKey, header: Header) -> Self {
         let seg = header.segment_size();
-        Sealer {
-            cipher: SegmentCipher::new(key, header),
-            seg,
-            index: 0,
-            header_done: false,
-            in_segment: false,
-            open: 0,
-        }
+        Sealer { cipher: SegmentCipher::new(key, header), seg, index: 0, header_done: false, open: None }
     }
 
     /// The room a block must have for the header and one whole segment:
@@ -328,20 +320,18 @@ impl Sealer {
         let total = input.len();
         self.write_header(out)?;
         while !input.is_empty() {
-            if self.in_segment && self.open == self.seg {
+            if self.open == Some(self.seg) {
                 // More plaintext follows, so this full segment is not the last.
                 self.seal_open(out, false)?;
             }
-            if !self.in_segment {
-                if out.remaining() < self.seg + TAG_LEN {
-                    break;
-                }
-                self.in_segment = true;
-                self.open = 0;
-            }
-            let take = (self.seg - self.open).min(input.len());
+            let open = match self.open {
+                Some(n) => n,
+                None if out.remaining() < self.seg + TAG_LEN => break,
+                None => 0,
+            };
+            let take = (self.seg - open).min(input.len());
             out.extend_from_slice(&input[..take]);
-            self.open += take;
+            self.open = Some(open + take);
             input = &input[take..];
         }
         Ok(total - input.len())
@@ -351,15 +341,13 @@ impl Sealer {
     /// in `out`, the block of the last `absorb`.
     pub fn finish(&mut self, out: &mut Block) -> Result<(), CryptoError> {
         self.write_header(out)?;
-        if !self.in_segment {
+        if self.open.is_none() {
             if self.index > 0 {
                 return Err(CryptoError::Misuse("finished before all the plaintext was absorbed"));
             }
             if out.remaining() < TAG_LEN {
                 return Err(CryptoError::Misuse("no room for the last segment's tag"));
             }
-            self.in_segment = true;
-            self.open = 0;
         }
         self.seal_open(out, true)
     }
@@ -378,12 +366,11 @@ impl Sealer {
     /// Seal the open segment at the block's end in place and append its
     /// tag (its room was reserved when the segment began).
     fn seal_open(&mut self, out: &mut Block, last: bool) -> Result<(), CryptoError> {
-        let start = out.len() - self.open;
+        let start = out.len() - self.open.unwrap_or(0);
         let tag = self.cipher.seal_detached(self.index, last, &mut out.filled_mut()[start..])?;
         out.extend_from_slice(&tag);
         self.index += 1;
-        self.in_segment = false;
-        self.open = 0;
+        self.open = None;
         Ok(())
     }
 }

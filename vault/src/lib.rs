@@ -729,16 +729,11 @@ fn decrypt_local(file: std::fs::File, mut direct: bool, name: String, key: DataK
                 let end = layout.segment(first + count - 1).end;
                 let window = read_window(&file, &mut direct, start, (end - start) as usize, file_len).map_err(io)?;
                 let (plain, opened) = layout.open_window(&cipher, window, start, first, count);
-                if let Err(e) = opened {
-                    // What was authenticated before the failure goes out first.
-                    if !plain.is_empty() {
-                        slot.send(Ok(plain));
-                    }
-                    return Err(e.into());
-                }
+                // What was authenticated goes out, before any failure.
                 if !plain.is_empty() {
                     slot.send(Ok(plain));
                 }
+                opened?;
                 first += count;
             }
             Ok(())
@@ -762,14 +757,7 @@ fn read_window(
     len: usize,
     file_len: u64,
 ) -> std::io::Result<bytes::BytesMut> {
-    match read_window_once(file, *direct, offset, len, file_len) {
-        Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
-            store::clear_direct(file)?;
-            *direct = false;
-            read_window_once(file, false, offset, len, file_len)
-        }
-        r => r,
-    }
+    store::or_buffered(file, direct, |d| read_window_once(file, d, offset, len, file_len))
 }
 
 fn read_window_once(

@@ -297,16 +297,9 @@ impl BlobStore {
             std::io::ErrorKind::NotFound => StoreError::NotFound(name.to_string()),
             _ => StoreError::Io { op: "open", name: name.to_string(), source: e },
         };
-        #[cfg(target_os = "linux")]
-        if self.direct_io {
-            use std::os::unix::fs::OpenOptionsExt;
-            match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&path) {
-                Ok(f) => return Ok(Some((f, true))),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                Err(e) => return Err(err(e)),
-            }
-        }
-        Ok(Some((std::fs::File::open(&path).map_err(err)?, false)))
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true);
+        open_maybe_direct(&opts, &path, self.direct_io).map(Some).map_err(err)
     }
 
     /// Stream an object's bytes.
@@ -631,26 +624,53 @@ impl FileWriter {
 fn create_partial(tmp: &std::path::Path, direct: bool) -> std::io::Result<(std::fs::File, bool)> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
+    open_maybe_direct(&opts, tmp, direct)
+}
+
+/// Open `path` with `opts`, plus `O_DIRECT` when `direct` and the file
+/// system takes it (this one refuses it with EINVAL: the page cache it is).
+/// Returns the file and whether it is direct.
+fn open_maybe_direct(
+    opts: &std::fs::OpenOptions,
+    path: &std::path::Path,
+    direct: bool,
+) -> std::io::Result<(std::fs::File, bool)> {
     #[cfg(target_os = "linux")]
     if direct {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut with_direct = opts.clone();
-        with_direct.custom_flags(libc::O_DIRECT);
-        match with_direct.open(tmp) {
+        match opts.clone().custom_flags(libc::O_DIRECT).open(path) {
             Ok(f) => return Ok((f, true)),
-            // This file system does not do direct I/O: the page cache it is.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Err(e) => return Err(e),
         }
     }
     let _ = direct;
-    Ok((opts.open(tmp)?, false))
+    Ok((opts.open(path)?, false))
+}
+
+/// Run one read or write of `file`. A file system that opened with
+/// `O_DIRECT` but refuses this call (EINVAL) has direct I/O turned off for
+/// the file (`direct` turns false), and the call runs once more through the
+/// page cache. The one place both directions fall back.
+pub(crate) fn or_buffered<T>(
+    file: &std::fs::File,
+    direct: &mut bool,
+    mut call: impl FnMut(bool) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    match call(*direct) {
+        Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
+            clear_direct(file)?;
+            *direct = false;
+            call(false)
+        }
+        r => r,
+    }
 }
 
 /// Turn direct I/O off for `file` (a file system that opened with
 /// `O_DIRECT` but refuses such writes). Best effort.
 #[cfg(target_os = "linux")]
-pub(crate) fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
+fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor we own, with integer arguments only.
@@ -666,7 +686,7 @@ pub(crate) fn clear_direct(file: &std::fs::File) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn clear_direct(_: &std::fs::File) -> std::io::Result<()> {
+fn clear_direct(_: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -677,14 +697,10 @@ fn write_at(f: &std::fs::File, direct: &mut bool, bytes: &[u8], offset: u64) -> 
     use std::os::unix::fs::FileExt;
     let mut done = 0;
     while done < bytes.len() {
-        match f.write_at(&bytes[done..], offset + done as u64) {
+        match or_buffered(f, direct, |_| f.write_at(&bytes[done..], offset + done as u64)) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                clear_direct(f)?;
-                *direct = false;
-            }
             Err(e) => return Err(e),
         }
     }
