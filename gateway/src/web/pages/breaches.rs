@@ -57,7 +57,7 @@ async fn breaches_page(
             }
         })
         .collect();
-    let now = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Amsterdam).format("%Y-%m-%dT%H:%M").to_string();
+    let now = format_local(st.vault.now(), "%Y-%m-%dT%H:%M");
     let page = BreachesPage {
         c: Chrome::new(tr, Some(&p.caller), "/breaches", "breaches"),
         notice,

@@ -339,7 +339,7 @@ async fn client_page(
         bsn_masked: client.bsn_masked.clone().unwrap_or_default(),
         bsn_revealed,
         may_reveal: matches!(role, Role::Management | Role::Office | Role::Administration),
-        today: today_local(),
+        today: today_local(st),
         client_token: session::csrf_token(&p.token, "client"),
         coach_name,
         coaches,
@@ -790,7 +790,7 @@ pub async fn close_trajectory(
     };
     let ended_at = match nonempty(&f.ended_at) {
         None => None,
-        Some(d) if d == today_local() => None,
+        Some(d) if d == today_local(&st) => None,
         Some(d) => match chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok().and_then(day_start) {
             Some(t) => Some(t),
             None => {

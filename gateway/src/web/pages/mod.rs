@@ -214,9 +214,14 @@ fn day_start(day: chrono::NaiveDate) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
-/// Today on the agency's clock, `YYYY-MM-DD` (a date field's value).
-fn today_local() -> String {
-    chrono::Utc::now().with_timezone(&chrono_tz::Europe::Amsterdam).format("%Y-%m-%d").to_string()
+/// `at` on the agency's clock in `format` (a date or time field's value).
+fn format_local(at: chrono::DateTime<chrono::Utc>, format: &str) -> String {
+    at.with_timezone(&chrono_tz::Europe::Amsterdam).format(format).to_string()
+}
+
+/// Today on the agency's clock (the vault's), `YYYY-MM-DD`.
+fn today_local(st: &AppState) -> String {
+    format_local(st.vault.now(), "%Y-%m-%d")
 }
 
 /// An event's outcome as a person reads it: `denied` is a refusal; an

@@ -34,12 +34,8 @@ pub struct RetentionForm {
 /// the next 30 days), 100 a page.
 pub async fn retention(State(st): State<AppState>, p: Page, Query(f): Query<RetentionForm>) -> Response {
     let tr = p.tr;
-    let before = nonempty(&f.before).unwrap_or_else(|| {
-        (chrono::Utc::now() + chrono::Duration::days(30))
-            .with_timezone(&chrono_tz::Europe::Amsterdam)
-            .format("%Y-%m-%d")
-            .to_string()
-    });
+    let before =
+        nonempty(&f.before).unwrap_or_else(|| format_local(st.vault.now() + chrono::Duration::days(30), "%Y-%m-%d"));
     let q = vault::service::DueQuery { before: before.clone(), after: nonempty(&f.after), limit: Some(100) };
     let mut page = RetentionPage {
         c: Chrome::new(tr, Some(&p.caller), "/retention", "retention"),

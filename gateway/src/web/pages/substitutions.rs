@@ -56,8 +56,7 @@ async fn substitutions_page(
         .filter(|u| u.active && u.role.is_coach())
         .map(|u| (u.id, format!("{} ({})", u.display_name, u.username)))
         .collect();
-    let today =
-        chrono::Utc::now().with_timezone(&chrono_tz::Europe::Amsterdam).date_naive().format("%Y-%m-%d").to_string();
+    let today = today_local(st);
     let page = SubstitutionsPage {
         c: Chrome::new(tr, Some(&p.caller), "/substitutions", "substitutions"),
         notice,
