@@ -461,6 +461,9 @@ impl Vault {
                     rest = &rest[took..];
                     if !rest.is_empty() {
                         // The block is full of sealed segments: out it goes.
+                        if size > GROW_AFTER {
+                            writer.grow(LARGE_BLOCK_CAPACITY);
+                        }
                         let mut full = writer.block().await?;
                         std::mem::swap(&mut block, &mut full);
                         writer.put(full, &mut block).await?;
@@ -690,6 +693,10 @@ pub(crate) struct PendingDocument {
 /// nothing on file://; four match the code before issue 7, at about 560 KiB
 /// per file:// download in flight (BENCHMARKS.md).
 const FRAME_SEGMENTS: usize = 4;
+/// Bytes per window of a file:// download once [`GROW_AFTER`] bytes went
+/// out: a quarter of the hand-offs between threads and of the direct reads,
+/// at two such windows in flight (issue 13, BENCHMARKS.md).
+const LARGE_WINDOW: u64 = 1 << 20;
 /// Segments per block of an upload: each block (about 260 KiB) is one write
 /// to the store, and a file:// upload holds two
 /// ([`store::BLOCKS_PER_WRITE`]), one filled while the other is written.
@@ -697,16 +704,33 @@ const BLOCK_SEGMENTS: usize = 4;
 /// Room for those segments and their tags, plus the header or the
 /// unaligned tail carried over from the block before (under [`block::ALIGN`]).
 const BLOCK_CAPACITY: usize = BLOCK_SEGMENTS * (crypto::SEGMENT_SIZE + crypto::TAG_LEN) + block::ALIGN;
+/// Blocks of an upload after its first [`GROW_AFTER`] bytes: 16 segments
+/// (about 1 MiB), a quarter of the writes and hand-offs. Uploads and
+/// downloads of up to 1 MiB hold what they held before.
+const LARGE_BLOCK_CAPACITY: usize = 16 * (crypto::SEGMENT_SIZE + crypto::TAG_LEN) + block::ALIGN;
+/// Plaintext bytes after which an upload's blocks and a download's windows grow.
+const GROW_AFTER: u64 = 1 << 20;
+
+/// Segments in the file:// download window that starts at segment `first`:
+/// [`FRAME_SEGMENTS`] segments' worth of bytes for the first [`GROW_AFTER`]
+/// bytes, then [`LARGE_WINDOW`], and always at least one segment. Counted in
+/// bytes, so a header that claims huge segments cannot make a window huge.
+fn window_segments(first: u64, segment_size: usize) -> u64 {
+    let seg = segment_size as u64;
+    let bytes = if first * seg < GROW_AFTER { (FRAME_SEGMENTS * crypto::SEGMENT_SIZE) as u64 } else { LARGE_WINDOW };
+    (bytes / seg).max(1)
+}
 
 /// Read and open a file:// object on one blocking thread, a window of
-/// [`FRAME_SEGMENTS`] whole segments at a time, read (with direct I/O where
+/// whole segments at a time ([`window_segments`]), read (with direct I/O where
 /// the file system allows it) straight into the buffer that goes out: each
 /// segment is opened in place and the window's plaintext, its tags' gaps
 /// closed, goes out as that buffer ([`crypto::SegmentLayout`]).
 /// A window starts at the unit of [`block::ALIGN`] below its first segment,
 /// so its segments arrive whole whatever the alignment. The next window is
 /// read only once the connection took the previous one (a channel slot is
-/// reserved first): a download holds at most two windows (about 520 KiB).
+/// reserved first): a download holds at most two windows (about 520 KiB in
+/// its first MiB, about 2 MiB after).
 fn decrypt_local(file: std::fs::File, mut direct: bool, name: String, key: DataKey, id: Uuid) -> PlainStream {
     type Item = Result<Bytes, VaultError>;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1);
@@ -724,7 +748,7 @@ fn decrypt_local(file: std::fs::File, mut direct: bool, name: String, key: DataK
             let mut first = 0;
             while first < layout.segments() {
                 let Ok(slot) = futures::executor::block_on(tx.reserve()) else { return Ok(()) };
-                let count = (FRAME_SEGMENTS as u64).min(layout.segments() - first);
+                let count = window_segments(first, header.segment_size()).min(layout.segments() - first);
                 let start = layout.segment(first).start / block::ALIGN as u64 * block::ALIGN as u64;
                 let end = layout.segment(first + count - 1).end;
                 let window = read_window(&file, &mut direct, start, (end - start) as usize, file_len).map_err(io)?;
@@ -821,6 +845,19 @@ mod local_read_tests {
         let got = read_window(&file, &mut direct, 100, 5000, data.len() as u64).unwrap();
         assert_eq!(&got[..], &data[100..5100]);
         assert!(!direct, "the file was switched to buffered reads");
+    }
+
+    #[test]
+    fn download_windows_grow_after_the_first_mib_and_stay_bounded_in_bytes() {
+        let seg = crypto::SEGMENT_SIZE;
+        assert_eq!(window_segments(0, seg), FRAME_SEGMENTS as u64);
+        assert_eq!(window_segments(15, seg), FRAME_SEGMENTS as u64);
+        assert_eq!(window_segments(16, seg), LARGE_WINDOW / seg as u64);
+        // A header that claims 16 MiB segments gets windows of one segment.
+        assert_eq!(window_segments(0, 1 << 24), 1);
+        assert_eq!(window_segments(100, 1 << 24), 1);
+        // Small segments: the same bytes per window.
+        assert_eq!(window_segments(0, 1 << 12), (FRAME_SEGMENTS * seg / (1 << 12)) as u64);
     }
 
     #[test]

@@ -456,6 +456,8 @@ impl ObjectWriter {
             && self.made >= BLOCKS_PER_WRITE
         {
             return match f.free.recv().await {
+                // A block made before [`ObjectWriter::grow`] is replaced.
+                Some(b) if b.capacity() < self.block_capacity => Ok(Block::new(self.block_capacity)),
                 Some(mut b) => {
                     b.clear();
                     Ok(b)
@@ -465,6 +467,14 @@ impl ObjectWriter {
         }
         self.made += 1;
         Ok(Block::new(self.block_capacity))
+    }
+
+    /// Blocks handed out from now on hold `capacity` bytes (never fewer than
+    /// before); a smaller block that comes back from the disk is dropped for
+    /// a new one. An upload starts small and grows once it is large, so a
+    /// small object costs little memory and a large one few writes.
+    pub fn grow(&mut self, capacity: usize) {
+        self.block_capacity = self.block_capacity.max(capacity);
     }
 
     /// Write `block`, all of it finished object bytes. On file:// the bytes
@@ -807,20 +817,39 @@ mod tests {
     /// Write `data` through an [`ObjectWriter`] in blocks of `cap` bytes,
     /// as an upload does (full blocks carried, the rest in the last).
     async fn write(store: &BlobStore, name: &ObjectName, data: &[u8], cap: usize) -> Result<u64, StoreError> {
+        write_growing(store, name, data, cap, usize::MAX, cap).await.map(|(n, _)| n)
+    }
+
+    /// [`write`], with blocks of `big` bytes once `grow_at` bytes are in;
+    /// also returns the capacity of every block filled.
+    async fn write_growing(
+        store: &BlobStore,
+        name: &ObjectName,
+        data: &[u8],
+        cap: usize,
+        grow_at: usize,
+        big: usize,
+    ) -> Result<(u64, Vec<usize>), StoreError> {
         let mut w = store.writer(name, cap).await?;
         let mut block = w.block().await?;
+        let mut caps = Vec::new();
         let mut rest = data;
         while !rest.is_empty() {
             let take = block.remaining().min(rest.len());
             block.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if !rest.is_empty() {
+                caps.push(block.capacity());
+                if data.len() - rest.len() >= grow_at {
+                    w.grow(big);
+                }
                 let mut full = w.block().await?;
                 std::mem::swap(&mut block, &mut full);
                 w.put(full, &mut block).await?;
             }
         }
-        w.finish(block).await
+        caps.push(block.capacity());
+        Ok((w.finish(block).await?, caps))
     }
 
     fn local(direct: bool) -> (tempfile::TempDir, BlobStore) {
@@ -841,6 +870,24 @@ mod tests {
                 assert_eq!(store.get_bytes(&name).await.unwrap(), data, "direct {direct} len {len}");
                 assert_eq!(store.size(&name).await.unwrap(), len as u64, "cut back to size after padding");
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn blocks_grow_once_asked_and_the_object_stays_whole() {
+        for direct in [true, false] {
+            let (_dir, store) = local(direct);
+            let data: Vec<u8> = (0..200_003usize).map(|i| (i * 31 + 7) as u8).collect();
+            let name = ObjectName::random();
+            let (n, caps) = write_growing(&store, &name, &data, 2 * ALIGN, 6 * ALIGN, 8 * ALIGN).await.unwrap();
+            assert_eq!(n, data.len() as u64);
+            assert_eq!(store.get_bytes(&name).await.unwrap(), data, "direct {direct}");
+            // Small blocks until the growth; the blocks made before it are
+            // replaced as they come back, never filled again.
+            let first_big = caps.iter().position(|&c| c == 8 * ALIGN).expect("the blocks grew");
+            assert!(first_big >= 3, "{caps:?}");
+            assert!(caps[..first_big].iter().all(|&c| c == 2 * ALIGN), "{caps:?}");
+            assert!(caps[first_big..].iter().all(|&c| c == 8 * ALIGN), "{caps:?}");
         }
     }
 

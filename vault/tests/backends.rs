@@ -132,8 +132,9 @@ async fn round_trip(b: Backend) {
     let v = open(&b).await;
     let client = new_client(&v, None).await;
     let seg = crypto::SEGMENT_SIZE;
-    // Sizes around segment boundaries, and one that spans S3 multipart parts.
-    for len in [0, 1, seg - 1, seg, seg + 1, 3 * seg, 9 * 1024 * 1024 + 17] {
+    // Sizes around segment boundaries, one past the MiB where file:// blocks
+    // and windows grow, and one that spans S3 multipart parts.
+    for len in [0, 1, seg - 1, seg, seg + 1, 3 * seg, 16 * seg + 1, 9 * 1024 * 1024 + 17] {
         let data = content(len, len as u64 + 1);
         let row = v.put_document(doc(client), body(&data, 50_000)).await.unwrap();
         assert_eq!(row.state, DocumentState::Active);
