@@ -512,11 +512,36 @@ impl SegmentLayout {
     }
 }
 
+/// How much plaintext a download hands out at a time: frames (windows) of
+/// `small` bytes' worth of whole segments, and of `large` bytes' worth once
+/// `grow_after` plaintext bytes went out. Larger frames mean fewer write
+/// calls and hand-offs, and more memory per download.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameSizes {
+    pub small: usize,
+    pub large: usize,
+    pub grow_after: u64,
+}
+
+impl FrameSizes {
+    /// Frames of `segments` segments of [`SEGMENT_SIZE`] throughout.
+    pub const fn fixed(segments: usize) -> Self {
+        FrameSizes { small: segments * SEGMENT_SIZE, large: segments * SEGMENT_SIZE, grow_after: u64::MAX }
+    }
+
+    /// Segments in the frame that starts at segment `first`, for segments of
+    /// `segment_size`: at least one, and otherwise counted in bytes, so a
+    /// header that claims huge segments cannot make a frame huge.
+    pub fn segments(&self, first: u64, segment_size: usize) -> usize {
+        let bytes = if first.saturating_mul(segment_size as u64) < self.grow_after { self.small } else { self.large };
+        (bytes / segment_size).max(1)
+    }
+}
+
 /// Opens an object as its bytes arrive, in any chunks: the synchronous core
 /// under [`decrypt_stream`], also driven directly by a blocking reader.
 /// Authenticated plaintext comes out of [`Decryptor::next_frame`] in frames
-/// of a chosen number of segments (the last one shorter): larger frames mean
-/// fewer write calls and hand-offs, and more memory per download.
+/// of whole segments ([`FrameSizes`]; the last one shorter).
 pub struct Decryptor {
     expected: Uuid,
     key: DataKey,
@@ -536,7 +561,8 @@ pub struct Decryptor {
     /// Plaintext bytes still expected, as the catalog recorded them: only
     /// sizes the last frame's buffer (a wrong hint costs a reallocation).
     remaining: Option<u64>,
-    /// Segments per frame.
+    frames: FrameSizes,
+    /// Segments in the frame being assembled.
     frame_segments: usize,
     index: u64,
     out: VecDeque<Bytes>,
@@ -547,6 +573,11 @@ impl Decryptor {
     /// Frames of `frame_segments` segments (at least one). `plaintext_len`,
     /// when known, only sizes the buffers.
     pub fn new(key: &DataKey, document_id: Uuid, plaintext_len: Option<u64>, frame_segments: usize) -> Self {
+        Self::with_frames(key, document_id, plaintext_len, FrameSizes::fixed(frame_segments.max(1)))
+    }
+
+    /// Frames as `frames` says.
+    pub fn with_frames(key: &DataKey, document_id: Uuid, plaintext_len: Option<u64>, frames: FrameSizes) -> Self {
         Decryptor {
             expected: document_id,
             key: key.clone(),
@@ -557,7 +588,8 @@ impl Decryptor {
             fill: 0,
             tag: [0; TAG_LEN],
             remaining: plaintext_len,
-            frame_segments: frame_segments.max(1),
+            frames,
+            frame_segments: 1,
             index: 0,
             out: VecDeque::new(),
             failed: false,
@@ -622,6 +654,7 @@ impl Decryptor {
                 self.open_current(false, seg, tag)?;
             }
             if self.frame.is_empty() && self.frame.capacity() == 0 {
+                self.frame_segments = self.frames.segments(self.index, seg);
                 let want = (self.frame_segments * seg) as u64;
                 let cap = self.remaining.map_or(want, |r| r.saturating_add(TAG_LEN as u64).min(want));
                 self.frame = BytesMut::with_capacity(cap as usize);
@@ -783,6 +816,24 @@ mod tests {
             let (out, err) = decrypt(&key, id, &obj, 5000);
             assert!(err.is_none(), "len {len}: {err:?}");
             assert_eq!(out, plain, "len {len}");
+        }
+    }
+
+    #[test]
+    fn frames_grow_once_the_plaintext_passes_the_threshold() {
+        let key = DataKey::generate();
+        let id = Uuid::new_v4();
+        let plain = data(20 * SEG + 5, 9);
+        let obj = encrypt(&key, id, &plain, 65536);
+        let frames = FrameSizes { small: 2 * SEG, large: 5 * SEG, grow_after: 3 * SEG as u64 };
+        for chunk in [1000, SEG + 3, 3 * SEG] {
+            let dec = Decryptor::with_frames(&key, id, Some(plain.len() as u64), frames);
+            let s = decrypt_stream(dec, futures::stream::iter(chunks(&obj, chunk)));
+            let out: Vec<Bytes> = futures::executor::block_on(s.map(|r| r.unwrap()).collect::<Vec<_>>());
+            let sizes: Vec<usize> = out.iter().map(|b| b.len() / SEG).collect();
+            // Two small frames (segments 0-3), then frames of five.
+            assert_eq!(sizes, [2, 2, 5, 5, 5, 1], "chunk {chunk}");
+            assert_eq!(out.concat(), plain, "chunk {chunk}");
         }
     }
 

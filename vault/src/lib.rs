@@ -441,7 +441,7 @@ impl Vault {
         // gives them back for reuse.
         let mut writer = self.store.writer(&doc.name, BLOCK_CAPACITY).await?;
         let mut sealer = crypto::Sealer::new(&doc.key, doc.id);
-        let (mut sha, mut size) = (Sha256::new(), 0u64);
+        let (mut sha, mut size) = (Hasher::Inline(Sha256::new()), 0u64);
         let mut block = match writer.block().await {
             Ok(b) => b,
             Err(e) => {
@@ -453,8 +453,8 @@ impl Vault {
         let fed: Result<(), VaultError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| StoreError::Source(e.into()))?;
-                sha.update(&chunk);
                 size += chunk.len() as u64;
+                sha.update(&chunk, size > GROW_AFTER).await;
                 let mut rest = &chunk[..];
                 while !rest.is_empty() {
                     let took = sealer.absorb(&mut block, rest)?;
@@ -479,7 +479,7 @@ impl Vault {
             return Err(e);
         }
         writer.finish(block).await?;
-        Ok((hex::encode(sha.finalize()), size))
+        Ok((hex::encode(sha.finish().await?), size))
     }
 
     /// Encrypt and store a new document and activate it, with no policy and
@@ -604,7 +604,7 @@ impl Vault {
         }
         // Other stores: opened on the connection's task as the chunks arrive.
         let raw = self.store.get_stream(&name).await?;
-        Ok(crypto::decrypt_stream(crypto::Decryptor::new(&key, id, size, FRAME_SEGMENTS), raw)
+        Ok(crypto::decrypt_stream(crypto::Decryptor::with_frames(&key, id, size, DOWNLOAD_FRAMES), raw)
             .map(|r| r.map_err(VaultError::from))
             .boxed())
     }
@@ -686,17 +686,17 @@ pub(crate) struct PendingDocument {
     pub(crate) key: DataKey,
 }
 
-/// Segments per frame of a download (256 KiB): each frame is one write call
-/// (hyper's buffer is 64 KiB, so it writes each frame on its own), and on
-/// file:// one hand-off between threads. With one segment per frame a
-/// download cost about 30 % more CPU per GiB than before issue 7; two gained
-/// nothing on file://; four match the code before issue 7, at about 560 KiB
-/// per file:// download in flight (BENCHMARKS.md).
-const FRAME_SEGMENTS: usize = 4;
-/// Bytes per window of a file:// download once [`GROW_AFTER`] bytes went
-/// out: a quarter of the hand-offs between threads and of the direct reads,
-/// at two such windows in flight (issue 13, BENCHMARKS.md).
-const LARGE_WINDOW: u64 = 1 << 20;
+/// Frames of a download: 256 KiB (four segments) for its first MiB, then
+/// 1 MiB. Each frame is one write call (hyper's buffer is 64 KiB, so it
+/// writes each frame on its own), and on file:// one direct read and one
+/// hand-off between threads. With one segment per frame a download cost
+/// about 30 % more CPU per GiB than before issue 7; four matched the code
+/// before issue 7; growing to 16 after the first MiB cut a file:// download
+/// from 1.19-1.23 to 0.94-0.98 CPU-s per GiB (issue 13, BENCHMARKS.md). A
+/// download holds at most two frames; a document of up to 1 MiB holds what
+/// it held before.
+const DOWNLOAD_FRAMES: crypto::FrameSizes =
+    crypto::FrameSizes { small: 256 << 10, large: 1 << 20, grow_after: GROW_AFTER };
 /// Segments per block of an upload: each block (about 260 KiB) is one write
 /// to the store, and a file:// upload holds two
 /// ([`store::BLOCKS_PER_WRITE`]), one filled while the other is written.
@@ -708,21 +708,72 @@ const BLOCK_CAPACITY: usize = BLOCK_SEGMENTS * (crypto::SEGMENT_SIZE + crypto::T
 /// (about 1 MiB), a quarter of the writes and hand-offs. Uploads and
 /// downloads of up to 1 MiB hold what they held before.
 const LARGE_BLOCK_CAPACITY: usize = 16 * (crypto::SEGMENT_SIZE + crypto::TAG_LEN) + block::ALIGN;
-/// Plaintext bytes after which an upload's blocks and a download's windows grow.
+/// Plaintext bytes after which an upload's blocks and a download's frames grow.
 const GROW_AFTER: u64 = 1 << 20;
 
-/// Segments in the file:// download window that starts at segment `first`:
-/// [`FRAME_SEGMENTS`] segments' worth of bytes for the first [`GROW_AFTER`]
-/// bytes, then [`LARGE_WINDOW`], and always at least one segment. Counted in
-/// bytes, so a header that claims huge segments cannot make a window huge.
-fn window_segments(first: u64, segment_size: usize) -> u64 {
-    let seg = segment_size as u64;
-    let bytes = if first * seg < GROW_AFTER { (FRAME_SEGMENTS * crypto::SEGMENT_SIZE) as u64 } else { LARGE_WINDOW };
-    (bytes / seg).max(1)
+/// SHA-256 of an upload's plaintext: on the upload's task for its first
+/// [`GROW_AFTER`] bytes, then on a blocking thread of its own beside the
+/// encryption, handed the chunks (cheap `Bytes` clones) a batch at a time.
+/// On two cores this takes the hash off the path of the request's task,
+/// which otherwise receives, parses, hashes and encrypts every byte alone.
+enum Hasher {
+    Inline(Sha256),
+    Thread {
+        batch: Vec<Bytes>,
+        batched: usize,
+        tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
+        done: tokio::task::JoinHandle<Sha256>,
+    },
+}
+
+/// Bytes per batch handed to the hashing thread; one batch queued at most.
+const HASH_BATCH: usize = 1 << 20;
+
+impl Hasher {
+    /// Hash `chunk`; `large` (the upload is past [`GROW_AFTER`]) moves the
+    /// hashing to its thread.
+    async fn update(&mut self, chunk: &Bytes, large: bool) {
+        if large && let Hasher::Inline(sha) = self {
+            let mut sha = std::mem::take(sha);
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(1);
+            let done = tokio::task::spawn_blocking(move || {
+                while let Some(batch) = rx.blocking_recv() {
+                    for c in batch {
+                        sha.update(&c);
+                    }
+                }
+                sha
+            });
+            *self = Hasher::Thread { batch: Vec::new(), batched: 0, tx, done };
+        }
+        match self {
+            Hasher::Inline(sha) => sha.update(chunk),
+            Hasher::Thread { batch, batched, tx, .. } => {
+                batch.push(chunk.clone());
+                *batched += chunk.len();
+                if *batched >= HASH_BATCH {
+                    *batched = 0;
+                    // A thread that is gone shows in `finish`.
+                    let _ = tx.send(std::mem::take(batch)).await;
+                }
+            }
+        }
+    }
+
+    async fn finish(self) -> Result<sha2::digest::Output<Sha256>, VaultError> {
+        match self {
+            Hasher::Inline(sha) => Ok(sha.finalize()),
+            Hasher::Thread { batch, tx, done, .. } => {
+                let _ = tx.send(batch).await;
+                drop(tx);
+                Ok(done.await.map_err(|_| VaultError::Interrupted)?.finalize())
+            }
+        }
+    }
 }
 
 /// Read and open a file:// object on one blocking thread, a window of
-/// whole segments at a time ([`window_segments`]), read (with direct I/O where
+/// whole segments at a time ([`DOWNLOAD_FRAMES`]), read (with direct I/O where
 /// the file system allows it) straight into the buffer that goes out: each
 /// segment is opened in place and the window's plaintext, its tags' gaps
 /// closed, goes out as that buffer ([`crypto::SegmentLayout`]).
@@ -748,7 +799,8 @@ fn decrypt_local(file: std::fs::File, mut direct: bool, name: String, key: DataK
             let mut first = 0;
             while first < layout.segments() {
                 let Ok(slot) = futures::executor::block_on(tx.reserve()) else { return Ok(()) };
-                let count = window_segments(first, header.segment_size()).min(layout.segments() - first);
+                let count =
+                    (DOWNLOAD_FRAMES.segments(first, header.segment_size()) as u64).min(layout.segments() - first);
                 let start = layout.segment(first).start / block::ALIGN as u64 * block::ALIGN as u64;
                 let end = layout.segment(first + count - 1).end;
                 let window = read_window(&file, &mut direct, start, (end - start) as usize, file_len).map_err(io)?;
@@ -848,16 +900,18 @@ mod local_read_tests {
     }
 
     #[test]
-    fn download_windows_grow_after_the_first_mib_and_stay_bounded_in_bytes() {
+    fn download_frames_grow_after_the_first_mib_and_stay_bounded_in_bytes() {
         let seg = crypto::SEGMENT_SIZE;
-        assert_eq!(window_segments(0, seg), FRAME_SEGMENTS as u64);
-        assert_eq!(window_segments(15, seg), FRAME_SEGMENTS as u64);
-        assert_eq!(window_segments(16, seg), LARGE_WINDOW / seg as u64);
-        // A header that claims 16 MiB segments gets windows of one segment.
-        assert_eq!(window_segments(0, 1 << 24), 1);
-        assert_eq!(window_segments(100, 1 << 24), 1);
-        // Small segments: the same bytes per window.
-        assert_eq!(window_segments(0, 1 << 12), (FRAME_SEGMENTS * seg / (1 << 12)) as u64);
+        let f = DOWNLOAD_FRAMES;
+        assert_eq!(f.segments(0, seg), 4);
+        assert_eq!(f.segments(15, seg), 4);
+        assert_eq!(f.segments(16, seg), 16);
+        // A header that claims 16 MiB segments gets frames of one segment.
+        assert_eq!(f.segments(0, 1 << 24), 1);
+        assert_eq!(f.segments(100, 1 << 24), 1);
+        // Small segments: the same bytes per frame.
+        assert_eq!(f.segments(0, 1 << 12), 64);
+        assert_eq!(crypto::FrameSizes::fixed(3).segments(1000, seg), 3);
     }
 
     #[test]
