@@ -454,14 +454,15 @@ impl Vault {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| StoreError::Source(e.into()))?;
                 size += chunk.len() as u64;
-                sha.update(&chunk, size > GROW_AFTER).await;
+                let large = size > GROW_AFTER;
+                sha.update(&chunk, large).await;
                 let mut rest = &chunk[..];
                 while !rest.is_empty() {
                     let took = sealer.absorb(&mut block, rest)?;
                     rest = &rest[took..];
                     if !rest.is_empty() {
                         // The block is full of sealed segments: out it goes.
-                        if size > GROW_AFTER {
+                        if large {
                             writer.grow(LARGE_BLOCK_CAPACITY);
                         }
                         let mut full = writer.block().await?;

@@ -489,28 +489,27 @@ impl ObjectWriter {
     /// caller holds at most [`BLOCKS_PER_WRITE`] at once: it `put`s a full
     /// block before it asks for the block after the next.
     pub async fn block(&mut self) -> Result<Block, StoreError> {
-        if let Sink::File(f) = &mut self.sink
-            && self.made >= BLOCKS_PER_WRITE
-        {
-            return match f.free.recv().await {
-                // A block made before [`ObjectWriter::grow`] is replaced.
-                Some(b) if b.capacity() < self.block_capacity => Ok(Block::new(self.block_capacity)),
-                Some(mut b) => {
-                    b.clear();
-                    Ok(b)
-                }
-                None => Err(f.failed(&self.name).await),
-            };
+        let back = match &mut self.sink {
+            Sink::File(f) if self.made >= BLOCKS_PER_WRITE => match f.free.recv().await {
+                Some(b) => Some(b),
+                None => return Err(f.failed(&self.name).await),
+            },
+            Sink::Parts(_, pool) => pool.lock().ok().and_then(|mut free| free.pop()),
+            Sink::File(_) => None,
+        };
+        match back {
+            // A block that came back is reused, unless it was made before
+            // [`ObjectWriter::grow`]: then a new one replaces it.
+            Some(mut b) if b.capacity() >= self.block_capacity => {
+                b.clear();
+                Ok(b)
+            }
+            Some(_) => Ok(Block::new(self.block_capacity)),
+            None => {
+                self.made += 1;
+                Ok(Block::new(self.block_capacity))
+            }
         }
-        if let Sink::Parts(_, pool) = &self.sink
-            && let Some(mut b) = pool.lock().ok().and_then(|mut free| free.pop())
-            && b.capacity() >= self.block_capacity
-        {
-            b.clear();
-            return Ok(b);
-        }
-        self.made += 1;
-        Ok(Block::new(self.block_capacity))
     }
 
     /// Blocks handed out from now on hold `capacity` bytes (never fewer than
@@ -933,6 +932,27 @@ mod tests {
             assert!(caps[..first_big].iter().all(|&c| c == 2 * ALIGN), "{caps:?}");
             assert!(caps[first_big..].iter().all(|&c| c == 8 * ALIGN), "{caps:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_multipart_writer_hands_out_pooled_blocks_that_fit() {
+        let store = BlobStore::open("memory://", &S3Settings::default()).unwrap();
+        let mut w = store.writer(&ObjectName::random(), 2 * ALIGN).await.unwrap();
+        let Sink::Parts(_, pool) = &w.sink else { panic!("memory:// writes in parts") };
+        let pool = pool.clone();
+        let mut sent = w.block().await.unwrap();
+        sent.extend_from_slice(b"ciphertext");
+        let at = sent.as_slice().as_ptr();
+        drop(pooled(sent, &pool));
+        let again = w.block().await.unwrap();
+        assert_eq!((again.as_slice().as_ptr(), again.len()), (at, 0), "the sent block, emptied");
+        // After a growth, a smaller block in the pool is not handed out.
+        drop(pooled(again, &pool));
+        w.grow(4 * ALIGN);
+        let big = w.block().await.unwrap();
+        assert_eq!(big.capacity(), 4 * ALIGN);
+        assert!(pool.lock().unwrap().is_empty());
+        w.abort().await;
     }
 
     #[test]
