@@ -17,22 +17,6 @@ fn breach(detected: &str) -> Value {
            "measures": "sessies beëindigd, wachtwoord gewijzigd"})
 }
 
-fn gauge(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
-}
-
-async fn wait_gauge(env: &Env, name: &str, want: f64) -> String {
-    let mut text = String::new();
-    for _ in 0..50 {
-        text = metrics_text(env).await;
-        if gauge(&text, name) == Some(want) {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{name} is not {want}: {text}");
-}
-
 async fn register(b: Backend) {
     let env = start(b, &[("KLUIS_METRICS", "127.0.0.1:0"), ("KLUIS_REGISTER_METRICS_INTERVAL", "200ms")]).await;
     let admin = env.admin().await;
@@ -53,8 +37,7 @@ async fn register(b: Backend) {
     assert_eq!(fresh["overdue"], false);
     // Both gauges come from one pass of the worker: wait for the pass that
     // saw both breaches (a pass between the two posts sees one of each).
-    let text = wait_gauge(&env, "kluis_breaches_undecided", 2.0).await;
-    assert_eq!(gauge(&text, "kluis_breaches_overdue"), Some(1.0), "{text}");
+    wait_gauges(&env, &[("kluis_breaches_undecided", 2.0), ("kluis_breaches_overdue", 1.0)]).await;
 
     // The investigation goes on: each update kept, from what to what.
     let path = |b: &Value| format!("/api/v1/breaches/{}", b["id"].as_str().unwrap());
@@ -85,9 +68,7 @@ async fn register(b: Backend) {
     let (s, v) =
         admin.patch(&path(&fresh), json!({"authority_not_notified_reason": "versleuteld apparaat, geen risico"})).await;
     assert_eq!((s, v["overdue"].as_bool()), (StatusCode::OK, Some(false)));
-    wait_gauge(&env, "kluis_breaches_undecided", 0.0).await;
-    let text = metrics_text(&env).await;
-    assert_eq!(gauge(&text, "kluis_breaches_overdue"), Some(0.0), "{text}");
+    wait_gauges(&env, &[("kluis_breaches_undecided", 0.0), ("kluis_breaches_overdue", 0.0)]).await;
 
     let (s, list) = admin.get("/api/v1/breaches").await;
     assert_eq!((s, list["breaches"].as_array().unwrap().len()), (StatusCode::OK, 2));

@@ -285,6 +285,27 @@ pub(crate) async fn metrics_text(env: &Env) -> String {
     reqwest::get(url.trim()).await.unwrap().text().await.unwrap()
 }
 
+/// A gauge's value in the metrics text.
+pub(crate) fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+}
+
+/// Polls the metrics until one scrape shows every gauge at its wanted value,
+/// and returns that scrape. The register worker computes its gauges in one
+/// pass, so waiting for all of them at once never reads a pass from before
+/// the last change. Panics with the last scrape after 10 s.
+pub(crate) async fn wait_gauges(env: &Env, want: &[(&str, f64)]) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = metrics_text(env).await;
+        if want.iter().all(|(name, v)| gauge(&text, name) == Some(*v)) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("metrics never showed {want:?}: {text}");
+}
+
 // ---------------------------------------------------------------------------
 
 /// No pending rows in the catalog, and (on files) exactly `objects` objects.

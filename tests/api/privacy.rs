@@ -32,11 +32,6 @@ fn id(v: &Value) -> String {
     v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
 }
 
-/// A gauge's value in the metrics text.
-fn gauge(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
-}
-
 async fn register(b: Backend) {
     let env = start(b, &[("KLUIS_METRICS", "127.0.0.1:0"), ("KLUIS_REGISTER_METRICS_INTERVAL", "200ms")]).await;
     let admin = env.admin().await;
@@ -122,18 +117,15 @@ async fn register(b: Backend) {
     // The metrics: three open, two past the promise (one extended), one past the law.
     // The worker's metrics pass may have run before the extension above: wait
     // for a pass that saw the register as it is now (all three gauges).
-    let gauges =
-        |text: &str| ["open", "overdue", "past_deadline"].map(|g| gauge(text, &format!("kluis_privacy_requests_{g}")));
-    let want = [Some(3.0), Some(1.0), Some(1.0)];
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = metrics_text(&env).await;
-        if gauges(&text) == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(gauges(&text), want, "open, overdue, past_deadline: {text}");
+    wait_gauges(
+        &env,
+        &[
+            ("kluis_privacy_requests_open", 3.0),
+            ("kluis_privacy_requests_overdue", 1.0),
+            ("kluis_privacy_requests_past_deadline", 1.0),
+        ],
+    )
+    .await;
     let (s, v) = admin.get("/api/v1/audit/verify").await;
     assert_eq!((s, v["ok"].as_bool()), (StatusCode::OK, Some(true)));
 }
