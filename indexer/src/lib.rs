@@ -235,6 +235,25 @@ fn settings() -> IndexSettings {
     }
 }
 
+/// `text` folded as the search fields fold their words, kept whole: lower
+/// case, and the accented and ligature forms of Latin letters as plain
+/// ASCII (tantivy's `LowerCaser` and `AsciiFoldingFilter`), and without
+/// combining accents (U+0300–U+036F: text typed decomposed, and the dot
+/// that lower-casing "İ" leaves). "Özdemir", "ÖZDEMİR" and "ozdemir" fold
+/// alike. The catalog keeps the folded last
+/// name beside it for the client lists' name filter, so that filter and a
+/// search treat a name the same way.
+pub fn fold(text: &str) -> String {
+    let mut analyzer =
+        TextAnalyzer::builder(RawTokenizer::default()).filter(LowerCaser).filter(AsciiFoldingFilter).build();
+    let mut stream = analyzer.token_stream(text);
+    let mut out = String::with_capacity(text.len());
+    while let Some(token) = stream.next() {
+        out.extend(token.text.chars().filter(|c| !('\u{300}'..='\u{36f}').contains(c)));
+    }
+    out
+}
+
 fn dutch() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))

@@ -412,3 +412,14 @@ fn the_cached_stemmer_stems_as_the_plain_one_first_time_and_again() {
     let many: String = (0..super::STEM_CACHE + 10).map(|i| format!("woorden{i} ")).collect();
     assert_eq!(tokens(&mut cached, &many), tokens(&mut plain, &many));
 }
+
+#[test]
+fn fold_lowers_and_strips_accents_keeping_the_text_whole() {
+    assert_eq!(fold("Özdemir"), "ozdemir");
+    assert_eq!(fold("ÇELİK-Ağaoğlu"), fold("celik-agaoglu"));
+    assert_eq!(fold("van der Wal-Ærø"), "van der wal-aero");
+    assert_eq!(fold("Strauß"), "strauss");
+    assert_eq!(fold("Zoe\u{308}"), "zoe", "a decomposed accent goes too");
+    assert_eq!(fold("100% _x\\"), "100% _x\\", "wildcards and escapes pass through as they are");
+    assert_eq!(fold(""), "");
+}

@@ -19,7 +19,8 @@ use vault::domain::{Commissioner, DocumentType, Role};
 use vault::faults::FaultPoint;
 use vault::rekey::{RekeyOptions, Silent};
 use vault::service::{
-    AuditQuery, Caller, ErrorCode, NewClient, NewSubstitution, SetCoach, UploadAbort, UploadFields, UserPatch,
+    AuditQuery, Caller, ClientChanges, ClientPageQuery, ErrorCode, NewClient, NewCorrection, NewSubstitution, SetCoach,
+    UploadAbort, UploadFields, UserPatch,
 };
 use vault_support::{config, signed_in};
 
@@ -308,3 +309,52 @@ async fn retire_after_rekey(b: Backend) {
     assert!(content.next().await.unwrap().is_ok());
 }
 on_both_backends!(retiring_a_key_after_rekey_with_a_server_running_loses_nothing, retire_after_rekey);
+
+/// The last names on one page of the running trajectories whose last name
+/// starts with `name`, sorted here (the order of accented names depends on
+/// the database's collation).
+async fn names_starting(v: &Vault, by: &Caller, name: &str) -> Vec<String> {
+    let q = ClientPageQuery {
+        status: Some(vault::domain::ClientStatus::Active),
+        name: Some(name.into()),
+        limit: 50,
+        offset: 0,
+    };
+    let mut names: Vec<String> =
+        v.list_clients_page(by, q).await.unwrap().clients.into_iter().map(|c| c.last_name).collect();
+    names.sort();
+    names
+}
+
+async fn name_filter_folds(b: Backend) {
+    let v = open(&b).await;
+    let anna = signed_in(&v, "anna", Role::Management).await;
+    for name in ["Özdemir", "Ozturk", "ÇELİK", "Celik-Aydın", "Jansen", "100%"] {
+        v.create_client(&anna, new_client(name)).await.unwrap();
+    }
+    assert_eq!(names_starting(&v, &anna, "ozdemir").await, ["Özdemir"], "typed without the accent");
+    assert_eq!(names_starting(&v, &anna, "ÖZD").await, ["Özdemir"], "upper case, with the accent");
+    assert_eq!(names_starting(&v, &anna, "oz").await, ["Ozturk", "Özdemir"]);
+    assert_eq!(names_starting(&v, &anna, "çelik").await, ["Celik-Aydın", "ÇELİK"]);
+    assert_eq!(names_starting(&v, &anna, "celik-aydin").await, ["Celik-Aydın"]);
+    assert_eq!(names_starting(&v, &anna, "100%").await, ["100%"]);
+    assert_eq!(names_starting(&v, &anna, "1%").await, Vec::<String>::new(), "a % is a character, not a wildcard");
+
+    // A correction folds the new name.
+    let jansen = v.list_clients(&anna, None).await.unwrap().into_iter().find(|c| c.last_name == "Jansen").unwrap();
+    let changes = ClientChanges { last_name: Some("Ünal".into()), ..Default::default() };
+    let fix = NewCorrection { changes, reason: "naam verkeerd gespeld".into(), request_id: None };
+    v.correct_client(&anna, jansen.id, fix).await.unwrap();
+    assert_eq!(names_starting(&v, &anna, "unal").await, ["Ünal"]);
+    assert!(names_starting(&v, &anna, "jans").await.is_empty());
+
+    // Rows from before the folded column get it when the catalog opens.
+    v.catalog_for_tests().execute_raw_for_tests("UPDATE clients SET last_name_key = NULL").await.unwrap();
+    v.catalog_for_tests().close().await;
+    drop(v);
+    let v = open(&b).await;
+    let anna = signed_in(&v, "anna2", Role::Management).await;
+    assert_eq!(names_starting(&v, &anna, "ozdemir").await, ["Özdemir"]);
+    assert_eq!(names_starting(&v, &anna, "unal").await, ["Ünal"]);
+}
+on_both_backends!(the_name_filter_ignores_case_and_accents_on_old_and_new_rows, name_filter_folds);

@@ -108,13 +108,46 @@ pub struct NewClientRow {
     pub coach_id: Option<Uuid>,
 }
 
+impl super::Catalog {
+    /// Fill in the folded last name (`last_name_key`, migration 0013) of
+    /// rows written before it existed; at connect, so that every row has
+    /// one (the name filter falls back to `lower(last_name)` for a row an
+    /// older binary writes meanwhile). Two processes starting together
+    /// write the same values.
+    pub(super) async fn fill_name_keys(&self) -> Result<(), CatalogError> {
+        const OP: &str = "fill_name_keys";
+        let rows = sqlx::query("SELECT id, last_name FROM clients WHERE last_name_key IS NULL")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q(OP))?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_pool.as_ref().unwrap_or(&self.pool).begin().await.map_err(q(OP))?;
+        for row in &rows {
+            let id: String = row.try_get("id").map_err(q(OP))?;
+            let name: String = row.try_get("last_name").map_err(q(OP))?;
+            sqlx::query("UPDATE clients SET last_name_key = $1 WHERE id = $2 AND last_name_key IS NULL")
+                .bind(indexer::fold(&name))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(q(OP))?;
+        }
+        tx.commit().await.map_err(q(OP))?;
+        tracing::info!(clients = rows.len(), "folded last names filled in for the name filter");
+        Ok(())
+    }
+}
+
 impl Tx {
     pub async fn insert_client(&mut self, c: &NewClientRow) -> Result<(), CatalogError> {
         let now = self.now;
         sqlx::query(
             "INSERT INTO clients (id, first_name, initials, last_name, birth_date, bsn_sealed, bsn_key_version, \
-             email, phone, address, postcode, city, commissioner, coach_id, status, restricted, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'active', $15, $16, $16)",
+             email, phone, address, postcode, city, commissioner, coach_id, status, restricted, created_at, updated_at, \
+             last_name_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'active', $15, $16, $16, $17)",
         )
         .bind(c.id.to_string())
         .bind(&c.first_name)
@@ -132,6 +165,7 @@ impl Tx {
         .bind(c.coach_id.map(|u| u.to_string()))
         .bind(false)
         .bind(now)
+        .bind(indexer::fold(&c.last_name))
         .execute(&mut *self.tx)
         .await
         .map_err(q("insert_client"))?;
@@ -203,8 +237,9 @@ impl Tx {
     }
 
     /// One page of clients by name (`status`, then the coaches whose
-    /// caseloads to list, then a case-insensitive start of the last name),
-    /// and how many match in all.
+    /// caseloads to list, then the start of the last name, compared folded:
+    /// case and accents do not count, see [`indexer::fold`]), and how many
+    /// match in all.
     pub async fn list_clients_page(
         &mut self,
         status: Option<ClientStatus>,
@@ -219,12 +254,13 @@ impl Tx {
             None => String::new(),
         };
         let filter = format!(
-            "WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR lower(last_name) LIKE $2 ESCAPE '\\'){coach_filter}"
+            "WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR COALESCE(last_name_key, lower(last_name)) LIKE $2 ESCAPE '\\'){coach_filter}"
         );
         // `%`, `_` and `\` in a name are matched as themselves.
         let pattern = name.map(|n| {
             let mut p = String::new();
-            for c in n.to_lowercase().chars() {
+            for c in indexer::fold(n).chars() {
                 if matches!(c, '%' | '_' | '\\') {
                     p.push('\\');
                 }

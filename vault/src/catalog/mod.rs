@@ -368,6 +368,7 @@ impl Catalog {
         if backend == Backend::Postgres {
             catalog.renumber_foreign_search_log().await?;
         }
+        catalog.fill_name_keys().await?;
         Ok(catalog)
     }
 

@@ -502,7 +502,7 @@ impl Tx {
         let r = sqlx::query(
             "UPDATE clients SET first_name = $1, initials = $2, last_name = $3, birth_date = $4, bsn_sealed = $5, \
              bsn_key_version = $6, email = $7, phone = $8, address = $9, postcode = $10, city = $11, \
-             updated_at = $12 WHERE id = $13 AND erased_at IS NULL",
+             updated_at = $12, last_name_key = $14 WHERE id = $13 AND erased_at IS NULL",
         )
         .bind(&f.first_name)
         .bind(&f.initials)
@@ -517,6 +517,7 @@ impl Tx {
         .bind(f.city.clone())
         .bind(self.now)
         .bind(id.to_string())
+        .bind(indexer::fold(&f.last_name))
         .execute(&mut *self.tx)
         .await
         .map_err(q("update_client_fields"))?;
@@ -567,7 +568,8 @@ impl Tx {
     pub async fn erase_client_fields(&mut self, id: Uuid) -> Result<(), CatalogError> {
         let now = self.now;
         sqlx::query(
-            "UPDATE clients SET first_name = '', initials = '', last_name = '', birth_date = '', bsn_sealed = NULL, \
+            "UPDATE clients SET first_name = '', initials = '', last_name = '', last_name_key = '', birth_date = '', \
+             bsn_sealed = NULL, \
              bsn_key_version = NULL, email = NULL, phone = NULL, address = NULL, postcode = NULL, city = NULL, \
              survey_consent = $1, status = 'closed', ended_at = COALESCE(ended_at, $2), erased_at = $2, \
              updated_at = $2 WHERE id = $3",
