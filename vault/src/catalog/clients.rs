@@ -113,10 +113,11 @@ impl super::Catalog {
     /// rows written before it existed; at connect, so that every row has
     /// one (the name filter falls back to `lower(last_name)` for a row an
     /// older binary writes meanwhile). Two processes starting together
-    /// write the same values.
+    /// write the same values, and lock the rows in the same order (by id),
+    /// so neither deadlocks the other.
     pub(super) async fn fill_name_keys(&self) -> Result<(), CatalogError> {
         const OP: &str = "fill_name_keys";
-        let rows = sqlx::query("SELECT id, last_name FROM clients WHERE last_name_key IS NULL")
+        let rows = sqlx::query("SELECT id, last_name FROM clients WHERE last_name_key IS NULL ORDER BY id")
             .fetch_all(&self.pool)
             .await
             .map_err(q(OP))?;
