@@ -240,9 +240,8 @@ fn settings() -> IndexSettings {
 /// ASCII (tantivy's `LowerCaser` and `AsciiFoldingFilter`), and without
 /// combining accents (U+0300–U+036F: text typed decomposed, and the dot
 /// that lower-casing "İ" leaves). "Özdemir", "ÖZDEMİR" and "ozdemir" fold
-/// alike. The catalog keeps the folded last
-/// name beside it for the client lists' name filter, so that filter and a
-/// search treat a name the same way.
+/// alike. The catalog keeps the folded last name beside it for the client
+/// lists' name filter, so that filter and a search treat a name alike.
 pub fn fold(text: &str) -> String {
     let mut analyzer =
         TextAnalyzer::builder(RawTokenizer::default()).filter(LowerCaser).filter(AsciiFoldingFilter).build();

@@ -290,16 +290,16 @@ pub(crate) fn gauge(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.parse().ok()))
 }
 
-/// Polls the metrics until one scrape shows every gauge at its wanted value,
-/// and returns that scrape. The register worker computes its gauges in one
-/// pass, so waiting for all of them at once never reads a pass from before
-/// the last change. Panics with the last scrape after 10 s.
-pub(crate) async fn wait_gauges(env: &Env, want: &[(&str, f64)]) -> String {
+/// Polls the metrics until one scrape shows every gauge at its wanted
+/// value. The register worker computes its gauges in one pass, so waiting
+/// for all of them at once never reads a pass from before the last change.
+/// Panics with the last scrape after 10 s.
+pub(crate) async fn wait_gauges(env: &Env, want: &[(&str, f64)]) {
     let mut text = String::new();
     for _ in 0..100 {
         text = metrics_text(env).await;
         if want.iter().all(|(name, v)| gauge(&text, name) == Some(*v)) {
-            return text;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -95,9 +95,8 @@ async fn on_time(b: Backend) {
     assert_eq!(doc(&office, held_id).await["state"], "active");
     assert_eq!(doc(&office, kept_id).await["state"], "active");
     let metrics = metrics_text(&env).await;
-    let line = |name: &str| metrics.lines().find(|l| l.starts_with(name)).map(str::to_string);
-    assert_eq!(line("kluis_documents_held").as_deref(), Some("kluis_documents_held 1"), "{metrics}");
-    assert!(line("kluis_documents_destroyed_total{by=\"retention\"} 1").is_some(), "{metrics}");
+    assert_eq!(gauge(&metrics, "kluis_documents_held"), Some(1.0), "{metrics}");
+    assert_eq!(gauge(&metrics, "kluis_documents_destroyed_total{by=\"retention\"}"), Some(1.0), "{metrics}");
 
     // Immediate destruction: management only, with a reason, never a held one.
     let (s, v) = delete(&office, kept_id, json!({"reason": "dubbel"})).await;
